@@ -1,0 +1,178 @@
+"""The experiment configuration: one dataclass per section, every field with help text.
+
+A YAML file under ``configs/`` fills these sections; ``--set section.key=value`` overrides
+any field. ``signal-al config show`` prints the resolved config and ``signal-al config
+keys`` lists every key with its type, default and help. Range checks live in each
+section's ``__post_init__`` so a bad value is rejected where it is read, naming its key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from signal_al.config_io import field, load_config
+from signal_al.errors import ConfigError
+from signal_al.trainers.ppo_config import PPOConfig
+
+
+def check(condition: bool, key: str, message: str) -> None:
+    """Raise a ConfigError naming ``key`` unless ``condition`` holds."""
+    if not condition:
+        raise ConfigError(f"{key}: {message}")
+
+
+@dataclass
+class DataConfig:
+    task: str = field(
+        "rt-movies",
+        help="Built-in offline task (rt-movies, vader-sources), hub task (sst2, ag_news, qnli) "
+        "or a path to a local CSV/JSONL/Parquet file.",
+    )
+    text_column: str = field("text", help="Local files: column holding the text.")
+    text_pair_column: str | None = field(None, help="Local files: second text column for pair tasks.")
+    label_column: str = field("label", help="Local files: column holding the label (name or integer id).")
+    label_names: list[str] | None = field(
+        None, help="Local files: the label set in id order; default is the sorted distinct labels."
+    )
+    test_file: str | None = field(None, help="Local files: a separate test file with the same columns.")
+    test_fraction: float = field(0.2, help="Held-out test share when the corpus has no test split.")
+    max_test_size: int | None = field(None, help="Evaluate on a seeded random subset of at most this many test rows.")
+    pool_fraction: float | None = field(
+        0.01, help="Real pool = this fraction of the train split (paper: 0.001 or 0.01)."
+    )
+    pool_size: int | None = field(None, help="Real pool = this many train rows (overrides pool_fraction).")
+    split_seed: int = field(0, help="Seed of the train/test split (fixed so every run seed sees the same test rows).")
+    stratify: bool = field(True, help="Keep label proportions when subsampling the pool and splitting test.")
+    instruction: str | None = field(None, help="Override the task's generation instruction text.")
+
+    def __post_init__(self) -> None:
+        check(0.0 < self.test_fraction < 1.0, "data.test_fraction", f"must be in (0, 1), got {self.test_fraction}")
+        if self.pool_fraction is not None:
+            check(0.0 < self.pool_fraction <= 1.0, "data.pool_fraction", f"must be in (0, 1], got {self.pool_fraction}")
+        if self.pool_size is not None:
+            check(self.pool_size > 0, "data.pool_size", f"must be positive, got {self.pool_size}")
+        if self.max_test_size is not None:
+            check(self.max_test_size > 0, "data.max_test_size", f"must be positive, got {self.max_test_size}")
+        check(bool(self.task.strip()), "data.task", "must not be empty")
+
+
+@dataclass
+class ClassifierConfig:
+    model: str = field(
+        "minilm-l6",
+        help="Offline asset name (minilm-l6), a local folder, or a hub name such as bert-base-uncased.",
+    )
+    max_length: int = field(128, help="Tokenizer truncation length.")
+    learning_rate: float = field(2e-5, help="AdamW learning rate (papers: 2e-5).")
+    batch_size: int = field(16, help="Training batch size.")
+    eval_batch_size: int = field(128, help="Inference batch size (sorted by length, dynamic padding).")
+    epochs: int = field(3, help="Epochs over the labeled set per round.")
+    min_steps: int = field(50, help="At least this many optimiser steps per round (small labeled sets).")
+    weight_decay: float = field(0.01, help="AdamW weight decay.")
+    warmup_ratio: float = field(0.1, help="Linear warm-up share of the steps.")
+    reinit_each_round: bool = field(True, help="Retrain from the pretrained checkpoint every round (paper).")
+
+    def __post_init__(self) -> None:
+        for key in ("max_length", "batch_size", "eval_batch_size", "epochs"):
+            check(getattr(self, key) > 0, f"classifier.{key}", f"must be positive, got {getattr(self, key)}")
+        check(self.learning_rate > 0, "classifier.learning_rate", f"must be positive, got {self.learning_rate}")
+        check(0.0 <= self.warmup_ratio < 1.0, "classifier.warmup_ratio", f"must be in [0, 1), got {self.warmup_ratio}")
+
+
+@dataclass
+class GeneratorConfig:
+    model: str = field(
+        "smollm2-135m-instruct",
+        help="Offline asset name (smollm2-135m-instruct), a local folder, or a hub name such as "
+        "Qwen/Qwen2.5-7B-Instruct.",
+    )
+    backend: Literal["vllm-server", "vllm", "transformers"] = field(
+        "vllm-server", help="Where generation runs: a vLLM OpenAI server over HTTP, vLLM in-process, or transformers."
+    )
+    server_url: str = field("http://127.0.0.1:8000", help="Base URL of the vLLM server (vllm-server backend).")
+    candidates_per_round: int | None = field(
+        None, help="Prompts (one candidate each) per round; default is the round's annotation budget b."
+    )
+    num_in_context: int = field(3, help="In-context examples per prompt, drawn from the real pool.")
+    max_new_tokens: int = field(64, help="Generation length limit in tokens.")
+    temperature: float = field(1.0, help="Sampling temperature (always sent explicitly to the server).")
+    top_p: float = field(1.0, help="Nucleus sampling threshold.")
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = field("bfloat16", help="Generator weights dtype.")
+
+    def __post_init__(self) -> None:
+        check(self.num_in_context >= 0, "generator.num_in_context", f"must be >= 0, got {self.num_in_context}")
+        check(self.max_new_tokens > 0, "generator.max_new_tokens", f"must be positive, got {self.max_new_tokens}")
+        check(self.temperature >= 0, "generator.temperature", f"must be >= 0, got {self.temperature}")
+        check(0.0 < self.top_p <= 1.0, "generator.top_p", f"must be in (0, 1], got {self.top_p}")
+        if self.candidates_per_round is not None:
+            check(self.candidates_per_round > 0, "generator.candidates_per_round", "must be positive")
+
+
+@dataclass
+class RewardConfig:
+    k: int = field(10, help="Labeled nearest neighbours per scored item.")
+    kl_direction: Literal["forward", "reverse"] = field(
+        "forward", help="forward: KL(p_x || p_neighbour) (SIGnAL paper); reverse: KL(p_neighbour || p_x) (CAL code)."
+    )
+    eps: float = field(1e-6, help="Distance floor; keeps the score finite for duplicates.")
+    normalize: bool = field(True, help="L2-normalise embeddings before the Euclidean distance.")
+
+    def __post_init__(self) -> None:
+        check(self.k > 0, "reward.k", f"must be positive, got {self.k}")
+        check(self.eps > 0, "reward.eps", f"must be positive, got {self.eps}")
+
+
+@dataclass
+class ActiveLearningConfig:
+    strategy: str = field(
+        "signal",
+        help="Selection rule: random, entropy, bertkm, badge, cal, coreset, cluster, qbc or signal.",
+    )
+    round_fraction: float = field(0.1, help="Annotation budget per round as a fraction of the real pool (paper: 0.1).")
+    stop_fraction: float = field(
+        2.0, help="Stop when the labels acquired reach this multiple of the real pool (paper: 1.0 pool-based, 2.0 SIGnAL)."
+    )
+    seed_size: int | None = field(None, help="Random initial labeled set; default is one round's budget.")
+    annotator: Literal["model", "human"] = field(
+        "model", help="Who labels synthetic items: a classifier trained on the full train split, or a human via files."
+    )
+
+    def __post_init__(self) -> None:
+        check(0.0 < self.round_fraction <= 1.0, "active_learning.round_fraction", f"must be in (0, 1], got {self.round_fraction}")
+        check(self.stop_fraction > 0, "active_learning.stop_fraction", f"must be positive, got {self.stop_fraction}")
+        if self.seed_size is not None:
+            check(self.seed_size >= 0, "active_learning.seed_size", f"must be >= 0, got {self.seed_size}")
+
+
+@dataclass
+class WandbConfig:
+    enabled: bool = field(False, help="Log to Weights & Biases (needs `wandb login` or WANDB_API_KEY).")
+    project: str = field("signal-al", help="wandb project.")
+    entity: str | None = field(None, help="wandb entity (team or user).")
+    mode: Literal["online", "offline", "disabled"] = field("online", help="wandb mode.")
+
+
+@dataclass
+class ExperimentConfig:
+    name: str = field("signal-al", help="Run name; the run directory is output_dir/name.")
+    output_dir: str = field("runs", help="Parent folder of run directories.")
+    seed: int = field(0, help="Seed for the pool, the seed set, the test split, training and sampling.")
+    device: str = field("auto", help="auto, cpu, cuda or cuda:N for the classifier (and in-process generator).")
+    data: DataConfig = field(default_factory=DataConfig, help="The task and its pools.")
+    classifier: ClassifierConfig = field(default_factory=ClassifierConfig, help="The classifier retrained each round.")
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig, help="The LLM that writes candidates.")
+    reward: RewardConfig = field(default_factory=RewardConfig, help="The SIGnAL KL-over-distance score.")
+    active_learning: ActiveLearningConfig = field(default_factory=ActiveLearningConfig, help="Rounds, budget, strategy.")
+    ppo: PPOConfig = field(default_factory=PPOConfig, help="The generator's PPO + LoRA update.")
+    wandb: WandbConfig = field(default_factory=WandbConfig, help="Experiment tracking.")
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.output_dir) / self.name
+
+
+def load_experiment_config(path: str | Path | None = None, overrides: list[str] | None = None) -> ExperimentConfig:
+    """The experiment config from an optional YAML file and ``--set`` overrides."""
+    return load_config(ExperimentConfig, path, overrides)

@@ -1,0 +1,72 @@
+"""Tasks and their data: built-in offline corpora, hub tasks, local files, seeded splits."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from signal_al.config import DataConfig
+from signal_al.data.hub import HUB_TASKS, load_hub_task
+from signal_al.data.local import is_local_file, load_local_file
+from signal_al.data.offline import OFFLINE_TASKS, load_offline_task
+from signal_al.data.splits import pool_size_for, split_train_test, subsample, subsample_pool
+from signal_al.data.task import TaskData, TaskSpec, TextDataset
+from signal_al.errors import DataError
+
+TASK_NAMES = (*OFFLINE_TASKS, *HUB_TASKS)
+
+
+def load_task(config: DataConfig, *, cache_root: Path | None = None) -> TaskData:
+    """The task named by ``config.task`` with its train and test splits.
+
+    Corpora without a test split are split with ``config.split_seed`` (fixed by default so
+    that every run seed is evaluated on the same test rows). ``max_test_size`` then keeps a
+    seeded subset of the test split.
+    """
+    task = config.task
+    split_seed = config.split_seed
+    if task in OFFLINE_TASKS:
+        spec, corpus = load_offline_task(task, cache_root)
+        train_rows, test_rows = split_train_test(corpus.labels, config.test_fraction, seed=split_seed,
+                                                 stratify=config.stratify)
+        train, test = corpus.subset(train_rows), corpus.subset(test_rows)
+    elif task in HUB_TASKS:
+        spec, train, test = load_hub_task(task)
+    elif is_local_file(task):
+        columns = dict(text_column=config.text_column, text_pair_column=config.text_pair_column,
+                       label_column=config.label_column)
+        spec, corpus = load_local_file(task, label_names=config.label_names, **columns)
+        if config.test_file:
+            _, test = load_local_file(config.test_file, label_names=list(spec.label_names), **columns)
+            train = corpus
+        else:
+            train_rows, test_rows = split_train_test(corpus.labels, config.test_fraction, seed=split_seed,
+                                                     stratify=config.stratify)
+            train, test = corpus.subset(train_rows), corpus.subset(test_rows)
+    else:
+        raise DataError(
+            f"data.task: '{task}' is not a built-in task ({', '.join(TASK_NAMES)}) "
+            "nor a file ending in .csv, .tsv, .jsonl, .json or .parquet"
+        )
+    if config.instruction:
+        spec = dataclasses.replace(spec, instruction=config.instruction)
+    if config.max_test_size is not None:
+        test = test.subset(subsample(len(test), config.max_test_size, seed=split_seed))
+    return TaskData(spec=spec, train=train, test=test)
+
+
+def real_pool(data: TaskData, config: DataConfig, *, seed: int) -> TextDataset:
+    """The low-resource real pool: a seeded (stratified) subsample of the train split."""
+    n_pool = pool_size_for(len(data.train), fraction=config.pool_fraction, size=config.pool_size)
+    rows = subsample_pool(data.train.labels, n_pool, seed=seed, stratify=config.stratify)
+    return data.train.subset(rows)
+
+
+__all__ = [
+    "TASK_NAMES",
+    "TaskData",
+    "TaskSpec",
+    "TextDataset",
+    "load_task",
+    "real_pool",
+]

@@ -1,0 +1,1 @@
+"""Generation: in-context prompts, backends (vLLM server, vLLM in-process, transformers), cleaning."""
