@@ -1,0 +1,70 @@
+"""Selection strategies, one module each, looked up by the name configs use.
+
+>>> from signal_al.strategies import get_strategy
+>>> get_strategy("cal", k=5).name
+'cal'
+"""
+
+from __future__ import annotations
+
+from signal_al.errors import ConfigError
+from signal_al.strategies.badge import Badge
+from signal_al.strategies.base import PoolView, QueryStrategy, RankingStrategy, as_rng, top_indices
+from signal_al.strategies.bertkm import BertKMeans
+from signal_al.strategies.cal import ContrastiveActiveLearning
+from signal_al.strategies.cluster import ClusterEntropy
+from signal_al.strategies.coreset import CoreSet
+from signal_al.strategies.entropy import EntropySampling, predictive_entropy
+from signal_al.strategies.qbc import KNNDisagreement
+from signal_al.strategies.random_sampling import RandomSampling
+from signal_al.strategies.signal_sampling import SignalSampling
+
+__all__ = [
+    "STRATEGIES",
+    "Badge",
+    "BertKMeans",
+    "ClusterEntropy",
+    "ContrastiveActiveLearning",
+    "CoreSet",
+    "EntropySampling",
+    "KNNDisagreement",
+    "PoolView",
+    "QueryStrategy",
+    "RandomSampling",
+    "RankingStrategy",
+    "SignalSampling",
+    "as_rng",
+    "get_strategy",
+    "predictive_entropy",
+    "top_indices",
+]
+
+#: Config name -> strategy class.
+STRATEGIES: dict[str, type[QueryStrategy]] = {
+    cls.name: cls
+    for cls in (
+        RandomSampling,
+        EntropySampling,
+        BertKMeans,
+        Badge,
+        ContrastiveActiveLearning,
+        CoreSet,
+        ClusterEntropy,
+        KNNDisagreement,
+        SignalSampling,
+    )
+}
+
+
+def get_strategy(name: str, **params) -> QueryStrategy:
+    """The strategy called ``name`` (see :data:`STRATEGIES`), constructed with ``params``."""
+    try:
+        cls = STRATEGIES[name]
+    except KeyError:
+        raise ConfigError(
+            f"active_learning.strategy: unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}"
+        ) from None
+    try:
+        return cls(**params)
+    except TypeError as err:
+        raise ConfigError(f"active_learning.strategy: bad parameters for {name!r}: {err}") from None

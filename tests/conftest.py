@@ -1,0 +1,63 @@
+"""Shared fixtures: tiny random-weight models with locally built tokenizers (nothing downloads)."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("WANDB_MODE", "disabled")
+
+import pytest  # noqa: E402
+
+#: Words the tiny tokenizers know; anything else becomes [UNK].
+WORDS = (
+    "the a movie film was is great good bad awful boring fun plot actors story ending music "
+    "loved hated slow fast funny sad and but not very really it this i write new review example "
+    "sentence positive negative news sports tweet product"
+).split()
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory):
+    """(model, tokenizer): a 2-layer, hidden-32 BertForSequenceClassification with 3 labels."""
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+
+    folder = tmp_path_factory.mktemp("tiny_bert")
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    tokenizer = BertTokenizerFast(vocab_file=str(folder / "vocab.txt"), do_lower_case=True)
+    config = BertConfig(
+        vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=64, max_position_embeddings=64, num_labels=3,
+    )
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(config).eval()
+    return model, tokenizer
+
+
+@pytest.fixture(scope="session")
+def tiny_causal_lm():
+    """(model, tokenizer): a 2-layer, hidden-32 Qwen2ForCausalLM with a word-level tokenizer."""
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+
+    specials = ["<pad>", "<unk>", "<eos>"]
+    vocab = {tok: i for i, tok in enumerate([*specials, *WORDS, ".", ":"])}
+    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend, pad_token="<pad>", unk_token="<unk>", eos_token="<eos>"
+    )
+    config = Qwen2Config(
+        vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=64,
+        tie_word_embeddings=True, pad_token_id=vocab["<pad>"], eos_token_id=vocab["<eos>"],
+        bos_token_id=None,
+    )
+    torch.manual_seed(0)
+    return Qwen2ForCausalLM(config), tokenizer
