@@ -12,15 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from signal_al.config_io import field, load_config
-from signal_al.errors import ConfigError
+from signal_al.config_io import check, field, load_config
+from signal_al.trainers.classifier_config import ClassifierConfig
 from signal_al.trainers.ppo_config import PPOConfig
-
-
-def check(condition: bool, key: str, message: str) -> None:
-    """Raise a ConfigError naming ``key`` unless ``condition`` holds."""
-    if not condition:
-        raise ConfigError(f"{key}: {message}")
 
 
 @dataclass
@@ -59,29 +53,6 @@ class DataConfig:
 
 
 @dataclass
-class ClassifierConfig:
-    model: str = field(
-        "minilm-l6",
-        help="Offline asset name (minilm-l6), a local folder, or a hub name such as bert-base-uncased.",
-    )
-    max_length: int = field(128, help="Tokenizer truncation length.")
-    learning_rate: float = field(2e-5, help="AdamW learning rate (papers: 2e-5).")
-    batch_size: int = field(16, help="Training batch size.")
-    eval_batch_size: int = field(128, help="Inference batch size (sorted by length, dynamic padding).")
-    epochs: int = field(3, help="Epochs over the labeled set per round.")
-    min_steps: int = field(50, help="At least this many optimiser steps per round (small labeled sets).")
-    weight_decay: float = field(0.01, help="AdamW weight decay.")
-    warmup_ratio: float = field(0.1, help="Linear warm-up share of the steps.")
-    reinit_each_round: bool = field(True, help="Retrain from the pretrained checkpoint every round (paper).")
-
-    def __post_init__(self) -> None:
-        for key in ("max_length", "batch_size", "eval_batch_size", "epochs"):
-            check(getattr(self, key) > 0, f"classifier.{key}", f"must be positive, got {getattr(self, key)}")
-        check(self.learning_rate > 0, "classifier.learning_rate", f"must be positive, got {self.learning_rate}")
-        check(0.0 <= self.warmup_ratio < 1.0, "classifier.warmup_ratio", f"must be in [0, 1), got {self.warmup_ratio}")
-
-
-@dataclass
 class GeneratorConfig:
     model: str = field(
         "smollm2-135m-instruct",
@@ -100,8 +71,42 @@ class GeneratorConfig:
     temperature: float = field(1.0, help="Sampling temperature (always sent explicitly to the server).")
     top_p: float = field(1.0, help="Nucleus sampling threshold.")
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = field("bfloat16", help="Generator weights dtype.")
+    label_conditioned: bool = field(
+        False, help="Ask for an example of a given label, with in-context examples of that label (beyond the paper)."
+    )
+    diverse_in_context: bool = field(
+        False, help="Draw one in-context example per k-means cluster of the real pool's embeddings (beyond the paper)."
+    )
+    min_words: int = field(3, help="Cleaning: drop candidates with fewer words (per field for pair tasks: 1).")
+    max_words: int = field(80, help="Cleaning: drop candidates with more words.")
+    near_duplicate_threshold: float = field(
+        0.9, help="Cleaning: drop candidates whose word 1-2-gram cosine to a known text reaches this."
+    )
+    logprobs: bool = field(False, help="Also return the sampled tokens' log-probabilities.")
+    parallel_requests: int = field(16, help="vllm-server: concurrent HTTP requests (one prompt each).")
+    request_retries: int = field(5, help="vllm-server: retries (exponential backoff) on connection errors and 5xx.")
+    request_timeout: float = field(300.0, help="vllm-server: seconds before one request times out.")
+    start_server: bool = field(
+        False, help="vllm-server: start a server at server_url for the duration of the run and stop it after."
+    )
+    server_python: str | None = field(
+        None, help="Interpreter with vllm for the server; default: the CPU venv built from the lock file (GPU: this one)."
+    )
+    server_venv: str = field(".venv-vllm", help="Where the CPU server environment is built from the lock file.")
+    max_model_len: int = field(1024, help="Server / in-process vLLM: context length.")
+    max_lora_rank: int = field(8, help="Server / in-process vLLM: largest LoRA rank to serve (>= ppo.lora_r).")
+    hf_batch_size: int = field(64, help="transformers backend: prompts per generate call.")
 
     def __post_init__(self) -> None:
+        for key in ("min_words", "max_words", "parallel_requests", "max_model_len", "max_lora_rank", "hf_batch_size"):
+            check(getattr(self, key) > 0, f"generator.{key}", f"must be positive, got {getattr(self, key)}")
+        check(self.min_words <= self.max_words, "generator.min_words", "must be <= generator.max_words")
+        check(0.0 < self.near_duplicate_threshold <= 1.0, "generator.near_duplicate_threshold",
+              f"must be in (0, 1], got {self.near_duplicate_threshold}")
+        check(self.request_retries >= 0, "generator.request_retries", f"must be >= 0, got {self.request_retries}")
+        check(self.request_timeout > 0, "generator.request_timeout", f"must be positive, got {self.request_timeout}")
+        check(self.server_url.startswith(("http://", "https://")), "generator.server_url",
+              f"must start with http:// or https://, got {self.server_url!r}")
         check(self.num_in_context >= 0, "generator.num_in_context", f"must be >= 0, got {self.num_in_context}")
         check(self.max_new_tokens > 0, "generator.max_new_tokens", f"must be positive, got {self.max_new_tokens}")
         check(self.temperature >= 0, "generator.temperature", f"must be >= 0, got {self.temperature}")
@@ -146,6 +151,21 @@ class ActiveLearningConfig:
             check(self.seed_size >= 0, "active_learning.seed_size", f"must be >= 0, got {self.seed_size}")
 
 
+POOL_BASED = ["random", "entropy", "bertkm", "badge", "cal", "coreset", "cluster", "qbc"]
+
+
+@dataclass
+class GridConfig:
+    methods: list[str] = field(default_factory=lambda: list(POOL_BASED),
+                               help="Strategies to compare (each runs with every seed).")
+    seeds: int = field(3, help="Number of seeds (0 .. seeds-1); a seed fixes the pool and seed set for every method.")
+    pool_based_stop_fraction: float = field(1.0, help="Stop fraction for pool-based methods (paper: 1.0).")
+
+    def __post_init__(self) -> None:
+        check(self.seeds > 0, "experiment.seeds", f"must be positive, got {self.seeds}")
+        check(len(self.methods) > 0, "experiment.methods", "must name at least one strategy")
+
+
 @dataclass
 class WandbConfig:
     enabled: bool = field(False, help="Log to Weights & Biases (needs `wandb login` or WANDB_API_KEY).")
@@ -167,6 +187,7 @@ class ExperimentConfig:
     active_learning: ActiveLearningConfig = field(default_factory=ActiveLearningConfig, help="Rounds, budget, strategy.")
     ppo: PPOConfig = field(default_factory=PPOConfig, help="The generator's PPO + LoRA update.")
     wandb: WandbConfig = field(default_factory=WandbConfig, help="Experiment tracking.")
+    experiment: GridConfig = field(default_factory=GridConfig, help="Methods x seeds grid of `signal-al experiment`.")
 
     @property
     def run_dir(self) -> Path:

@@ -27,6 +27,12 @@ def field(default: Any = dataclasses.MISSING, *, help: str, default_factory: Any
     return dataclasses.field(default=default, metadata={"help": help})
 
 
+def check(condition: bool, key: str, message: str) -> None:
+    """Raise a ConfigError naming ``key`` unless ``condition`` holds (for ``__post_init__`` checks)."""
+    if not condition:
+        raise ConfigError(f"{key}: {message}")
+
+
 def _type_name(tp: Any) -> str:
     origin = get_origin(tp)
     if origin is Literal:
@@ -228,6 +234,7 @@ def describe_fields(cls: type, prefix: str = "") -> list[tuple[str, str, Any, st
 
 __all__ = [
     "apply_overrides",
+    "check",
     "describe_fields",
     "field",
     "from_dict",

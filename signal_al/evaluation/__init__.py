@@ -1,0 +1,1 @@
+"""Evaluation: classification metrics, experiment aggregation and plots."""

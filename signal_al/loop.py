@@ -1,0 +1,367 @@
+"""The active-learning loop: the only place that knows the order of a round's steps.
+
+Round r: (r = 0: a random seed set | r > 0: one classifier pass over U ∪ L, then the
+strategy selects b items) → annotate → add to L with provenance → retrain the classifier →
+evaluate on the test split → persist the round atomically.
+
+Every round is a pure function of the previous round's persisted state, the seed and the
+round number (its RNG is ``default_rng([seed, r])``, its training seed ``seed·1000 + r``,
+and the selection uses the classifier checkpoint saved by round r − 1). So a run killed at
+any point and resumed ends with the same labeled set and metrics as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import yaml
+from tqdm.auto import tqdm
+
+from signal_al.config import ExperimentConfig
+from signal_al.config_io import from_dict, to_dict
+from signal_al.data import TaskData, load_task, real_pool
+from signal_al.data.pools import Annotation, Item, as_dataset, real_items
+from signal_al.errors import ConfigError, UserError
+from signal_al.io_utils import atomic_write_json, atomic_write_jsonl, atomic_write_text
+
+STATE_FILE = "state.json"
+CONFIG_FILE = "config.yaml"
+METRICS_FILE = "metrics.jsonl"
+LABELED_FILE = "labeled.jsonl"
+TIMING_KEYS = ("seconds",)  # metric keys that differ between otherwise identical runs
+
+
+@dataclass
+class RunState:
+    """Everything a run needs to continue: written whole, atomically, after every round."""
+
+    round: int = -1
+    pool_size: int = 0
+    items: list[Item] = field(default_factory=list)
+    annotations: list[Annotation] = field(default_factory=list)
+    metrics: list[dict] = field(default_factory=list)
+    checkpoint: str | None = None
+    pending: dict | None = None
+    finished: bool = False
+
+    def to_dict(self) -> dict:
+        return {"round": self.round, "pool_size": self.pool_size, "items": [i.to_dict() for i in self.items],
+                "annotations": [a.to_dict() for a in self.annotations], "metrics": self.metrics,
+                "checkpoint": self.checkpoint, "pending": self.pending, "finished": self.finished}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "RunState":
+        return cls(round=data["round"], pool_size=data["pool_size"], items=[Item(**i) for i in data["items"]],
+                   annotations=[Annotation(**a) for a in data["annotations"]], metrics=data["metrics"],
+                   checkpoint=data["checkpoint"], pending=data["pending"], finished=data["finished"])
+
+    @property
+    def labeled_ids(self) -> set[str]:
+        return {a.id for a in self.annotations}
+
+
+def round_budget(pool_size: int, round_fraction: float) -> int:
+    """Items annotated per round: a fraction of the real pool, at least one."""
+    return max(1, int(round(round_fraction * pool_size)))
+
+
+def total_budget(pool_size: int, stop_fraction: float, *, pool_based: bool) -> int:
+    """All annotations of a run; pool-based strategies cannot exceed the pool."""
+    total = int(round(stop_fraction * pool_size))
+    return min(total, pool_size) if pool_based else total
+
+
+def same_run(a: dict, b: dict) -> bool:
+    """Two metrics rows agree apart from wall times."""
+    strip = lambda row: {k: v for k, v in row.items() if k not in TIMING_KEYS}  # noqa: E731
+    return strip(a) == strip(b)
+
+
+class ActiveLearningRun:
+    """One run of one strategy with one seed, persisted in ``config.run_dir``."""
+
+    def __init__(self, config: ExperimentConfig, *, cache_root: Path | None = None, progress: bool = True,
+                 log: Callable[[str], None] = print) -> None:
+        self.config = config
+        self.cache_root = cache_root
+        self.progress = progress
+        self.log = log
+        self.run_dir = config.run_dir
+        self._data: TaskData | None = None
+        self._hidden: dict[str, int] = {}
+        self._tokenizer: Any = None
+        self._annotator: Any = None
+
+    # --- persistence -----------------------------------------------------------------------
+
+    @staticmethod
+    def load_config(run_dir: Path) -> ExperimentConfig:
+        path = run_dir / CONFIG_FILE
+        if not path.is_file():
+            raise UserError(f"{run_dir}: not a run directory (no {CONFIG_FILE})")
+        return from_dict(ExperimentConfig, yaml.safe_load(path.read_text()))
+
+    def _load_state(self) -> RunState | None:
+        path = self.run_dir / STATE_FILE
+        return RunState.from_dict(json.loads(path.read_text())) if path.is_file() else None
+
+    def _persist(self, state: RunState) -> None:
+        """state.json is the commit point; the JSONL files are views rewritten from it."""
+        atomic_write_json(self.run_dir / STATE_FILE, state.to_dict())
+        items = {item.id: item for item in state.items}
+        atomic_write_jsonl(self.run_dir / LABELED_FILE, [
+            {**items[a.id].to_dict(), "label": a.label, "label_name": self.data.spec.label_names[a.label],
+             "acquired_round": a.round, "annotator": a.annotator} for a in state.annotations])
+        atomic_write_jsonl(self.run_dir / METRICS_FILE, state.metrics)
+
+    # --- lazily loaded parts ---------------------------------------------------------------
+
+    @property
+    def data(self) -> TaskData:
+        if self._data is None:
+            self._data = load_task(self.config.data, cache_root=self.cache_root)
+        return self._data
+
+    @property
+    def device(self) -> Any:
+        from signal_al.runtime import resolve_device
+
+        return resolve_device(self.config.device)
+
+    def _model_source(self) -> str:
+        from signal_al.assets import resolve_model
+
+        return resolve_model(self.config.classifier.model, self.cache_root)
+
+    def tokenizer(self) -> Any:
+        if self._tokenizer is None:
+            from signal_al.trainers.classifier_trainer import load_tokenizer
+
+            self._tokenizer = load_tokenizer(self._model_source())
+        return self._tokenizer
+
+    def strategy(self) -> Any:
+        from signal_al.strategies import get_strategy
+
+        name = self.config.active_learning.strategy
+        if name == "signal":
+            reward = self.config.reward
+            return get_strategy(name, k=reward.k, kl_direction=reward.kl_direction, eps=reward.eps,
+                                normalize=reward.normalize)
+        return get_strategy(name)
+
+    # --- the round -------------------------------------------------------------------------
+
+    def _initial_state(self) -> RunState:
+        pool = real_pool(self.data, self.config.data, seed=self.config.seed)
+        return RunState(pool_size=len(pool), items=real_items(pool))
+
+    def _hidden_labels(self) -> dict[str, int]:
+        if not self._hidden:
+            pool = real_pool(self.data, self.config.data, seed=self.config.seed)
+            self._hidden = dict(zip(pool.ids, pool.labels.tolist()))
+        return self._hidden
+
+    def _select(self, state: RunState, round_index: int, budget: int, rng: np.random.Generator) -> list[Item]:
+        """The items to annotate this round: random seed set, then the strategy's choice."""
+        labeled = state.labeled_ids
+        unlabeled = [i for i, item in enumerate(state.items) if item.id not in labeled]
+        if round_index == 0:
+            chosen = rng.choice(len(unlabeled), size=budget, replace=False)
+            return [state.items[unlabeled[i]] for i in np.sort(chosen)]
+        from signal_al.classifier import predict
+        from signal_al.strategies.base import PoolView
+        from transformers import AutoModelForSequenceClassification
+
+        model = AutoModelForSequenceClassification.from_pretrained(self.run_dir / state.checkpoint)
+        pairs = [item.text_pair for item in state.items]
+        outputs = predict(model, self.tokenizer(), [item.text for item in state.items],
+                          None if all(p is None for p in pairs) else [p or "" for p in pairs],
+                          batch_size=self.config.classifier.eval_batch_size,
+                          max_length=self.config.classifier.max_length, device=self.device)
+        position = {item.id: i for i, item in enumerate(state.items)}
+        labels = np.zeros(len(state.items), dtype=np.int64)
+        for annotation in state.annotations:
+            labels[position[annotation.id]] = annotation.label
+        view = PoolView(probs=outputs.probs, embeddings=outputs.embeddings, labels=labels,
+                        labeled=np.array(sorted(position[i] for i in labeled), dtype=np.int64),
+                        unlabeled=np.array(unlabeled, dtype=np.int64))
+        chosen = self.strategy().query(view, budget, rng)
+        return [state.items[int(i)] for i in chosen]
+
+    def _annotate(self, state: RunState, round_index: int, items: list[Item]) -> list[Annotation]:
+        """Labels for the selected items, from files when a human annotates."""
+        from signal_al.oracle import AnnotationRequired, GroundTruthAnnotator, export_batch, import_labels
+
+        names = self.data.spec.label_names
+        if self.config.active_learning.annotator == "human":
+            batch_file = self.run_dir / "annotation" / f"round_{round_index:03d}.csv"
+            ids = [item.id for item in items]
+            if state.pending is None:
+                export_batch(items, batch_file, names)
+                state.pending = {"round": round_index, "ids": ids, "file": str(batch_file.relative_to(self.run_dir))}
+                self._persist(state)
+                raise AnnotationRequired(batch_file, len(items), self.run_dir)
+            labels = import_labels(batch_file, ids, names)
+            return [Annotation(i, labels[i], round_index, "human") for i in ids]
+        real = [item for item in items if item.source == "real"]
+        synthetic = [item for item in items if item.source == "synthetic"]
+        given = dict(zip([i.id for i in real], GroundTruthAnnotator(self._hidden_labels()).annotate(real)))
+        if synthetic:
+            given.update(zip([i.id for i in synthetic], self.model_annotator().annotate(synthetic)))
+        annotator = {item.id: "ground_truth" if item.source == "real" else "model" for item in items}
+        return [Annotation(item.id, given[item.id], round_index, annotator[item.id]) for item in items]
+
+    def model_annotator(self) -> Any:
+        if self._annotator is None:
+            from signal_al.assets import cache_dir
+            from signal_al.oracle import load_or_train_model_annotator
+
+            self._annotator = load_or_train_model_annotator(
+                self.data, self.config.classifier, cache_root=cache_dir(self.cache_root),
+                seed=self.config.data.split_seed, device=self.device, progress=self.progress)
+            self.log(f"model annotator: test accuracy {self._annotator.info.test_accuracy:.3f}")
+        return self._annotator
+
+    def _train_and_evaluate(self, state: RunState, round_index: int) -> tuple[Any, dict]:
+        from signal_al.classifier import predict
+        from signal_al.evaluation.metrics import class_balance, classification_metrics
+        from signal_al.trainers.classifier_trainer import load_classifier, train_classifier
+
+        items = {item.id: item for item in state.items}
+        labeled_items = [items[a.id] for a in state.annotations]
+        labels = [a.label for a in state.annotations]
+        config = self.config
+        from signal_al.runtime import seed_everything
+
+        seed_everything(config.seed * 1000 + round_index)  # the new head's initialisation
+        model = load_classifier(self._model_source(), self.data.spec.label_names)
+        stats = train_classifier(model, self.tokenizer(), as_dataset(labeled_items, labels), config.classifier,
+                                 seed=config.seed * 1000 + round_index, device=self.device, progress=self.progress)
+        test = self.data.test
+        outputs = predict(model, self.tokenizer(), test.texts, test.text_pairs,
+                          batch_size=config.classifier.eval_batch_size, max_length=config.classifier.max_length,
+                          device=self.device)
+        metrics = classification_metrics(test.labels, outputs.probs.argmax(axis=1), self.data.spec.label_names)
+        n_synthetic = sum(items[a.id].source == "synthetic" for a in state.annotations)
+        row = {
+            "round": round_index,
+            "strategy": config.active_learning.strategy,
+            "seed": config.seed,
+            "n_labeled": len(labels),
+            "n_real": len(labels) - n_synthetic,
+            "n_synthetic": n_synthetic,
+            "acquired_pct": round(100.0 * len(labels) / state.pool_size, 4),
+            "accuracy": metrics["accuracy"],
+            "macro_f1": metrics["macro_f1"],
+            "per_class": metrics["per_class"],
+            **class_balance(np.asarray(labels), self.data.spec.num_labels),
+            "train_steps": stats.steps,
+            "train_loss": stats.final_loss,
+        }
+        return model, row
+
+    def _save_checkpoint(self, model: Any, round_index: int) -> str:
+        name = f"checkpoints/classifier-round-{round_index:03d}"
+        target = self.run_dir / name
+        staging = self.run_dir / "checkpoints" / f".staging-{round_index:03d}"
+        shutil.rmtree(staging, ignore_errors=True)
+        model.save_pretrained(staging)
+        shutil.rmtree(target, ignore_errors=True)
+        staging.rename(target)
+        return name
+
+    def _remove_stale_checkpoints(self, keep: str) -> None:
+        folder = self.run_dir / "checkpoints"
+        for path in folder.glob("*"):
+            if path.name != Path(keep).name:
+                shutil.rmtree(path, ignore_errors=True)
+
+    # --- driver ----------------------------------------------------------------------------
+
+    def run(self, *, resume: bool = False) -> RunState:
+        """Run (or continue) rounds until the annotation budget is spent."""
+        config = self.config
+        state = self._load_state()
+        self.strategy()  # an unknown strategy name fails here, before any work
+        if state is not None and not resume:
+            raise UserError(f"{self.run_dir} already holds a run; pass --resume to continue it or choose another name")
+        if state is None:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(self.run_dir / CONFIG_FILE, yaml.safe_dump(to_dict(config), sort_keys=False))
+            state = self._initial_state()
+            self._persist(state)
+        al = config.active_learning
+        pool_based = al.strategy != "signal"
+        per_round = round_budget(state.pool_size, al.round_fraction)
+        total = total_budget(state.pool_size, al.stop_fraction, pool_based=pool_based)
+        seed_size = per_round if al.seed_size is None else al.seed_size
+        if seed_size > state.pool_size:
+            raise ConfigError(f"active_learning.seed_size={seed_size} exceeds the real pool of {state.pool_size}")
+        rounds_total = 1 + int(np.ceil(max(total - seed_size, 0) / per_round))
+        from signal_al.tracking import Tracker
+
+        tracker = Tracker(config, self.run_dir)
+        bar = tqdm(total=rounds_total, initial=state.round + 1, desc=f"{al.strategy} rounds", unit="round",
+                   disable=not self.progress)
+        try:
+            while not state.finished:
+                round_index = state.round + 1
+                acquired = len(state.annotations)
+                budget = seed_size if round_index == 0 else min(per_round, total - acquired)
+                unlabeled = len(state.items) - acquired
+                budget = min(budget, unlabeled)
+                if budget <= 0:
+                    state.finished = True
+                    self._persist(state)
+                    break
+                timings: dict[str, float] = {}
+                start = time.perf_counter()
+                if state.pending is not None and state.pending["round"] == round_index:
+                    positions = {item.id: item for item in state.items}
+                    selected = [positions[i] for i in state.pending["ids"]]
+                else:
+                    selected = self._select(state, round_index, budget, np.random.default_rng([config.seed, round_index]))
+                timings["select"] = time.perf_counter() - start
+                start = time.perf_counter()
+                annotations = self._annotate(state, round_index, selected)
+                timings["annotate"] = time.perf_counter() - start
+                if state.labeled_ids & {a.id for a in annotations}:
+                    raise RuntimeError("an item was selected twice (a bug, please report it)")
+                state.annotations.extend(annotations)
+                start = time.perf_counter()
+                model, row = self._train_and_evaluate(state, round_index)
+                timings["train_eval"] = time.perf_counter() - start
+                row["seconds"] = {k: round(v, 3) for k, v in timings.items()}
+                checkpoint = self._save_checkpoint(model, round_index)
+                state.round, state.checkpoint, state.pending = round_index, checkpoint, None
+                state.metrics.append(row)
+                state.finished = len(state.annotations) >= total or len(state.annotations) >= len(state.items)
+                self._persist(state)
+                self._remove_stale_checkpoints(checkpoint)
+                tracker.log(row, step=round_index)
+                bar.update(1)
+                bar.set_postfix(labeled=row["n_labeled"], acc=f"{row['accuracy']:.3f}")
+                self.log(f"round {round_index}: {row['n_labeled']} labeled ({row['acquired_pct']:.0f}% of pool), "
+                         f"accuracy {row['accuracy']:.4f}, macro-F1 {row['macro_f1']:.4f}")
+        finally:
+            bar.close()
+            tracker.finish()
+        return state
+
+
+def resume_run(run_dir: Path, **kwargs: Any) -> RunState:
+    """Continue the run saved in ``run_dir`` with its own saved config."""
+    config = ActiveLearningRun.load_config(run_dir)
+    if Path(config.output_dir) / config.name != run_dir:
+        config.output_dir, config.name = str(run_dir.parent), run_dir.name
+    return ActiveLearningRun(config, **kwargs).run(resume=True)
+
+
+__all__ = ["ActiveLearningRun", "RunState", "resume_run", "round_budget", "same_run", "total_budget"]

@@ -1,0 +1,203 @@
+"""Annotators: who gives a label to a selected item.
+
+- ``GroundTruthAnnotator`` reveals a real pool item's hidden label, only when it is selected.
+- ``ModelAnnotator`` is the paper's annotator for synthetic text: a classifier fine-tuned on
+  the task's full train split (never the test split), trained once and cached.
+- Human annotation goes through files: ``export_batch`` writes the selected items,
+  the run stops with :class:`AnnotationRequired`, and ``import_labels`` reads the filled
+  file back, checking every row against the batch and the label set.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from signal_al.data.pools import Item
+from signal_al.data.task import TaskData
+from signal_al.errors import DataError, UserError
+from signal_al.io_utils import atomic_write_json, atomic_write_text
+from signal_al.trainers.classifier_config import ClassifierConfig
+
+
+class AnnotationRequired(UserError):
+    """The run stopped to wait for a person to label a batch file (not a failure)."""
+
+    def __init__(self, path: Path, count: int, run_dir: Path) -> None:
+        self.path = path
+        super().__init__(
+            f"{count} items need labels: fill the 'label' column of {path} and run `signal-al resume {run_dir}`"
+        )
+
+
+class GroundTruthAnnotator:
+    """Reveals the hidden label of a real item; synthetic items have none."""
+
+    name = "ground_truth"
+
+    def __init__(self, hidden_labels: dict[str, int]) -> None:
+        self._hidden = hidden_labels
+
+    def annotate(self, items: list[Item]) -> list[int]:
+        missing = [item.id for item in items if item.id not in self._hidden]
+        if missing:
+            raise ValueError(f"no ground-truth label for {len(missing)} items, e.g. {missing[0]}")
+        return [self._hidden[item.id] for item in items]
+
+
+@dataclass
+class AnnotatorInfo:
+    model: str
+    task: str
+    train_size: int
+    test_accuracy: float
+    test_macro_f1: float
+    seconds: float
+
+
+class ModelAnnotator:
+    """Labels text with a classifier trained on the full train split (argmax of its prediction)."""
+
+    name = "model"
+
+    def __init__(self, model: Any, tokenizer: Any, config: ClassifierConfig, info: AnnotatorInfo,
+                 device: Any = "cpu") -> None:
+        self.model, self.tokenizer, self.config, self.info, self.device = model, tokenizer, config, info, device
+
+    def annotate(self, items: list[Item]) -> list[int]:
+        from signal_al.classifier import predict
+
+        if not items:
+            return []
+        pairs = [item.text_pair for item in items]
+        output = predict(self.model, self.tokenizer, [item.text for item in items],
+                         None if all(p is None for p in pairs) else [p or "" for p in pairs],
+                         batch_size=self.config.eval_batch_size, max_length=self.config.max_length,
+                         device=self.device)
+        return output.probs.argmax(axis=1).astype(int).tolist()
+
+
+def _annotator_key(data: TaskData, config: ClassifierConfig, seed: int) -> str:
+    digest = hashlib.sha256()
+    digest.update(json.dumps(asdict(config), sort_keys=True).encode())
+    digest.update(str(seed).encode())
+    for text, label in zip(data.train.texts, data.train.labels.tolist()):
+        digest.update(f"{text}\t{label}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def load_or_train_model_annotator(
+    data: TaskData, config: ClassifierConfig, *, cache_root: Path, seed: int = 0, device: Any = "cpu",
+    progress: bool = True,
+) -> ModelAnnotator:
+    """The cached annotator for this task and classifier recipe, trained (once) when missing."""
+    import shutil
+    import tempfile
+    import time
+
+    from signal_al.assets import resolve_model
+    from signal_al.classifier import predict
+    from signal_al.evaluation.metrics import classification_metrics
+    from signal_al.trainers.classifier_trainer import load_classifier, load_tokenizer, train_classifier
+
+    folder = cache_root / "annotators" / f"{data.spec.name}-{_annotator_key(data, config, seed)}"
+    if (folder / "annotator.json").is_file():
+        from transformers import AutoModelForSequenceClassification
+
+        info = AnnotatorInfo(**json.loads((folder / "annotator.json").read_text()))
+        model = AutoModelForSequenceClassification.from_pretrained(folder).to(device).eval()
+        return ModelAnnotator(model, load_tokenizer(str(folder)), config, info, device)
+
+    start = time.perf_counter()
+    source = resolve_model(config.model)
+    tokenizer = load_tokenizer(source)
+    model = load_classifier(source, data.spec.label_names)
+    train_classifier(model, tokenizer, data.train, config, seed=seed, device=device, progress=progress)
+    output = predict(model, tokenizer, data.test.texts, data.test.text_pairs, batch_size=config.eval_batch_size,
+                     max_length=config.max_length, device=device)
+    metrics = classification_metrics(data.test.labels, output.probs.argmax(axis=1), data.spec.label_names)
+    info = AnnotatorInfo(config.model, data.spec.name, len(data.train), metrics["accuracy"], metrics["macro_f1"],
+                         time.perf_counter() - start)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".annotator-"))
+    try:
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        atomic_write_json(staging / "annotator.json", asdict(info))
+        staging.rename(folder)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return ModelAnnotator(model.eval(), tokenizer, config, info, device)
+
+
+# --- human annotation through files ----------------------------------------------------------
+
+
+def export_batch(items: list[Item], path: Path, label_names: tuple[str, ...]) -> Path:
+    """Write the items to label as CSV (or JSONL by suffix) with an empty ``label`` column."""
+    rows = [{"id": item.id, "text": item.text, **({"text_pair": item.text_pair} if item.text_pair else {}),
+             "source": item.source, "label": ""} for item in items]
+    if path.suffix == ".jsonl":
+        atomic_write_text(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+    else:
+        import io
+
+        buffer = io.StringIO()
+        fields = ["id", "text", *(["text_pair"] if any("text_pair" in r for r in rows) else []), "source", "label"]
+        writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+        buffer.write(f"# allowed labels: {', '.join(label_names)}\n")
+        atomic_write_text(path, buffer.getvalue())
+    return path
+
+
+def import_labels(path: Path, expected_ids: list[str], label_names: tuple[str, ...]) -> dict[str, int]:
+    """Labels from a filled batch file; every row is checked against the batch and label set."""
+    if not path.is_file():
+        raise DataError(f"{path}: annotation file not found")
+    if path.suffix == ".jsonl":
+        rows = []
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if line.strip():
+                try:
+                    rows.append((f"line {number}", json.loads(line)))
+                except json.JSONDecodeError as exc:
+                    raise DataError(f"{path}: line {number}: invalid JSON ({exc.msg})") from None
+    else:
+        with open(path, encoding="utf-8", newline="") as handle:
+            lines = [line for line in handle if not line.startswith("#")]
+        rows = [(f"line {number}", row) for number, row in enumerate(csv.DictReader(lines), start=2)]
+    lookup = {name.lower(): i for i, name in enumerate(label_names)}
+    expected = set(expected_ids)
+    labels: dict[str, int] = {}
+    for where, row in rows:
+        item_id = str(row.get("id", "")).strip()
+        if item_id not in expected:
+            raise DataError(f"{path}: {where}: id '{item_id}' is not in this annotation batch")
+        if item_id in labels:
+            raise DataError(f"{path}: {where}: id '{item_id}' is labeled twice")
+        value = str(row.get("label", "") if row.get("label") is not None else "").strip()
+        if not value:
+            raise DataError(f"{path}: {where}: no label for id '{item_id}'")
+        if value.lower() in lookup:
+            labels[item_id] = lookup[value.lower()]
+        elif value.isdigit() and int(value) < len(label_names):
+            labels[item_id] = int(value)
+        else:
+            raise DataError(f"{path}: {where}: label '{value}' is not one of {', '.join(label_names)}")
+    missing = [i for i in expected_ids if i not in labels]
+    if missing:
+        raise DataError(f"{path}: {len(missing)} items of the batch have no row, e.g. id '{missing[0]}'")
+    return labels
+
+
+def labels_in_order(labels: dict[str, int], items: list[Item]) -> np.ndarray:
+    return np.asarray([labels[item.id] for item in items], dtype=np.int64)

@@ -1,0 +1,206 @@
+"""The active-learning loop: budget accounting, exact resume after kill -9, human annotation, report."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from helpers import ready_asset
+from signal_al.config import load_experiment_config
+from signal_al.data import load_task, real_pool
+from signal_al.evaluation.report import write_report
+from signal_al.loop import STATE_FILE, ActiveLearningRun, round_budget, same_run, total_budget
+
+SCRIPT = str(Path(sys.executable).with_name("signal-al"))
+
+
+@pytest.fixture(scope="module")
+def tiny_classifier_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer random BERT with MiniLM's real vocabulary, saved as a model folder."""
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+
+    folder = tmp_path_factory.mktemp("tiny_classifier")
+    tokenizer = BertTokenizerFast.from_pretrained(ready_asset("minilm-l6"))
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=128)
+    torch.manual_seed(0)
+    BertForSequenceClassification(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def _config_file(tmp_path: Path, model_dir: Path, name: str, **sections: dict) -> Path:
+    data = {
+        "name": name, "output_dir": str(tmp_path / "runs"), "seed": 3, "device": "cpu",
+        "data": {"task": "rt-movies", "pool_size": 40, "max_test_size": 60},
+        "classifier": {"model": str(model_dir), "max_length": 32, "batch_size": 8, "epochs": 1, "min_steps": 3,
+                       "eval_batch_size": 64, "learning_rate": 1e-3},
+        "active_learning": {"strategy": "entropy", "round_fraction": 0.1, "stop_fraction": 1.0},
+    }
+    for key, value in sections.items():
+        data[key] = {**data.get(key, {}), **value}
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def _final_state(run_dir: Path) -> dict:
+    return json.loads((run_dir / STATE_FILE).read_text())
+
+
+def test_budgets() -> None:
+    assert round_budget(85, 0.1) == 8
+    assert round_budget(5, 0.1) == 1
+    assert total_budget(85, 2.0, pool_based=True) == 85
+    assert total_budget(85, 2.0, pool_based=False) == 170
+
+
+@pytest.mark.parametrize("strategy", ["random", "badge"])
+def test_every_round_acquires_its_budget_and_no_item_twice(tmp_path: Path, tiny_classifier_dir: Path,
+                                                           strategy: str) -> None:
+    path = _config_file(tmp_path, tiny_classifier_dir, strategy, active_learning={"strategy": strategy})
+    config = load_experiment_config(path)
+    state = ActiveLearningRun(config, progress=False, log=lambda _: None).run()
+    ids = [a.id for a in state.annotations]
+    assert len(ids) == len(set(ids)) == 40
+    assert [row["n_labeled"] for row in state.metrics] == list(range(4, 41, 4))
+    assert [row["acquired_pct"] for row in state.metrics] == [float(p) for p in range(10, 101, 10)]
+    assert state.finished
+    # labels are the real hidden labels of the pool, revealed only for selected items
+    data = load_task(config.data)
+    pool = real_pool(data, config.data, seed=config.seed)
+    truth = dict(zip(pool.ids, pool.labels.tolist()))
+    assert all(a.label == truth[a.id] and a.annotator == "ground_truth" for a in state.annotations)
+    # persisted views agree with the state
+    labeled = [json.loads(line) for line in (config.run_dir / "labeled.jsonl").read_text().splitlines()]
+    assert [row["id"] for row in labeled] == ids
+    metrics = [json.loads(line) for line in (config.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert len(metrics) == 10 and 0.0 <= metrics[-1]["accuracy"] <= 1.0
+    assert len(list((config.run_dir / "checkpoints").iterdir())) == 1
+    # the class-count std is that of the acquired labels
+    counts = np.bincount([a.label for a in state.annotations], minlength=2)
+    assert metrics[-1]["class_count_std"] == pytest.approx(np.std(counts.astype(np.float64)))
+
+
+def test_existing_run_needs_resume(tmp_path: Path, tiny_classifier_dir: Path) -> None:
+    path = _config_file(tmp_path, tiny_classifier_dir, "twice", data={"pool_size": 10})
+    ActiveLearningRun(load_experiment_config(path), progress=False, log=lambda _: None).run()
+    result = subprocess.run([SCRIPT, "run", "-c", str(path)], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "already holds a run; pass --resume" in result.stderr
+
+
+@pytest.mark.slow
+def test_kill_9_and_resume_ends_like_an_uninterrupted_run(tmp_path: Path, tiny_classifier_dir: Path) -> None:
+    reference = _config_file(tmp_path, tiny_classifier_dir, "reference", active_learning={"strategy": "badge"})
+    killed = _config_file(tmp_path, tiny_classifier_dir, "killed", active_learning={"strategy": "badge"})
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    subprocess.run([SCRIPT, "run", "-c", str(reference)], check=True, capture_output=True, env=env)
+
+    run_dir = tmp_path / "runs" / "killed"
+    kills = 0
+    for target_round in (2, 5):  # kill twice, at different points
+        process = subprocess.Popen([SCRIPT, "run", "-c", str(killed), *(["--resume"] if kills else [])],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            state_file = run_dir / STATE_FILE
+            if state_file.is_file():
+                try:
+                    if json.loads(state_file.read_text())["round"] >= target_round:
+                        break
+                except json.JSONDecodeError:
+                    pytest.fail("state.json was observed half-written")
+            time.sleep(0.05)
+        time.sleep(0.3)  # land somewhere inside the next round
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        kills += 1
+        assert not _final_state(run_dir)["finished"]
+    subprocess.run([SCRIPT, "run", "-c", str(killed), "--resume"], check=True, capture_output=True, env=env)
+
+    expected, got = _final_state(tmp_path / "runs" / "reference"), _final_state(run_dir)
+    assert got["finished"] and expected["finished"]
+    assert got["annotations"] == expected["annotations"]
+    assert len(got["metrics"]) == len(expected["metrics"]) == 10
+    assert all(same_run(a, b) for a, b in zip(got["metrics"], expected["metrics"]))
+
+
+def test_human_annotation_round_trip_from_the_cli(tmp_path: Path, tiny_classifier_dir: Path) -> None:
+    path = _config_file(tmp_path, tiny_classifier_dir, "human", data={"pool_size": 20},
+                        active_learning={"annotator": "human", "stop_fraction": 0.2})
+    config = load_experiment_config(path)
+    run_dir = config.run_dir
+    names = ("negative", "positive")
+
+    first = subprocess.run([SCRIPT, "run", "-c", str(path)], capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr
+    batch_file = run_dir / "annotation" / "round_000.csv"
+    assert f"fill the 'label' column of {batch_file}" in first.stdout
+    batch = pd.read_csv(batch_file, comment="#", keep_default_na=False)
+    assert len(batch) == 2 and set(batch["label"]) == {""}
+
+    batch.loc[0, "label"] = "neutral"
+    batch.loc[1, "label"] = "positive"
+    batch.to_csv(batch_file, index=False)
+    bad = subprocess.run([SCRIPT, "resume", str(run_dir)], capture_output=True, text=True)
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines()[-1] == (f"signal-al: error: {batch_file}: line 2: label 'neutral' is not one of "
+                                  "negative, positive")
+
+    batch.loc[0, "label"] = "negative"
+    batch.to_csv(batch_file, index=False)
+    second = subprocess.run([SCRIPT, "resume", str(run_dir)], capture_output=True, text=True)
+    assert second.returncode == 0, second.stderr
+    assert (run_dir / "annotation" / "round_001.csv").is_file()  # next batch waits for a person
+    state = _final_state(run_dir)
+    assert [(a["id"], a["label"], a["annotator"]) for a in state["annotations"]] == [
+        (batch.loc[0, "id"], names.index("negative"), "human"), (batch.loc[1, "id"], 1, "human")]
+    assert state["pending"]["round"] == 1 and len(state["metrics"]) == 1
+
+    second_batch = pd.read_csv(run_dir / "annotation" / "round_001.csv", comment="#", keep_default_na=False)
+    second_batch["label"] = ["1"] * len(second_batch)  # integer ids are accepted too
+    second_batch.to_csv(run_dir / "annotation" / "round_001.csv", index=False)
+    third = subprocess.run([SCRIPT, "resume", str(run_dir)], capture_output=True, text=True)
+    assert third.returncode == 0, third.stderr
+    state = _final_state(run_dir)
+    assert state["finished"] and len(state["annotations"]) == 4
+
+
+def test_report_matches_an_independent_aggregation(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    expected = {}
+    for method in ("random", "entropy"):
+        for seed in range(3):
+            rows = []
+            for r, pct in enumerate((10.0, 20.0, 30.0)):
+                acc, f1 = float(rng.random()), float(rng.random())
+                expected.setdefault((method, pct), []).append((acc, f1))
+                rows.append({"round": r, "strategy": method, "seed": seed, "acquired_pct": pct,
+                             "accuracy": acc, "macro_f1": f1})
+            run = tmp_path / f"{method}-seed{seed}"
+            run.mkdir()
+            (run / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    paths = write_report(tmp_path)
+    table = pd.read_csv(paths["csv"])
+    for (method, pct), values in expected.items():
+        row = table[(table.strategy == method) & (table.acquired_pct == pct)].iloc[0]
+        accs = np.array([v[0] for v in values], dtype=np.float64)
+        assert row["accuracy_mean"] == pytest.approx(accs.mean())
+        assert row["accuracy_std"] == pytest.approx(accs.std(ddof=1))
+        assert row["accuracy_count"] == 3
+    markdown = paths["markdown"].read_text()
+    mean = np.mean([v[0] for v in expected[("entropy", 20.0)]])
+    assert f"{100 * mean:.1f} ±" in markdown
+    assert paths["accuracy"].stat().st_size > 10_000
