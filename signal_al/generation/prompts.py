@@ -1,24 +1,53 @@
-"""The paper's in-context generation prompt.
+"""The paper's in-context generation prompt, and two optional variants.
 
     Based on the following examples of movie reviews, come up with a new example:
     Example 1: ...
     Example 2: ...
     New Example:
+
+Off by default (beyond the paper): *label-conditioned* prompts ask for an example of one
+label and show in-context examples of that label only; *cluster-diverse* prompts draw one
+in-context example per embedding cluster of the real pool instead of uniformly at random.
+Pair tasks show each example as ``Text 1: ... Text 2: ...`` so both fields come back.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
 
-from signal_al.data.task import TaskSpec
+from signal_al.data.task import TaskSpec, TextDataset
+
+Example = str | tuple[str, str]
 
 
-def build_prompt(spec: TaskSpec, examples: Sequence[str]) -> str:
+@dataclass
+class Prompt:
+    """A prompt (before any chat template) and what it was built from."""
+
+    text: str
+    example_ids: list[str] = field(default_factory=list)
+    label: int | None = None
+
+
+def format_example(example: Example) -> str:
+    if isinstance(example, tuple):
+        return f"Text 1: {example[0]} Text 2: {example[1]}"
+    return example
+
+
+def label_instruction(spec: TaskSpec, label_name: str) -> str:
+    """The task instruction asking for an example of one label."""
+    base = spec.instruction.rstrip().rstrip(":").rstrip()
+    return f'{base} whose label is "{label_name}":'
+
+
+def build_prompt(spec: TaskSpec, examples: Sequence[Example], *, instruction: str | None = None) -> str:
     """The instruction, the numbered in-context examples, then ``New Example:``."""
-    lines = [spec.instruction]
-    lines += [f"Example {i}: {text}" for i, text in enumerate(examples, start=1)]
+    lines = [instruction or spec.instruction]
+    lines += [f"Example {i}: {format_example(example)}" for i, example in enumerate(examples, start=1)]
     lines.append("New Example:")
     return "\n".join(lines)
 
@@ -27,6 +56,57 @@ def sample_examples(texts: Sequence[str], num_examples: int, rng: np.random.Gene
     """``num_examples`` distinct texts drawn at random (all of them when there are fewer)."""
     count = min(num_examples, len(texts))
     return [texts[i] for i in rng.choice(len(texts), size=count, replace=False)]
+
+
+def cluster_assignments(embeddings: np.ndarray, num_clusters: int, seed: int = 0) -> np.ndarray:
+    """k-means cluster id per pool item, computed once per round for cluster-diverse prompts."""
+    from sklearn.cluster import KMeans
+
+    num_clusters = max(1, min(num_clusters, len(embeddings)))
+    return KMeans(n_clusters=num_clusters, n_init=3, random_state=seed).fit_predict(np.asarray(embeddings))
+
+
+def _diverse_rows(candidates: np.ndarray, clusters: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
+    """One random row from each of ``count`` random clusters (uniform rows if clusters run out)."""
+    ids = rng.permutation(np.unique(clusters[candidates]))[:count]
+    rows = [rng.choice(candidates[clusters[candidates] == cid]) for cid in ids]
+    if len(rows) < count:
+        rest = np.setdiff1d(candidates, rows)
+        rows += list(rng.choice(rest, size=min(count - len(rows), len(rest)), replace=False))
+    return np.asarray(rows, dtype=np.int64)
+
+
+def make_prompts(
+    spec: TaskSpec, pool: TextDataset, num_prompts: int, num_in_context: int, rng: np.random.Generator, *,
+    label_conditioned: bool = False, clusters: np.ndarray | None = None,
+) -> list[Prompt]:
+    """``num_prompts`` prompts with in-context examples from the real pool.
+
+    ``label_conditioned``: labels cycle over those present in the pool (balanced), and each
+    prompt shows examples of its label only. ``clusters`` (one id per pool row, see
+    :func:`cluster_assignments`): one in-context example per cluster.
+    """
+    if len(pool) == 0:
+        raise ValueError("the real pool is empty: no in-context examples to draw")
+    all_rows = np.arange(len(pool))
+    present = np.unique(pool.labels)
+    labels = np.resize(rng.permutation(present), num_prompts) if label_conditioned else [None] * num_prompts
+    prompts = []
+    for label in labels:
+        candidates = all_rows if label is None else all_rows[pool.labels == label]
+        count = min(num_in_context, len(candidates))
+        if clusters is not None:
+            rows = _diverse_rows(candidates, np.asarray(clusters), count, rng)
+        else:
+            rows = rng.choice(candidates, size=count, replace=False)
+        examples: list[Example] = [
+            pool.texts[r] if pool.text_pairs is None or not spec.is_pair else (pool.texts[r], pool.text_pairs[r])
+            for r in rows
+        ]
+        instruction = None if label is None else label_instruction(spec, spec.label_names[int(label)])
+        prompts.append(Prompt(build_prompt(spec, examples, instruction=instruction),
+                              [pool.ids[r] for r in rows], None if label is None else int(label)))
+    return prompts
 
 
 def apply_chat_template(tokenizer: Any, prompt: str) -> str:

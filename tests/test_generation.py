@@ -1,0 +1,230 @@
+"""Prompts, cleaning, deduplication and candidate records (fast, no model)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pytest
+
+from signal_al.config import GeneratorConfig
+from signal_al.data.task import TaskSpec, TextDataset
+from signal_al.generation import cleaning
+from signal_al.generation.backends.base import Completion, GenerationBackend, SamplingParams
+from signal_al.generation.cleaning import Deduplicator, clean_output, dedup_key, normalize
+from signal_al.generation.generator import CandidateGenerator, generate_kept, pool_keys
+from signal_al.generation.prompts import build_prompt, cluster_assignments, make_prompts
+from signal_al.generation.records import Candidate, read_jsonl, write_jsonl
+
+MOVIES = TaskSpec("rt-movies", ("negative", "positive"), "movie reviews")
+PAIRS = TaskSpec("qnli", ("entailment", "not_entailment"), "question and answer-sentence pairs", is_pair=True)
+
+
+def movie_pool() -> TextDataset:
+    texts = [
+        "A gorgeous, witty, seductive movie.",
+        "The plot is nothing but boilerplate cliches from start to finish.",
+        "An utterly charming and hilarious film that reminds us of our childhood.",
+        "It's a lousy one at that, and the acting is worse.",
+        "Steers turns in a snappy screenplay that curls at the edges.",
+        "Too slow, too long and too little happens.",
+    ]
+    return TextDataset(texts, np.array([1, 0, 1, 0, 1, 0]), ids=[f"r{i}" for i in range(6)])
+
+
+# --- prompts ------------------------------------------------------------------------------------
+
+
+def test_paper_prompt_layout() -> None:
+    prompt = build_prompt(MOVIES, ["Great fun.", "Dull."])
+    assert prompt.splitlines() == [
+        "Based on the following examples of movie reviews, come up with a new example:",
+        "Example 1: Great fun.",
+        "Example 2: Dull.",
+        "New Example:",
+    ]
+
+
+def test_make_prompts_draws_distinct_pool_examples() -> None:
+    pool = movie_pool()
+    prompts = make_prompts(MOVIES, pool, 5, 3, np.random.default_rng(0))
+    assert len(prompts) == 5
+    for prompt in prompts:
+        assert len(set(prompt.example_ids)) == 3 and prompt.label is None
+        for row_id in prompt.example_ids:
+            assert pool.texts[pool.ids.index(row_id)] in prompt.text
+    again = make_prompts(MOVIES, pool, 5, 3, np.random.default_rng(0))
+    assert [p.text for p in again] == [p.text for p in prompts]
+
+
+def test_label_conditioned_prompts_show_only_their_label() -> None:
+    pool = movie_pool()
+    prompts = make_prompts(MOVIES, pool, 4, 2, np.random.default_rng(1), label_conditioned=True)
+    assert sorted(p.label for p in prompts) == [0, 0, 1, 1]
+    for prompt in prompts:
+        name = MOVIES.label_names[prompt.label]
+        assert prompt.text.startswith(f'Based on the following examples of movie reviews, come up with a new example '
+                                      f'whose label is "{name}":')
+        assert all(pool.labels[pool.ids.index(i)] == prompt.label for i in prompt.example_ids)
+
+
+def test_cluster_diverse_prompts_take_one_example_per_cluster() -> None:
+    pool = movie_pool()
+    embeddings = np.array([[0, 0], [0, 0.1], [5, 5], [5, 5.1], [9, 0], [9, 0.1]], dtype=float)
+    clusters = cluster_assignments(embeddings, 3, seed=0)
+    assert len(set(clusters.tolist())) == 3
+    for prompt in make_prompts(MOVIES, pool, 6, 3, np.random.default_rng(2), clusters=clusters):
+        rows = [pool.ids.index(i) for i in prompt.example_ids]
+        assert len({int(clusters[r]) for r in rows}) == 3
+
+
+def test_pair_prompts_show_both_fields() -> None:
+    pool = TextDataset(["Who wrote Hamlet?"], np.array([0]), text_pairs=["Hamlet is a play by Shakespeare."])
+    prompt = make_prompts(PAIRS, pool, 1, 1, np.random.default_rng(0))[0]
+    assert "Example 1: Text 1: Who wrote Hamlet? Text 2: Hamlet is a play by Shakespeare." in prompt.text
+
+
+# --- cleaning -----------------------------------------------------------------------------------
+
+# Real SmolLM2-135M-Instruct outputs for rt-movies prompts, and what must be kept.
+REAL_OUTPUTS = [
+    ("The Greatest Adventure Ever Told is a joyless slog.", "The Greatest Adventure Ever Told is a joyless slog."),
+    ('"A warm and funny film that never forgets its heart."', "A warm and funny film that never forgets its heart."),
+    ("New Example: The cast is terrific, but the script lets them down.",
+     "The cast is terrific, but the script lets them down."),
+    ("Sure! Here's a new example of a movie review:\n\n\"An overlong, joyless mess.\"\n\nThis review is negative "
+     "because it criticizes the length.", "An overlong, joyless mess."),
+    ("Here are a few more examples of new information:\n\nExample 1: While Howard's film is sincere, it drags.",
+     "While Howard's film is sincere, it drags."),
+    ("**New Example 4:** A sharp, funny satire with a real bite.", "A sharp, funny satire with a real bite."),
+    ("1. Unchained: The movie has a sweet idea but does something despicable.",
+     "Unchained: The movie has a sweet idea but does something despicable."),
+    ("Example 4: \u201cSmart and sad, this one lingers.\u201d (positive)", "Smart and sad, this one lingers."),
+]
+
+
+@pytest.mark.parametrize("raw, expected", REAL_OUTPUTS)
+def test_clean_output_keeps_only_the_example(raw: str, expected: str) -> None:
+    result = clean_output(raw)
+    assert result.drop_reason is None
+    assert result.text == expected
+
+
+def test_truncated_output_is_cut_to_its_last_sentence() -> None:
+    raw = "A tender film about grief. It never quite finds its footing in the third act and the"
+    assert clean_output(raw, truncated=True).text == "A tender film about grief."
+    assert clean_output("and so the movie goes on and on without", truncated=True).drop_reason == cleaning.TRUNCATED
+    # A finished first line is not cut even when later lines hit the limit.
+    assert clean_output("Lovely and moving\nThis review is", truncated=True).text == "Lovely and moving"
+
+
+@pytest.mark.parametrize("raw, reason", [
+    ("", cleaning.EMPTY), ("   \n ", cleaning.EMPTY), ('""', cleaning.EMPTY), ("New Example:", cleaning.EMPTY),
+    ("Great.", cleaning.TOO_SHORT), ("word " * 81, cleaning.TOO_LONG),
+])
+def test_clean_output_drop_reasons(raw: str, reason: str) -> None:
+    assert clean_output(raw).drop_reason == reason
+    assert clean_output(raw).text is None
+
+
+def test_clean_pair_output_needs_both_fields() -> None:
+    good = clean_output('New Example: Text 1: "Who painted the Mona Lisa?" Text 2: Leonardo painted it.', is_pair=True)
+    assert (good.text, good.text_pair) == ("Who painted the Mona Lisa?", "Leonardo painted it.")
+    two_lines = clean_output("Text 1: Where is Paris?\nText 2: Paris is in France.\nThis pair entails.", is_pair=True)
+    assert (two_lines.text, two_lines.text_pair) == ("Where is Paris?", "Paris is in France.")
+    assert clean_output("Text 1: Where is Paris?", is_pair=True).drop_reason == cleaning.MISSING_PAIR_FIELD
+
+
+def test_normalize_ignores_case_punctuation_and_spacing() -> None:
+    assert normalize("  A GOOD, good   film!! ") == normalize("a good good film") == "a good good film"
+    assert normalize("Café") == "cafe"
+
+
+def test_deduplicator_drops_exact_near_and_batch_duplicates() -> None:
+    pool = movie_pool()
+    dedup = Deduplicator(pool.texts, threshold=0.9)
+    reasons = dedup.filter([
+        "a gorgeous witty seductive MOVIE",  # exact after normalisation
+        "The plot is nothing but boilerplate cliches from start to the finish.",  # near
+        "A brand new film about two sisters on a road trip.",  # new
+        "A brand new film about two sisters on a road trip!",  # same as the one before
+        None,  # already dropped by cleaning
+        "Nothing works in this tired, unfunny sequel.",  # new
+    ])
+    assert reasons == [cleaning.DUPLICATE, cleaning.NEAR_DUPLICATE, None, cleaning.DUPLICATE_IN_BATCH, None, None]
+    # Kept candidates are remembered for later batches.
+    assert dedup.filter(["Nothing works in this tired unfunny sequel"]) == [cleaning.DUPLICATE]
+
+
+def test_pair_dedup_keys_include_both_fields() -> None:
+    assert dedup_key("Q?", "A.") != dedup_key("Q?", "B.")
+    pool = TextDataset(["Q one?"], np.array([0]), text_pairs=["Answer one."])
+    assert pool_keys(pool) == ["q one || answer one"]
+
+
+# --- generator with a scripted backend ----------------------------------------------------------
+
+
+class ScriptedBackend(GenerationBackend):
+    """Returns canned outputs in order, with fake token ids; records what it was asked."""
+
+    name = "scripted"
+
+    def __init__(self, outputs: Sequence[str]) -> None:
+        self.outputs = list(outputs)
+        self.calls: list[tuple[list[str], SamplingParams, str | None]] = []
+        self.adapters: dict[str, str] = {}
+
+    def generate(self, prompts, params, adapter=None):
+        self.calls.append((list(prompts), params, adapter))
+        taken, self.outputs = self.outputs[: len(prompts)], self.outputs[len(prompts):]
+        return [Completion(text, [7, 8, 2], [1, 2, 3], "stop") for text in taken]
+
+    def load_adapter(self, name, path):
+        self.adapters[name] = str(path)
+
+
+class NoTemplate:
+    chat_template = None
+
+
+def test_generator_records_every_candidate_with_provenance(tmp_path: Path) -> None:
+    pool = movie_pool()
+    backend = ScriptedBackend(["New Example: A bold and beautiful debut.", "", pool.texts[0],
+                               '"A bold and beautiful debut!"'])
+    config = GeneratorConfig(num_in_context=2, max_new_tokens=32, temperature=0.7, top_p=0.9)
+    generator = CandidateGenerator(config, MOVIES, backend, NoTemplate(), seed=3)
+    assert generator.load_adapter(tmp_path, round_index=2) == "round-2"
+    candidates = generator.generate(pool, 4, round_index=2)
+    prompts, params, adapter = backend.calls[0]
+    assert adapter == "round-2" and len(prompts) == 4
+    assert params == SamplingParams(max_tokens=32, temperature=0.7, top_p=0.9, seed=params.seed, logprobs=False)
+    expected = [None, cleaning.EMPTY, cleaning.DUPLICATE, cleaning.DUPLICATE_IN_BATCH]
+    assert [c.drop_reason for c in candidates] == expected
+    first = candidates[0]
+    assert first.kept and first.text == "A bold and beautiful debut."
+    assert first.raw_output == "New Example: A bold and beautiful debut."
+    assert (first.prompt_token_ids, first.completion_token_ids) == ([1, 2, 3], [7, 8, 2])
+    assert first.prompt == first.prompt_text and first.prompt.endswith("New Example:")
+    assert (first.adapter, first.round, len(first.example_ids)) == ("round-2", 2, 2)
+    write_jsonl(candidates, tmp_path / "log.jsonl")
+    assert read_jsonl(tmp_path / "log.jsonl") == candidates
+    # adapter=None asks the base model.
+    generator.generate(pool, 1, adapter=None)
+    assert backend.calls[-1][2] is None
+
+
+def test_generate_kept_asks_again_for_dropped_candidates() -> None:
+    backend = ScriptedBackend(["Fine film, really fine.", "", "x", "Another solid, decent picture.",
+                               "A third movie worth seeing.", "spare one here"])
+    generator = CandidateGenerator(GeneratorConfig(num_in_context=1), MOVIES, backend, NoTemplate())
+    kept, every = generate_kept(generator, movie_pool(), 3)
+    assert [c.text for c in kept] == ["Fine film, really fine.", "Another solid, decent picture.",
+                                      "A third movie worth seeing."]
+    assert len(every) == 6 and len(backend.calls) == 2  # asked for 4 more, the script had 3
+
+
+def test_candidate_round_trips_through_dict() -> None:
+    candidate = Candidate("p", "p", [1], [2], "raw", "text", drop_reason=None, adapter="round-1", round=1)
+    assert Candidate.from_dict(candidate.to_dict()) == candidate

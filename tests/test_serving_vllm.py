@@ -1,0 +1,135 @@
+"""Integration: the real vLLM CPU server with the offline SmolLM2 generator (slow, runs in CI).
+
+The server environment (.venv-vllm, from the shipped lock file) is built on first use,
+which takes a few minutes once; the server starts in about 30 s and is stopped after the
+module, also when a test fails.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pytest
+import requests
+from helpers import ready_asset
+
+from signal_al.config import DataConfig, GeneratorConfig
+from signal_al.data import load_task, real_pool
+from signal_al.generation.backends.base import SamplingParams
+from signal_al.generation.backends.server import VLLMServerBackend
+from signal_al.generation.generator import create_generator
+from signal_al.serving import VENV_ENV, ServerError, ServerSettings, VLLMServer, free_port
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[1]
+GENERATOR = "smollm2-135m-instruct"
+
+
+def random_lora(model_dir: Path, out: Path) -> Path:
+    """A peft LoRA adapter on the generator with random A and B (so it changes the outputs)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    config = LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"], init_lora_weights=False,
+                        lora_dropout=0.0, bias="none", task_type="CAUSAL_LM")
+    get_peft_model(model, config).save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VLLMServer]:
+    venv = Path(os.environ.get(VENV_ENV) or REPO / ".venv-vllm")
+    log = tmp_path_factory.mktemp("vllm") / "server.log"
+    settings = ServerSettings(model=str(ready_asset(GENERATOR)), port=free_port(), venv=venv, log_file=log)
+    server = VLLMServer(settings).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def adapter(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return random_lora(ready_asset(GENERATOR), tmp_path_factory.mktemp("lora") / "round-1")
+
+
+@pytest.fixture(scope="module")
+def rt_pool():
+    config = DataConfig(task="rt-movies")
+    data = load_task(config)
+    return data.spec, real_pool(data, config, seed=0)
+
+
+def test_generates_a_clean_rt_movies_batch_with_round_tripping_token_ids(server: VLLMServer, rt_pool) -> None:
+    spec, pool = rt_pool
+    config = GeneratorConfig(server_url=server.url, max_new_tokens=48, temperature=0.8, top_p=0.95)
+    generator = create_generator(config, spec, seed=0)
+    candidates = generator.generate(pool, 16, round_index=0)
+    assert len(candidates) == 16
+    tokenizer = generator.tokenizer
+    for candidate in candidates:
+        assert candidate.prompt_text.startswith("<|im_start|>") and "New Example:" in candidate.prompt_text
+        assert candidate.prompt_token_ids == tokenizer(candidate.prompt_text, add_special_tokens=False)["input_ids"]
+        assert 0 < len(candidate.completion_token_ids) <= 48
+        assert tokenizer.decode(candidate.completion_token_ids, skip_special_tokens=True) == candidate.raw_output
+        assert candidate.adapter is None and candidate.round == 0
+    kept = [c for c in candidates if c.kept]
+    assert len(kept) >= 8, [(c.raw_output, c.drop_reason) for c in candidates]
+    assert all(c.text and "\n" not in c.text and not c.text.lower().startswith("new example") for c in kept)
+    assert [c.seed for c in candidates] == list(range(candidates[0].seed, candidates[0].seed + 16))
+
+
+def test_hot_loaded_lora_adapter_changes_the_outputs(server: VLLMServer, adapter: Path, rt_pool) -> None:
+    spec, pool = rt_pool
+    backend = VLLMServerBackend(server.url)
+    backend.load_adapter("round-1", adapter)
+    backend.load_adapter("round-1", adapter)  # the same name again (e.g. after a resume) is accepted
+    assert "round-1" in backend.adapters()
+    generator = create_generator(GeneratorConfig(server_url=server.url, max_new_tokens=24, temperature=0.0),
+                                 spec, backend=backend)
+    prompts = [f"Write one sentence about movie number {i}." for i in range(4)]
+    params = SamplingParams(max_tokens=24, temperature=0.0, seed=0)
+    base = backend.generate(prompts, params)
+    tuned = backend.generate(prompts, params, adapter="round-1")
+    assert [c.token_ids for c in base] != [c.token_ids for c in tuned]
+    assert [c.prompt_token_ids for c in base] == [c.prompt_token_ids for c in tuned]
+    # Through the generator: candidates record the adapter they came from.
+    generator.load_adapter(adapter, round_index=1)
+    assert all(c.adapter == "round-1" and c.round == 1 for c in generator.generate(pool, 2, round_index=1))
+
+
+def test_a_bad_adapter_path_is_an_error_and_the_server_keeps_running(server: VLLMServer, tmp_path: Path) -> None:
+    backend = VLLMServerBackend(server.url)
+    fake = tmp_path / "not-an-adapter"
+    fake.mkdir()
+    (fake / "adapter_config.json").write_text("{}")
+    with pytest.raises(ServerError, match="could not load adapter 'broken'"):
+        backend.load_adapter("broken", fake)
+    assert requests.get(f"{server.url}/health", timeout=5).status_code == 200
+
+
+def test_cli_generate_prints_cleaned_candidates(server: VLLMServer, capsys: pytest.CaptureFixture[str]) -> None:
+    from signal_al.cli import main
+
+    assert main(["generate", "--task", "rt-movies", "--n", "8", "--server-url", server.url]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(".", 1)[0].strip() for line in lines] == [str(i) for i in range(1, 9)]
+    assert len(set(lines)) == 8 and all(len(line.split()) >= 4 for line in lines)
+
+
+def test_transformers_and_server_agree_on_the_prompt_tokens(server: VLLMServer) -> None:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(ready_asset(GENERATOR))
+    text = tokenizer.apply_chat_template([{"role": "user", "content": "Say hi."}], tokenize=False,
+                                         add_generation_prompt=True)
+    completion = VLLMServerBackend(server.url).generate([text], SamplingParams(max_tokens=4, seed=1))[0]
+    assert completion.prompt_token_ids == tokenizer(text, add_special_tokens=False)["input_ids"]
+    assert np.all(np.asarray(completion.token_ids) < len(tokenizer))
