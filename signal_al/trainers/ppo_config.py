@@ -9,13 +9,23 @@ from signal_al.config_io import field
 from signal_al.errors import ConfigError
 
 
+VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+
+
 @dataclass
 class PPOConfig:
     learning_rate: float = field(1e-5, help="AdamW learning rate of the LoRA adapter and value head.")
-    per_device_train_batch_size: int = field(8, help="Rollouts per device per optimiser micro-step.")
-    gradient_accumulation_steps: int = field(1, help="Micro-steps accumulated before each optimiser step.")
-    num_ppo_epochs: int = field(4, help="Passes over the round's rollouts.")
-    num_mini_batches: int = field(1, help="Minibatches per PPO epoch.")
+    per_device_train_batch_size: int = field(8, help="Rollouts per device per forward/backward micro-step.")
+    gradient_accumulation_steps: int = field(
+        1, help="Micro-steps accumulated into each optimiser step: a minibatch is per_device_train_batch_size x "
+        "gradient_accumulation_steps x processes rollouts."
+    )
+    num_ppo_epochs: int = field(4, help="PPO epochs over each rollout batch (old log-probs stay fixed within it).")
+    num_mini_batches: int = field(
+        1, help="Minibatches (optimiser steps) per PPO epoch. A rollout batch, whose old log-probs, values, "
+        "reference log-probs and advantages are computed once by the current policy, is num_mini_batches "
+        "minibatches; D_RL is consumed in rollout batches (the last one may be smaller)."
+    )
     cliprange: float = field(0.2, help="Policy ratio clip range.")
     cliprange_value: float = field(0.2, help="Value prediction clip range.")
     vf_coef: float = field(0.1, help="Value loss coefficient.")
@@ -29,14 +39,22 @@ class PPOConfig:
     whiten_rewards: bool = field(False, help="Whiten the round's rewards before the update.")
     reward_clip: float | None = field(None, help="Clip rewards to [-reward_clip, reward_clip] (after whitening).")
     max_grad_norm: float = field(1.0, help="Gradient clipping norm.")
-    temperature: float = field(1.0, help="Sampling temperature the rollouts were generated with.")
-    lora_r: int = field(8, help="LoRA rank (vLLM accepts 1, 8, 16, 32, 64, ...).")
+    whiten_advantages: bool = field(True, help="Whiten advantages over each rollout batch (TRL PPO always does).")
+    temperature: float = field(1.0, help="Sampling temperature the rollouts were generated with (logits are divided by it).")
+    lora_r: int = field(8, help="LoRA rank; one of vLLM's max_lora_rank choices (1, 8, 16, 32, 64, 128, 256, 320, 512).")
     lora_alpha: int = field(16, help="LoRA alpha.")
-    lora_dropout: float = field(0.05, help="LoRA dropout.")
+    lora_dropout: float = field(0.05, help="LoRA dropout (only active with disable_dropout: false).")
     lora_target_modules: list[str] = field(
         default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"], help="Modules that get LoRA adapters."
     )
     load_in_4bit: bool = field(False, help="QLoRA: load the base model in 4-bit through bitsandbytes (GPU only).")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = field(
+        "auto", help="Base weights dtype for training; auto = bfloat16 on a GPU that supports it, else float32."
+    )
+    disable_dropout: bool = field(
+        True, help="Turn off every dropout (LoRA dropout included) so old and new log-probs agree (TRL default)."
+    )
+    gradient_checkpointing: bool = field(False, help="Recompute activations in backward to save memory.")
     seed: int = field(0, help="Seed for minibatch shuffling and adapter initialisation.")
 
     def __post_init__(self) -> None:
@@ -50,5 +68,12 @@ class PPOConfig:
                 raise ConfigError(f"ppo.{key}: must be >= 0, got {getattr(self, key)}")
         if not 0.0 <= self.gamma <= 1.0 or not 0.0 <= self.lam <= 1.0:
             raise ConfigError(f"ppo.gamma/ppo.lam: must be in [0, 1], got {self.gamma}, {self.lam}")
+        if self.lora_r not in VLLM_LORA_RANKS:
+            raise ConfigError(f"ppo.lora_r: must be one of {', '.join(map(str, VLLM_LORA_RANKS))} "
+                              f"(ranks vLLM can serve), got {self.lora_r}")
+        if self.temperature <= 0:
+            raise ConfigError(f"ppo.temperature: must be positive, got {self.temperature}")
+        if not self.lora_target_modules:
+            raise ConfigError("ppo.lora_target_modules: must not be empty")
         if self.reward_clip is not None and self.reward_clip <= 0:
             raise ConfigError(f"ppo.reward_clip: must be positive, got {self.reward_clip}")

@@ -1,0 +1,142 @@
+"""The round's RL dataset D_RL: stored rollouts as JSONL, one object per line.
+
+Keys (the generation module writes the same names)::
+
+    {"prompt": "...", "prompt_token_ids": [...], "completion": "...",
+     "completion_token_ids": [...], "reward": 0.37, "metadata": {...}}
+
+``prompt_token_ids``, ``completion_token_ids`` and ``reward`` are required; ``prompt``,
+``completion`` and ``metadata`` are optional. Every problem is a :class:`DataError` that
+names the file and line.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from signal_al.errors import DataError
+
+REQUIRED_KEYS = ("prompt_token_ids", "completion_token_ids", "reward")
+
+
+@dataclass
+class Rollout:
+    """One stored (prompt, completion, reward) triple; ``line`` is its 1-based line in the file."""
+
+    prompt_token_ids: list[int]
+    completion_token_ids: list[int]
+    reward: float
+    prompt: str = ""
+    completion: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+    line: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        record: dict[str, Any] = {
+            "prompt": self.prompt,
+            "prompt_token_ids": list(self.prompt_token_ids),
+            "completion": self.completion,
+            "completion_token_ids": list(self.completion_token_ids),
+            "reward": float(self.reward),
+        }
+        if self.metadata:
+            record["metadata"] = self.metadata
+        return record
+
+
+def _token_ids(value: Any, key: str, where: str) -> list[int]:
+    if not isinstance(value, list) or not all(isinstance(t, int) and not isinstance(t, bool) for t in value):
+        raise DataError(f"{where}: '{key}' must be a list of integer token ids")
+    if not value:
+        raise DataError(f"{where}: '{key}' is empty")
+    if min(value) < 0:
+        raise DataError(f"{where}: '{key}' has a negative token id {min(value)}")
+    return value
+
+
+def parse_rollout(record: Any, where: str, line: int = 0) -> Rollout:
+    """Validate one decoded JSON object; ``where`` prefixes error messages (e.g. ``file:12``)."""
+    if not isinstance(record, dict):
+        raise DataError(f"{where}: expected a JSON object, got {type(record).__name__}")
+    missing = [key for key in REQUIRED_KEYS if key not in record]
+    if missing:
+        raise DataError(f"{where}: missing key(s) {', '.join(missing)} (a D_RL line needs {', '.join(REQUIRED_KEYS)})")
+    reward = record["reward"]
+    if isinstance(reward, bool) or not isinstance(reward, (int, float)):
+        raise DataError(f"{where}: 'reward' must be a number, got {reward!r}")
+    if not math.isfinite(reward):
+        raise DataError(f"{where}: reward is {reward} (NaN or infinite rewards cannot be trained on)")
+    for key in ("prompt", "completion"):
+        if key in record and not isinstance(record[key], str):
+            raise DataError(f"{where}: '{key}' must be a string")
+    metadata = record.get("metadata", {})
+    if not isinstance(metadata, dict):
+        raise DataError(f"{where}: 'metadata' must be an object")
+    return Rollout(
+        prompt_token_ids=_token_ids(record["prompt_token_ids"], "prompt_token_ids", where),
+        completion_token_ids=_token_ids(record["completion_token_ids"], "completion_token_ids", where),
+        reward=float(reward),
+        prompt=record.get("prompt", ""),
+        completion=record.get("completion", ""),
+        metadata=metadata,
+        line=line,
+    )
+
+
+def read_rollouts(path: str | Path) -> list[Rollout]:
+    """Read and validate a D_RL JSONL file; blank lines are skipped, an empty file is an error."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: D_RL file not found")
+    rollouts: list[Rollout] = []
+    with open(path, encoding="utf-8") as handle:
+        for number, text in enumerate(handle, start=1):
+            if not text.strip():
+                continue
+            where = f"{path}:{number}"
+            try:
+                record = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{where}: invalid JSON ({exc.msg})") from None
+            rollouts.append(parse_rollout(record, where, line=number))
+    if not rollouts:
+        raise DataError(f"{path}: D_RL file has no rollouts")
+    return rollouts
+
+
+def check_vocab(rollouts: Iterable[Rollout], vocab_size: int, source: str = "D_RL") -> None:
+    """Raise a DataError naming the line of the first token id that the model cannot embed."""
+    for r in rollouts:
+        for key in ("prompt_token_ids", "completion_token_ids"):
+            top = max(getattr(r, key))
+            if top >= vocab_size:
+                raise DataError(
+                    f"{source}:{r.line}: '{key}' has token id {top} outside the model's vocabulary "
+                    f"(size {vocab_size}); were these rollouts tokenized for another model?"
+                )
+
+
+def write_rollouts(path: str | Path, rollouts: Iterable[Rollout | dict[str, Any]]) -> Path:
+    """Write rollouts as JSONL atomically (temporary file, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            for r in rollouts:
+                record = r.to_json() if isinstance(r, Rollout) else r
+                handle.write(json.dumps(record, allow_nan=False) + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+__all__ = ["Rollout", "check_vocab", "parse_rollout", "read_rollouts", "write_rollouts"]

@@ -1,0 +1,44 @@
+"""Worker for the multi-process PPO test: `torchrun --nproc_per_node N tests/ppo_dist_worker.py ARGS`.
+
+Trains on a D_RL with the given global batch and writes, per rank, the loss curve and a hash
+of the trained LoRA + value-head weights to OUT/rank<r>.json (the main process also saves the
+adapter to OUT/adapter).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import torch  # noqa: E402
+
+from signal_al.trainers.ppo_config import PPOConfig  # noqa: E402
+from signal_al.trainers.ppo_trainer import PPOTrainer  # noqa: E402
+from signal_al.trainers.rollouts import read_rollouts  # noqa: E402
+
+
+def main(model: str, rl_data: str, out: str, config_json: str) -> None:
+    torch.set_num_threads(1)
+    config = PPOConfig(**json.loads(config_json))
+    trainer = PPOTrainer(model, config, cpu=True)
+    metrics = trainer.train(read_rollouts(rl_data))
+    unwrapped = trainer.accelerator.unwrap_model(trainer.model)
+    named = sorted((n, p.detach().cpu()) for n, p in unwrapped.named_parameters() if p.requires_grad)
+    digest = hashlib.sha256(b"".join(p.numpy().tobytes() for _, p in named)).hexdigest()
+    weights = {n: p.flatten()[:8].tolist() for n, p in named}
+    rank = trainer.accelerator.process_index
+    Path(out).mkdir(parents=True, exist_ok=True)
+    (Path(out) / f"rank{rank}.json").write_text(json.dumps({
+        "rank": rank, "world": trainer.accelerator.num_processes, "hash": digest, "weights": weights,
+        "losses": [h["loss"] for h in metrics["history"]], "kl_final": metrics["kl_final"],
+    }))
+    trainer.save(Path(out) / "adapter", metrics, overwrite=True)
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:5])

@@ -1,0 +1,302 @@
+"""PPO + LoRA generator update on stored rollouts: code paths on a tiny random-weight Qwen2 (CPU)."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from helpers import ready_asset  # noqa: F401  (sets HF_HUB_OFFLINE before transformers is imported)
+from signal_al.errors import ConfigError, DataError, UserError
+from signal_al.trainers.ppo_config import PPOConfig
+from signal_al.trainers.ppo_trainer import (
+    PPOTrainer,
+    gae,
+    kl_penalty,
+    masked_whiten,
+    train_generator,
+    truncate_after_eos,
+)
+from signal_al.trainers.rollouts import Rollout, read_rollouts, write_rollouts
+
+EOS = 2
+VOCAB = 128
+
+
+def make_tiny_qwen2(folder: Path, hidden: int = 32, vocab: int = VOCAB, seed: int = 0) -> Path:
+    from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
+
+    config = Qwen2Config(vocab_size=vocab, hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+                         bos_token_id=1, eos_token_id=EOS, pad_token_id=0, tie_word_embeddings=True)
+    torch.manual_seed(seed)
+    model = Qwen2ForCausalLM(config)
+    model.generation_config = GenerationConfig(bos_token_id=1, eos_token_id=EOS, pad_token_id=0)
+    model.save_pretrained(folder)
+    return folder
+
+
+def make_rollouts(n: int = 16, seed: int = 0, junk_after_eos: bool = False) -> list[Rollout]:
+    """Prompts of random tokens; odd rows end in token 7 and get +1, even rows end in 9 and get -1."""
+    rng, junk = random.Random(seed), random.Random(seed + 1000)
+    rollouts = []
+    for i in range(n):
+        prompt = [1] + [rng.randrange(3, VOCAB) for _ in range(rng.randrange(3, 10))]
+        body = [rng.randrange(10, VOCAB) for _ in range(rng.randrange(1, 6))] + [7 if i % 2 else 9]
+        completion = body + [EOS]
+        if junk_after_eos:
+            completion += [junk.randrange(3, VOCAB) for _ in range(junk.randrange(1, 8))]
+        rollouts.append(Rollout(prompt_token_ids=prompt, completion_token_ids=completion,
+                                reward=1.0 if i % 2 else -1.0, prompt=f"prompt {i}", line=i + 1))
+    return rollouts
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models on a shared 2-core machine: one intra-op thread is many times faster."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    return make_tiny_qwen2(tmp_path_factory.mktemp("tiny") / "qwen2")
+
+
+FAST = PPOConfig(learning_rate=1e-3, per_device_train_batch_size=4, num_mini_batches=2, num_ppo_epochs=2)
+
+
+# --- D_RL file --------------------------------------------------------------------------------------
+
+
+def test_rollouts_round_trip(tmp_path):
+    path = write_rollouts(tmp_path / "d_rl.jsonl", make_rollouts(4))
+    back = read_rollouts(path)
+    assert [r.completion_token_ids for r in back] == [r.completion_token_ids for r in make_rollouts(4)]
+    assert [r.line for r in back] == [1, 2, 3, 4]
+    record = json.loads(path.read_text().splitlines()[0])
+    assert set(record) >= {"prompt", "prompt_token_ids", "completion", "completion_token_ids", "reward"}
+
+
+@pytest.mark.parametrize("content, message", [
+    ("", "has no rollouts"),
+    ("\n\n", "has no rollouts"),
+    ('{"prompt_token_ids": [1], "completion_token_ids": [2], "reward": NaN}\n', ":1: reward is nan"),
+    ('{"prompt_token_ids": [1], "completion_token_ids": [2], "reward": 1}\n'
+     '{"prompt_token_ids": [1], "completion_token_ids": [2], "reward": Infinity}\n', ":2: reward is inf"),
+    ('{"prompt_token_ids": [1], "completion_token_ids": [2], "reward": null}\n', "'reward' must be a number"),
+    ('{"prompt_token_ids": [1], "reward": 1.0}\n', "missing key(s) completion_token_ids"),
+    ('{"prompt_token_ids": [1], "completion_token_ids": [], "reward": 1.0}\n', "'completion_token_ids' is empty"),
+    ('{"prompt_token_ids": [1, "a"], "completion_token_ids": [2], "reward": 1.0}\n', "list of integer token ids"),
+    ("not json\n", ":1: invalid JSON"),
+])
+def test_bad_rl_data_is_a_clear_error(tmp_path, content, message):
+    path = tmp_path / "d_rl.jsonl"
+    path.write_text(content)
+    with pytest.raises(DataError, match=None) as info:
+        read_rollouts(path)
+    assert message in str(info.value)
+    assert str(path) in str(info.value)
+
+
+def test_missing_rl_file(tmp_path):
+    with pytest.raises(DataError, match="not found"):
+        read_rollouts(tmp_path / "nope.jsonl")
+
+
+# --- pieces -----------------------------------------------------------------------------------------
+
+
+def test_gae_matches_hand_computation():
+    rewards = torch.tensor([[0.0, 0.0, 1.0, 0.0]])
+    values = torch.tensor([[0.5, 0.2, 0.1, 0.0]])  # last position is padding (value 0, reward 0)
+    adv = gae(rewards, values, gamma=0.9, lam=0.8)
+    d2 = 1.0 - 0.1
+    d1 = 0.0 + 0.9 * 0.1 - 0.2
+    d0 = 0.0 + 0.9 * 0.2 - 0.5
+    a2, a1 = d2, d1 + 0.72 * d2
+    assert torch.allclose(adv[0, :3], torch.tensor([d0 + 0.72 * a1, a1, a2]))
+    assert adv[0, 3] == 0
+
+
+def test_whiten_kl_and_eos_helpers():
+    x = torch.tensor([[1.0, 2.0, 3.0, 100.0]])
+    mask = torch.tensor([[1.0, 1.0, 1.0, 0.0]])
+    w = masked_whiten(x, mask)
+    assert abs(float((w * mask).sum())) < 1e-5
+    logp, ref = torch.randn(3, 5), torch.randn(3, 5)
+    assert (kl_penalty(logp, ref, "k3") >= 0).all()
+    assert torch.equal(kl_penalty(logp, ref, "k1"), logp - ref)
+    assert truncate_after_eos([5, 6, 2, 8, 2], {2}) == [5, 6, 2]
+    assert truncate_after_eos([5, 6], {2}) == [5, 6]
+
+
+def test_config_rejects_ranks_vllm_cannot_serve_and_configs_still_load():
+    with pytest.raises(ConfigError, match="ppo.lora_r"):
+        PPOConfig(lora_r=7)
+    from signal_al.config import load_experiment_config
+
+    for path in sorted(Path(__file__).resolve().parents[1].glob("configs/*.yaml")):
+        load_experiment_config(path)
+
+
+# --- training, saving, loading ----------------------------------------------------------------------
+
+
+def test_update_writes_a_plain_lora_adapter_that_peft_loads(tiny, tmp_path):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    out = tmp_path / "adapter"
+    metrics = train_generator(tiny, make_rollouts(16), out, FAST)
+    files = {p.name for p in out.iterdir()}
+    assert {"adapter_config.json", "adapter_model.safetensors", "value_head.safetensors", "ppo_state.json",
+            "metrics.json"} <= files
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary folder left
+    adapter_config = json.loads((out / "adapter_config.json").read_text())
+    assert adapter_config["use_dora"] is False and adapter_config["bias"] == "none"
+    assert not adapter_config["modules_to_save"] and adapter_config["r"] in (1, 8, 16, 32, 64)
+    assert adapter_config["base_model_name_or_path"] == str(tiny)
+    for key in ("reward_mean", "reward_std", "kl_final", "policy_loss", "value_loss", "clipfrac", "vf_clipfrac",
+                "entropy", "approx_kl", "tokens_per_second"):
+        assert math.isfinite(metrics[key]), key
+    assert metrics["optimizer_steps"] == 2 * 2 * 2  # 2 rollout batches x 2 epochs x 2 minibatches
+    assert json.loads((out / "metrics.json").read_text())["optimizer_steps"] == 8
+
+    base = AutoModelForCausalLM.from_pretrained(tiny)
+    model = PeftModel.from_pretrained(base, str(out))
+    lora_b = [p for n, p in model.named_parameters() if "lora_B" in n]
+    assert lora_b and any(p.abs().sum() > 0 for p in lora_b)  # the update moved the adapter
+
+    # a second round continues from the adapter: the reference is the adapter-disabled base
+    again = train_generator(tiny, make_rollouts(16, seed=1), tmp_path / "round2", FAST, adapter=out)
+    assert again["kl_start"] != 0.0
+    with pytest.raises(UserError, match="exists and is not empty"):
+        train_generator(tiny, make_rollouts(4), out, FAST)
+
+
+def test_padding_and_tokens_after_eos_never_reach_the_losses(tiny):
+    """Unpadded micro-batches of one clean rollout == padded batches with junk after EOS."""
+    config = replace(FAST, num_mini_batches=2, num_ppo_epochs=2)
+    unpadded = PPOTrainer(tiny, replace(config, per_device_train_batch_size=1, gradient_accumulation_steps=4))
+    m1 = unpadded.train(make_rollouts(16))
+    padded = PPOTrainer(tiny, config)
+    m2 = padded.train(make_rollouts(16, junk_after_eos=True))
+    assert m1["completion_tokens"] == m2["completion_tokens"]
+    l1 = [h["loss"] for h in m1["history"]]
+    l2 = [h["loss"] for h in m2["history"]]
+    assert len(l1) == len(l2) == 8
+    assert l1 == pytest.approx(l2, abs=1e-5)
+    p1 = dict(unpadded.model.named_parameters())
+    for name, p in padded.model.named_parameters():
+        if p.requires_grad:
+            torch.testing.assert_close(p, p1[name], atol=1e-5, rtol=1e-4)
+
+
+def test_large_beta_keeps_the_policy_near_the_reference(tiny):
+    """The penalty acts from the second rollout batch on (a fresh adapter *is* the reference at first)."""
+    config = replace(FAST, learning_rate=3e-3, per_device_train_batch_size=2, num_mini_batches=1, num_ppo_epochs=2)
+    free = train_generator_metrics(tiny, replace(config, kl_coef=0.0))
+    held = train_generator_metrics(tiny, replace(config, kl_coef=100.0))
+    assert free["kl_final_k3"] > 3 * held["kl_final_k3"]
+    assert held["kl_final_k3"] < 0.03
+
+
+def train_generator_metrics(model: Path, config: PPOConfig) -> dict:
+    trainer = PPOTrainer(model, config)
+    return trainer.train(make_rollouts(16))
+
+
+def test_adaptive_beta_moves_and_is_saved(tiny, tmp_path):
+    config = replace(FAST, adaptive_kl=True, target_kl=1e-6, kl_horizon=10, kl_coef=0.1)
+    out = tmp_path / "a"
+    metrics = train_generator(tiny, make_rollouts(16), out, config)
+    assert metrics["kl_coef_next"] != pytest.approx(0.1)
+    state = json.loads((out / "ppo_state.json").read_text())
+    assert state["kl_coef"] == pytest.approx(metrics["kl_coef_next"])
+    again = train_generator(tiny, make_rollouts(8), tmp_path / "b", config, adapter=out)
+    assert again["kl_coef"] == pytest.approx(state["kl_coef"])
+
+
+# --- bad input: clear errors, nothing written ------------------------------------------------------
+
+
+def _assert_nothing_written(folder: Path) -> None:
+    assert not folder.exists() or not any(folder.iterdir())
+    assert not [p for p in folder.parent.iterdir() if p.name.startswith(f".{folder.name}")]
+
+
+def test_empty_rl_data(tiny, tmp_path):
+    path = tmp_path / "d_rl.jsonl"
+    path.write_text("")
+    with pytest.raises(UserError, match="no rollouts"):
+        train_generator(tiny, path, tmp_path / "out", FAST)
+    _assert_nothing_written(tmp_path / "out")
+
+
+def test_nan_reward_names_the_line(tiny, tmp_path):
+    path = write_rollouts(tmp_path / "d_rl.jsonl", make_rollouts(3))
+    lines = path.read_text().splitlines()
+    record = json.loads(lines[1])
+    record["reward"] = float("nan")
+    lines[1] = json.dumps(record)
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(UserError, match=r"d_rl.jsonl:2: reward is nan"):
+        train_generator(tiny, path, tmp_path / "out", FAST)
+    _assert_nothing_written(tmp_path / "out")
+
+
+def test_token_ids_outside_the_vocabulary(tiny, tmp_path):
+    rollouts = make_rollouts(4)
+    rollouts[2].completion_token_ids = [5, VOCAB + 10, EOS]
+    path = write_rollouts(tmp_path / "d_rl.jsonl", rollouts)
+    with pytest.raises(UserError, match=r"d_rl.jsonl:3: 'completion_token_ids' has token id 138 outside"):
+        train_generator(tiny, path, tmp_path / "out", FAST)
+    _assert_nothing_written(tmp_path / "out")
+
+
+def test_adapter_from_another_base_model(tiny, tmp_path):
+    other = make_tiny_qwen2(tmp_path / "other", hidden=48)
+    adapter = tmp_path / "adapter"
+    train_generator(other, make_rollouts(4), adapter, replace(FAST, num_ppo_epochs=1))
+    with pytest.raises(UserError, match="another base model"):
+        train_generator(tiny, make_rollouts(4), tmp_path / "out", FAST, adapter=adapter)
+    _assert_nothing_written(tmp_path / "out")
+    # without our state file, peft's own shape check is turned into the same kind of error
+    (adapter / "ppo_state.json").unlink()
+    with pytest.raises(UserError, match="does not fit base model"):
+        train_generator(tiny, make_rollouts(4), tmp_path / "out", FAST, adapter=adapter)
+    _assert_nothing_written(tmp_path / "out")
+    with pytest.raises(UserError, match="not a LoRA adapter folder"):
+        train_generator(tiny, make_rollouts(4), tmp_path / "out", FAST, adapter=tmp_path)
+
+
+# --- CLI --------------------------------------------------------------------------------------------
+
+
+def test_cli_train_generator(tiny, tmp_path, capsys):
+    from signal_al.cli import main
+
+    data = write_rollouts(tmp_path / "d_rl.jsonl", make_rollouts(8))
+    config = tmp_path / "exp.yaml"
+    config.write_text(f"generator:\n  model: {tiny}\nppo:\n  num_ppo_epochs: 1\n  per_device_train_batch_size: 4\n")
+    out = tmp_path / "adapter"
+    assert main(["train-generator", "--config", str(config), "--rl-data", str(data), "--out", str(out)]) == 0
+    assert (out / "adapter_model.safetensors").is_file()
+    assert "adapter written to" in capsys.readouterr().out
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt_token_ids": [1], "completion_token_ids": [5], "reward": NaN}\n')
+    assert main(["train-generator", "--config", str(config), "--rl-data", str(bad), "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "bad.jsonl:1: reward is nan" in err
+    assert main(["train-generator", "--config", str(config), "--rl-data", str(data), "--out", str(tmp_path / "y"),
+                 "--set", "ppo.lora_r=3"]) == 2
+    assert "ppo.lora_r" in capsys.readouterr().err

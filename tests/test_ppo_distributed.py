@@ -1,0 +1,67 @@
+"""Two CPU processes (gloo) give the same adapter on both ranks and the loss curve of one process."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
+import torch
+
+from helpers import ready_asset  # noqa: F401  (offline hub settings)
+from signal_al.trainers.ppo_config import PPOConfig
+from signal_al.trainers.ppo_trainer import PPOTrainer
+from signal_al.trainers.rollouts import write_rollouts
+from test_ppo import make_rollouts, make_tiny_qwen2
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_cpu_processes_match_one_process(tmp_path):
+    model = make_tiny_qwen2(tmp_path / "qwen2")
+    data = write_rollouts(tmp_path / "d_rl.jsonl", make_rollouts(16))
+    # global minibatch 4 both ways: 2 processes x 2 per device, or 1 process x 4 per device
+    two = PPOConfig(learning_rate=1e-3, per_device_train_batch_size=2, num_mini_batches=2, num_ppo_epochs=2)
+    one = PPOConfig(**{**asdict(two), "per_device_train_batch_size": 4})
+
+    out = tmp_path / "two"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+               str(ROOT / "configs/accelerate/cpu_2proc.yaml"), "--main_process_port", str(_free_port()),
+               str(ROOT / "tests/ppo_dist_worker.py"), str(model), str(data), str(out), json.dumps(asdict(two))]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    ranks = [json.loads((out / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert [r["world"] for r in ranks] == [2, 2]
+    assert ranks[0]["hash"] == ranks[1]["hash"]  # same adapter and value head on both ranks
+    assert ranks[0]["losses"] == ranks[1]["losses"]  # metrics are reduced, not per-rank
+    assert (out / "adapter" / "adapter_model.safetensors").is_file()  # the main process wrote it
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        trainer = PPOTrainer(model, one, cpu=True)
+        from signal_al.trainers.rollouts import read_rollouts
+
+        metrics = trainer.train(read_rollouts(data))
+    finally:
+        torch.set_num_threads(threads)
+    losses = [h["loss"] for h in metrics["history"]]
+    assert len(losses) == len(ranks[0]["losses"]) == 8
+    assert ranks[0]["losses"] == pytest.approx(losses, abs=1e-5)
+    params = {n: p.detach().flatten()[:8].tolist() for n, p in trainer.model.named_parameters() if p.requires_grad}
+    for name, values in ranks[0]["weights"].items():
+        assert values == pytest.approx(params[name], abs=1e-5), name
