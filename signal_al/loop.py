@@ -28,7 +28,7 @@ from signal_al.config_io import from_dict, to_dict
 from signal_al.data import TaskData, load_task, real_pool
 from signal_al.data.pools import Annotation, Item, as_dataset, real_items
 from signal_al.errors import ConfigError, UserError
-from signal_al.io_utils import atomic_write_json, atomic_write_jsonl, atomic_write_text
+from signal_al.io_utils import atomic_directory, atomic_write_json, atomic_write_jsonl, atomic_write_text
 
 STATE_FILE = "state.json"
 CONFIG_FILE = "config.yaml"
@@ -269,12 +269,8 @@ class ActiveLearningRun:
 
     def _save_checkpoint(self, model: Any, round_index: int) -> str:
         name = f"checkpoints/classifier-round-{round_index:03d}"
-        target = self.run_dir / name
-        staging = self.run_dir / "checkpoints" / f".staging-{round_index:03d}"
-        shutil.rmtree(staging, ignore_errors=True)
-        model.save_pretrained(staging)
-        shutil.rmtree(target, ignore_errors=True)
-        staging.rename(target)
+        with atomic_directory(self.run_dir / name) as staging:
+            model.save_pretrained(staging)
         return name
 
     def _remove_stale_checkpoints(self, keep: str) -> None:

@@ -22,7 +22,7 @@ import numpy as np
 from signal_al.data.pools import Item
 from signal_al.data.task import TaskData
 from signal_al.errors import DataError, UserError
-from signal_al.io_utils import atomic_write_json, atomic_write_text
+from signal_al.io_utils import atomic_directory, atomic_write_json, atomic_write_text
 from signal_al.trainers.classifier_config import ClassifierConfig
 
 
@@ -97,8 +97,6 @@ def load_or_train_model_annotator(
     progress: bool = True,
 ) -> ModelAnnotator:
     """The cached annotator for this task and classifier recipe, trained (once) when missing."""
-    import shutil
-    import tempfile
     import time
 
     from signal_al.assets import resolve_model
@@ -124,16 +122,10 @@ def load_or_train_model_annotator(
     metrics = classification_metrics(data.test.labels, output.probs.argmax(axis=1), data.spec.label_names)
     info = AnnotatorInfo(config.model, data.spec.name, len(data.train), metrics["accuracy"], metrics["macro_f1"],
                          time.perf_counter() - start)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".annotator-"))
-    try:
+    with atomic_directory(folder) as staging:
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
         atomic_write_json(staging / "annotator.json", asdict(info))
-        staging.rename(folder)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return ModelAnnotator(model.eval(), tokenizer, config, info, device)
 
 

@@ -39,7 +39,7 @@ print("RESULT " + json.dumps({"base": [c.token_ids for c in base], "tuned": [c.t
 
 
 def test_in_process_vllm_generates_and_serves_a_lora_adapter(tmp_path: Path) -> None:
-    from test_generation_hf import random_lora
+    from helpers import random_lora
 
     python = ensure_server_venv(Path(os.environ.get(VENV_ENV) or REPO / ".venv-vllm"))
     adapter = random_lora(ready_asset("smollm2-135m-instruct"), tmp_path / "round-1")

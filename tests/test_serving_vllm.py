@@ -14,7 +14,7 @@ from typing import Iterator
 import numpy as np
 import pytest
 import requests
-from helpers import ready_asset
+from helpers import random_lora, ready_asset
 
 from signal_al.config import DataConfig, GeneratorConfig
 from signal_al.data import load_task, real_pool
@@ -28,19 +28,6 @@ pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
 GENERATOR = "smollm2-135m-instruct"
 
-
-def random_lora(model_dir: Path, out: Path) -> Path:
-    """A peft LoRA adapter on the generator with random A and B (so it changes the outputs)."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
-    config = LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"], init_lora_weights=False,
-                        lora_dropout=0.0, bias="none", task_type="CAUSAL_LM")
-    get_peft_model(model, config).save_pretrained(out)
-    return out
 
 
 @pytest.fixture(scope="module")

@@ -47,7 +47,7 @@ def markdown_table(table: pd.DataFrame, metric: str = "accuracy") -> str:
     pivot_std = table.pivot(index="strategy", columns="acquired_pct", values=f"{metric}_std").fillna(0.0)
     seeds = table.groupby("strategy")[f"{metric}_count"].max()
     columns = list(pivot_mean.columns)
-    header = f"| strategy (seeds) | " + " | ".join(f"{c:g} %" for c in columns) + " |"
+    header = "| strategy (seeds) | " + " | ".join(f"{c:g} %" for c in columns) + " |"
     lines = [header, "|" + " --- |" * (len(columns) + 1)]
     for strategy in pivot_mean.index:
         cells = []

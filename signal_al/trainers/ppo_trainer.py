@@ -27,9 +27,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
-import tempfile
 import time
 from contextlib import nullcontext
 from dataclasses import asdict
@@ -40,6 +37,7 @@ import torch
 from torch import nn
 
 from signal_al.errors import ConfigError, UserError
+from signal_al.io_utils import atomic_directory
 from signal_al.trainers.ppo_config import PPOConfig
 from signal_al.trainers.rollouts import Rollout, check_vocab, read_rollouts
 from signal_al.trainers.value_head import VALUE_HEAD_FILE, ValueHead
@@ -542,9 +540,7 @@ class PPOTrainer:
         if acc.is_main_process:
             if out.exists() and any(out.iterdir()) and not overwrite:
                 raise UserError(f"{out}: output folder exists and is not empty")
-            out.parent.mkdir(parents=True, exist_ok=True)
-            tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-            try:
+            with atomic_directory(out) as tmp:
                 unwrapped = acc.unwrap_model(self.model)
                 policy_state = {k[len("policy."):]: v for k, v in state_dict.items() if k.startswith("policy.")}
                 head_state = {k[len("value_head."):]: v for k, v in state_dict.items() if k.startswith("value_head.")}
@@ -557,12 +553,6 @@ class PPOTrainer:
                 (tmp / STATE_FILE).write_text(json.dumps(state, indent=2))
                 if metrics is not None:
                     (tmp / METRICS_FILE).write_text(json.dumps(metrics, indent=2))
-                if out.exists():
-                    shutil.rmtree(out)
-                os.replace(tmp, out)
-            except BaseException:
-                shutil.rmtree(tmp, ignore_errors=True)
-                raise
         acc.wait_for_everyone()
         return out
 
