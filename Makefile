@@ -35,9 +35,12 @@ test: assets vllm-venv
 test-fast: assets
 	$(BIN)/python -m pytest
 
-# The main job on the offline defaults.
-demo: assets
-	$(BIN)/signal-al data describe rt-movies --rows 3
+# The main job on the offline defaults: a SIGnAL run with the real vLLM CPU server (started and
+# stopped by the run). A second `make demo` continues (or just reports) the run in runs/demo.
+DEMO_RUN := runs/demo
+demo: assets vllm-venv
+	if [ -f $(DEMO_RUN)/state.json ]; then $(BIN)/signal-al run -c configs/demo.yaml --resume; \
+	else $(BIN)/signal-al run -c configs/demo.yaml; fi
 	$(BIN)/signal-al assets verify --task rt-movies --prompts 3
 
 bench: install

@@ -8,6 +8,7 @@ section's ``__post_init__`` so a bad value is rejected where it is read, naming 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -123,10 +124,16 @@ class RewardConfig:
     )
     eps: float = field(1e-6, help="Distance floor; keeps the score finite for duplicates.")
     normalize: bool = field(True, help="L2-normalise embeddings before the Euclidean distance.")
+    invalid_penalty: float | None = field(
+        -1.0, help="D_RL reward of a candidate dropped by cleaning (empty, chatter, duplicate); null leaves dropped "
+        "candidates out of D_RL. Kept candidates get their raw SIGnAL score (whitening/clipping: ppo.*)."
+    )
 
     def __post_init__(self) -> None:
         check(self.k > 0, "reward.k", f"must be positive, got {self.k}")
         check(self.eps > 0, "reward.eps", f"must be positive, got {self.eps}")
+        if self.invalid_penalty is not None:
+            check(math.isfinite(self.invalid_penalty), "reward.invalid_penalty", "must be a finite number or null")
 
 
 @dataclass
@@ -143,12 +150,19 @@ class ActiveLearningConfig:
     annotator: Literal["model", "human"] = field(
         "model", help="Who labels synthetic items: a classifier trained on the full train split, or a human via files."
     )
+    annotator_max_steps: int | None = field(
+        None, help="Cap the model annotator's training steps (it trains once per task and recipe, then is cached); "
+        "for CPU demos, where full epochs over the train split take too long."
+    )
 
     def __post_init__(self) -> None:
         check(0.0 < self.round_fraction <= 1.0, "active_learning.round_fraction", f"must be in (0, 1], got {self.round_fraction}")
         check(self.stop_fraction > 0, "active_learning.stop_fraction", f"must be positive, got {self.stop_fraction}")
         if self.seed_size is not None:
             check(self.seed_size >= 0, "active_learning.seed_size", f"must be >= 0, got {self.seed_size}")
+        if self.annotator_max_steps is not None:
+            check(self.annotator_max_steps > 0, "active_learning.annotator_max_steps",
+                  f"must be positive, got {self.annotator_max_steps}")
 
 
 POOL_BASED = ["random", "entropy", "bertkm", "badge", "cal", "coreset", "cluster", "qbc"]

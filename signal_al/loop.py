@@ -4,6 +4,14 @@ Round r: (r = 0: a random seed set | r > 0: one classifier pass over U ∪ L, th
 strategy selects b items) → annotate → add to L with provenance → retrain the classifier →
 evaluate on the test split → persist the round atomically.
 
+SIGnAL (``strategy: signal``) adds the generator from round 1 on (round 0 has no labeled
+set to score against, so it is the same random real seed set as every baseline): before
+the classifier pass, b candidates from the current adapter (the base model in round 1)
+join the pool as synthetic items and are persisted at once; after evaluation, the round's
+candidates with their scores from that same pass form D_RL, one PPO update writes
+``adapters/round-NNN``, and the round is committed with that adapter path before the
+adapter is hot-loaded for the next round. A resumed run reloads the latest adapter.
+
 Every round is a pure function of the previous round's persisted state, the seed and the
 round number (its RNG is ``default_rng([seed, r])``, its training seed ``seed·1000 + r``,
 and the selection uses the classifier checkpoint saved by round r − 1). So a run killed at
@@ -12,6 +20,8 @@ any point and resumed ends with the same labeled set and metrics as an uninterru
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import shutil
 import time
@@ -29,6 +39,8 @@ from signal_al.data import TaskData, load_task, real_pool
 from signal_al.data.pools import Annotation, Item, as_dataset, real_items
 from signal_al.errors import ConfigError, UserError
 from signal_al.io_utils import atomic_directory, atomic_write_json, atomic_write_jsonl, atomic_write_text
+from signal_al.rl_round import (CANDIDATES_FILE, RL_DIR, adapter_dir, adapter_round, generation_stats, reward_stats,
+                                rl_dataset, synthetic_items)
 
 STATE_FILE = "state.json"
 CONFIG_FILE = "config.yaml"
@@ -49,17 +61,21 @@ class RunState:
     checkpoint: str | None = None
     pending: dict | None = None
     finished: bool = False
+    adapter: str | None = None  # run-relative folder of the generator's latest adapter (SIGnAL)
+    generation: dict | None = None  # the current round's candidates (and scores), until the round commits
 
     def to_dict(self) -> dict:
         return {"round": self.round, "pool_size": self.pool_size, "items": [i.to_dict() for i in self.items],
                 "annotations": [a.to_dict() for a in self.annotations], "metrics": self.metrics,
-                "checkpoint": self.checkpoint, "pending": self.pending, "finished": self.finished}
+                "checkpoint": self.checkpoint, "pending": self.pending, "finished": self.finished,
+                "adapter": self.adapter, "generation": self.generation}
 
     @classmethod
     def from_dict(cls, data: dict) -> "RunState":
         return cls(round=data["round"], pool_size=data["pool_size"], items=[Item(**i) for i in data["items"]],
                    annotations=[Annotation(**a) for a in data["annotations"]], metrics=data["metrics"],
-                   checkpoint=data["checkpoint"], pending=data["pending"], finished=data["finished"])
+                   checkpoint=data["checkpoint"], pending=data["pending"], finished=data["finished"],
+                   adapter=data.get("adapter"), generation=data.get("generation"))
 
     @property
     def labeled_ids(self) -> set[str]:
@@ -97,6 +113,8 @@ class ActiveLearningRun:
         self._hidden: dict[str, int] = {}
         self._tokenizer: Any = None
         self._annotator: Any = None
+        self._generator: Any = None
+        self._resources = contextlib.ExitStack()  # the vLLM server started for this run, if any
 
     # --- persistence -----------------------------------------------------------------------
 
@@ -168,15 +186,17 @@ class ActiveLearningRun:
             self._hidden = dict(zip(pool.ids, pool.labels.tolist()))
         return self._hidden
 
-    def _select(self, state: RunState, round_index: int, budget: int, rng: np.random.Generator) -> list[Item]:
-        """The items to annotate this round: random seed set, then the strategy's choice."""
+    def _select(self, state: RunState, round_index: int, budget: int,
+                rng: np.random.Generator) -> tuple[list[Item], dict[str, float]]:
+        """The items to annotate this round (random seed set, then the strategy's choice) and,
+        for ranking strategies, every unlabeled item's score from the same classifier pass."""
         labeled = state.labeled_ids
         unlabeled = [i for i, item in enumerate(state.items) if item.id not in labeled]
         if round_index == 0:
             chosen = rng.choice(len(unlabeled), size=budget, replace=False)
-            return [state.items[unlabeled[i]] for i in np.sort(chosen)]
+            return [state.items[unlabeled[i]] for i in np.sort(chosen)], {}
         from signal_al.classifier import predict
-        from signal_al.strategies.base import PoolView
+        from signal_al.strategies.base import PoolView, RankingStrategy, top_indices
         from transformers import AutoModelForSequenceClassification
 
         model = AutoModelForSequenceClassification.from_pretrained(self.run_dir / state.checkpoint)
@@ -192,8 +212,15 @@ class ActiveLearningRun:
         view = PoolView(probs=outputs.probs, embeddings=outputs.embeddings, labels=labels,
                         labeled=np.array(sorted(position[i] for i in labeled), dtype=np.int64),
                         unlabeled=np.array(unlabeled, dtype=np.int64))
-        chosen = self.strategy().query(view, budget, rng)
-        return [state.items[int(i)] for i in chosen]
+        strategy = self.strategy()
+        scores: dict[str, float] = {}
+        if isinstance(strategy, RankingStrategy):  # what RankingStrategy.query does, keeping the scores
+            values = strategy.score(view, strategy.check_budget(view, budget), rng)
+            chosen = view.unlabeled[top_indices(values, budget, rng)]
+            scores = {state.items[int(i)].id: float(v) for i, v in zip(view.unlabeled, values)}
+        else:
+            chosen = strategy.query(view, budget, rng)
+        return [state.items[int(i)] for i in chosen], scores
 
     def _annotate(self, state: RunState, round_index: int, items: list[Item]) -> list[Annotation]:
         """Labels for the selected items, from files when a human annotates."""
@@ -223,8 +250,12 @@ class ActiveLearningRun:
             from signal_al.assets import cache_dir
             from signal_al.oracle import load_or_train_model_annotator
 
+            recipe = self.config.classifier
+            cap = self.config.active_learning.annotator_max_steps
+            if cap is not None:
+                recipe = dataclasses.replace(recipe, max_steps=cap, min_steps=min(recipe.min_steps, cap))
             self._annotator = load_or_train_model_annotator(
-                self.data, self.config.classifier, cache_root=cache_dir(self.cache_root),
+                self.data, recipe, cache_root=cache_dir(self.cache_root),
                 seed=self.config.data.split_seed, device=self.device, progress=self.progress)
             self.log(f"model annotator: test accuracy {self._annotator.info.test_accuracy:.3f}")
         return self._annotator
@@ -279,6 +310,71 @@ class ActiveLearningRun:
             if path.name != Path(keep).name:
                 shutil.rmtree(path, ignore_errors=True)
 
+    # --- SIGnAL: the generator ----------------------------------------------------------------
+
+    def _generates(self, round_index: int) -> bool:
+        """SIGnAL generates from round 1 on: round 0 has no labeled set to score candidates against."""
+        return self.config.active_learning.strategy == "signal" and round_index >= 1
+
+    def generator(self, state: RunState) -> Any:
+        """The candidate generator (its server started on first use), serving the latest adapter."""
+        if self._generator is None:
+            from signal_al.generation.generator import create_generator
+            from signal_al.serving import managed_server
+
+            self._resources.enter_context(managed_server(
+                self.config.generator, log_file=self.run_dir / "vllm-server.log", log=self.log))
+            self._generator = create_generator(self.config.generator, self.data.spec, seed=self.config.seed,
+                                               device=str(self.device))
+            if state.adapter is not None:  # a resumed run: the server may be new, reload the adapter
+                self._generator.load_adapter(self.run_dir / state.adapter, adapter_round(state.adapter))
+        return self._generator
+
+    def _generate(self, state: RunState, round_index: int, num: int) -> None:
+        """Step 2: candidates join the pool as synthetic items, committed before the classifier pass."""
+        from signal_al.generation.cleaning import dedup_key
+        from signal_al.generation.records import read_jsonl
+
+        pool = real_pool(self.data, self.config.data, seed=self.config.seed)
+        known = [dedup_key(item.text, item.text_pair) for item in state.items]  # R ∪ S ∪ L
+        candidates = self.generator(state).generate(pool, num, known=known, round_index=round_index)
+        state.items.extend(synthetic_items(candidates, round_index))
+        state.generation = {"round": round_index, "candidates": [c.to_dict() for c in candidates], "scores": None}
+        path = self.run_dir / CANDIDATES_FILE  # rewritten whole, so a repeated round leaves no duplicates
+        earlier = [c.to_dict() for c in read_jsonl(path) if (c.round or 0) < round_index] if path.is_file() else []
+        atomic_write_jsonl(path, earlier + state.generation["candidates"])
+        self._persist(state)
+
+    def _update_generator(self, state: RunState, round_index: int) -> tuple[str | None, dict]:
+        """Step 7: D_RL from this round's candidates and scores, one PPO update; (adapter folder, metrics)."""
+        from signal_al.assets import resolve_model
+        from signal_al.generation.records import Candidate
+        from signal_al.trainers.ppo_trainer import train_generator
+        from signal_al.trainers.rollouts import write_rollouts
+
+        assert state.generation is not None
+        candidates = [Candidate.from_dict(c) for c in state.generation["candidates"]]
+        scores = state.generation["scores"]
+        row = {**generation_stats(candidates), **reward_stats(candidates, scores, round_index)}
+        rollouts = rl_dataset(candidates, scores, round_index, self.config.reward.invalid_penalty)
+        if not rollouts:
+            self.log(f"round {round_index}: no candidate to learn from; the generator keeps its adapter")
+            return state.adapter, row
+        write_rollouts(self.run_dir / RL_DIR / f"round-{round_index:03d}.jsonl", rollouts)
+        config = self.config
+        # a seed per round; PPO's log-probs must use the temperature the candidates were sampled with
+        ppo = dataclasses.replace(config.ppo, seed=config.seed * 1000 + round_index,
+                                  temperature=config.generator.temperature or config.ppo.temperature)
+        name = adapter_dir(round_index)
+        metrics = train_generator(resolve_model(config.generator.model), rollouts, self.run_dir / name, ppo,
+                                  adapter=None if state.adapter is None else self.run_dir / state.adapter,
+                                  cpu=self.device.type == "cpu", overwrite=True,
+                                  log=self.log if self.progress else None)
+        row.update({"kl": metrics["kl_final"], "kl_start": metrics["kl_start"], "kl_coef": metrics["kl_coef"],
+                    "ppo_policy_loss": metrics["policy_loss"], "ppo_value_loss": metrics["value_loss"],
+                    "ppo_steps": metrics["optimizer_steps"], "n_rollouts": len(rollouts), "adapter": name})
+        return name, row
+
     # --- driver ----------------------------------------------------------------------------
 
     def run(self, *, resume: bool = False) -> RunState:
@@ -301,6 +397,8 @@ class ActiveLearningRun:
         if seed_size > state.pool_size:
             raise ConfigError(f"active_learning.seed_size={seed_size} exceeds the real pool of {state.pool_size}")
         rounds_total = 1 + int(np.ceil(max(total - seed_size, 0) / per_round))
+        if not pool_based and al.annotator == "model" and not state.finished:
+            self.model_annotator()  # trained (once) before a vLLM server competes for the CPU
         from signal_al.tracking import Tracker
 
         tracker = Tracker(config, self.run_dir)
@@ -311,19 +409,30 @@ class ActiveLearningRun:
                 round_index = state.round + 1
                 acquired = len(state.annotations)
                 budget = seed_size if round_index == 0 else min(per_round, total - acquired)
+                timings: dict[str, float] = {}
+                generating = self._generates(round_index) and budget > 0
+                if generating and (state.generation or {}).get("round") != round_index:
+                    start = time.perf_counter()
+                    self._generate(state, round_index, config.generator.candidates_per_round or budget)
+                    timings["generate"] = time.perf_counter() - start
                 unlabeled = len(state.items) - acquired
                 budget = min(budget, unlabeled)
                 if budget <= 0:
                     state.finished = True
                     self._persist(state)
                     break
-                timings: dict[str, float] = {}
                 start = time.perf_counter()
                 if state.pending is not None and state.pending["round"] == round_index:
                     positions = {item.id: item for item in state.items}
                     selected = [positions[i] for i in state.pending["ids"]]
                 else:
-                    selected = self._select(state, round_index, budget, np.random.default_rng([config.seed, round_index]))
+                    selected, scores = self._select(state, round_index, budget,
+                                                    np.random.default_rng([config.seed, round_index]))
+                    if generating:  # this round's candidates keep their scores from this pass, for D_RL
+                        assert state.generation is not None
+                        fresh = {item.id for item in state.items
+                                 if item.source == "synthetic" and item.round == round_index}
+                        state.generation["scores"] = {i: v for i, v in scores.items() if i in fresh}
                 timings["select"] = time.perf_counter() - start
                 start = time.perf_counter()
                 annotations = self._annotate(state, round_index, selected)
@@ -334,13 +443,25 @@ class ActiveLearningRun:
                 start = time.perf_counter()
                 model, row = self._train_and_evaluate(state, round_index)
                 timings["train_eval"] = time.perf_counter() - start
+                adapter = state.adapter
+                if generating:
+                    start = time.perf_counter()
+                    adapter, rl_row = self._update_generator(state, round_index)
+                    timings["ppo"] = time.perf_counter() - start
+                    row.update(rl_row)
+                    row["n_synthetic_selected"] = sum(item.source == "synthetic" for item in selected)
                 row["seconds"] = {k: round(v, 3) for k, v in timings.items()}
                 checkpoint = self._save_checkpoint(model, round_index)
                 state.round, state.checkpoint, state.pending = round_index, checkpoint, None
+                state.adapter, state.generation = adapter, None
                 state.metrics.append(row)
-                state.finished = len(state.annotations) >= total or len(state.annotations) >= len(state.items)
+                # SIGnAL's pool grows every round, so only the budget ends it
+                state.finished = len(state.annotations) >= total or (
+                    pool_based and len(state.annotations) >= len(state.items))
                 self._persist(state)
                 self._remove_stale_checkpoints(checkpoint)
+                if generating and adapter is not None and not state.finished:
+                    self.generator(state).load_adapter(self.run_dir / adapter, round_index)  # hot-load for next round
                 tracker.log(row, step=round_index)
                 bar.update(1)
                 bar.set_postfix(labeled=row["n_labeled"], acc=f"{row['accuracy']:.3f}")
@@ -349,6 +470,10 @@ class ActiveLearningRun:
         finally:
             bar.close()
             tracker.finish()
+            if self._generator is not None:
+                self._generator.backend.close()
+                self._generator = None
+            self._resources.close()  # stops a server this run started
         return state
 
 

@@ -61,3 +61,20 @@ def tiny_causal_lm():
     )
     torch.manual_seed(0)
     return Qwen2ForCausalLM(config), tokenizer
+
+
+@pytest.fixture(scope="session")
+def tiny_classifier_dir(tmp_path_factory):
+    """A 2-layer random BERT with MiniLM's real vocabulary, saved as a model folder."""
+    import torch
+    from helpers import ready_asset
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+
+    folder = tmp_path_factory.mktemp("tiny_classifier")
+    tokenizer = BertTokenizerFast.from_pretrained(ready_asset("minilm-l6"))
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=128)
+    torch.manual_seed(0)
+    BertForSequenceClassification(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

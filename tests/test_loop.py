@@ -15,29 +15,12 @@ import pandas as pd
 import pytest
 import yaml
 
-from helpers import ready_asset
 from signal_al.config import load_experiment_config
 from signal_al.data import load_task, real_pool
 from signal_al.evaluation.report import write_report
 from signal_al.loop import STATE_FILE, ActiveLearningRun, round_budget, same_run, total_budget
 
 SCRIPT = str(Path(sys.executable).with_name("signal-al"))
-
-
-@pytest.fixture(scope="module")
-def tiny_classifier_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 2-layer random BERT with MiniLM's real vocabulary, saved as a model folder."""
-    import torch
-    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
-
-    folder = tmp_path_factory.mktemp("tiny_classifier")
-    tokenizer = BertTokenizerFast.from_pretrained(ready_asset("minilm-l6"))
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
-                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=128)
-    torch.manual_seed(0)
-    BertForSequenceClassification(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
 
 
 def _config_file(tmp_path: Path, model_dir: Path, name: str, **sections: dict) -> Path:

@@ -1,0 +1,207 @@
+"""SIGnAL in the loop with tiny random models: candidates join the pool, D_RL carries the
+round's scores, each round's adapter is trained and used by the next round."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from signal_al.config import load_experiment_config
+from signal_al.loop import ActiveLearningRun, RunState, same_run
+from signal_al.oracle import AnnotatorInfo
+from signal_al.trainers.rollouts import read_rollouts
+
+
+
+class ParityAnnotator:
+    """Stands in for the model annotator (training one on the full train split is slow)."""
+
+    info = AnnotatorInfo(model="parity", task="rt-movies", train_size=0, test_accuracy=float("nan"),
+                         test_macro_f1=float("nan"), seconds=0.0)
+
+    def annotate(self, items: list) -> list[int]:
+        return [len(item.text.split()) % 2 for item in items]
+
+
+@pytest.fixture(scope="module")
+def tiny_generator_dir(tmp_path_factory: pytest.TempPathFactory, tiny_causal_lm) -> Path:
+    model, tokenizer = tiny_causal_lm
+    folder = tmp_path_factory.mktemp("tiny_generator")
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def _config(tmp_path: Path, classifier_dir: Path, generator_dir: Path, name: str, **sections: dict):
+    data = {
+        "name": name, "output_dir": str(tmp_path / "runs"), "seed": 1, "device": "cpu",
+        "data": {"task": "rt-movies", "pool_size": 20, "max_test_size": 30},
+        "classifier": {"model": str(classifier_dir), "max_length": 32, "batch_size": 8, "epochs": 1, "min_steps": 2,
+                       "eval_batch_size": 64, "learning_rate": 1e-3},
+        "generator": {"model": str(generator_dir), "backend": "transformers", "dtype": "float32",
+                      "candidates_per_round": 4, "max_new_tokens": 20, "min_words": 1, "num_in_context": 1},
+        "active_learning": {"strategy": "signal", "round_fraction": 0.1, "stop_fraction": 0.3},
+        "reward": {"k": 3},
+        "ppo": {"num_ppo_epochs": 1, "per_device_train_batch_size": 4, "learning_rate": 1e-3},
+    }
+    for key, value in sections.items():
+        data[key] = {**data.get(key, {}), **value}
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return load_experiment_config(path)
+
+
+def _run(config, **kwargs) -> ActiveLearningRun:
+    run = ActiveLearningRun(config, progress=False, log=lambda _: None)
+    run._annotator = ParityAnnotator()
+    return run
+
+
+def _recomputed_scores(run: ActiveLearningRun, state, round_index: int) -> dict[str, float]:
+    """SIGnAL scores of round ``round_index``'s candidates from the previous round's classifier."""
+    from transformers import AutoModelForSequenceClassification
+
+    from signal_al.classifier import predict
+    from signal_al.rewards import signal_scores
+
+    items = [i for i in state.items if i.source == "real" or i.round <= round_index]
+    labeled = {a.id for a in state.annotations if a.round < round_index}
+    model = AutoModelForSequenceClassification.from_pretrained(
+        run.run_dir / f"checkpoints/classifier-round-{round_index - 1:03d}")
+    out = predict(model, run.tokenizer(), [i.text for i in items], None, batch_size=64, max_length=32,
+                  device=run.device)
+    lab = np.array([n for n, i in enumerate(items) if i.id in labeled])
+    new = np.array([n for n, i in enumerate(items) if i.source == "synthetic" and i.round == round_index])
+    scores = signal_scores(out.probs[new], out.embeddings[new], out.probs[lab], out.embeddings[lab], k=3)
+    return {items[n].id: float(s) for n, s in zip(new, scores)}
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory, tiny_classifier_dir: Path,  # noqa: F811
+              tiny_generator_dir: Path) -> tuple[ActiveLearningRun, RunState]:
+    """An uninterrupted 3-round SIGnAL run that keeps every round's classifier checkpoint."""
+    config = _config(tmp_path_factory.mktemp("reference"), tiny_classifier_dir, tiny_generator_dir, "signal")
+    run = _run(config)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ActiveLearningRun, "_remove_stale_checkpoints", lambda self, keep: None)
+        return run, run.run()
+
+
+def test_signal_rounds_grow_the_pool_and_train_the_generator(reference: tuple[ActiveLearningRun, RunState]) -> None:
+    run, state = reference
+    run_dir = run.run_dir
+
+    # b = 2 labels per round, real and synthetic together; synthetic items join the pool with provenance
+    assert state.finished and [row["n_labeled"] for row in state.metrics] == [2, 4, 6]
+    synthetic = [i for i in state.items if i.source == "synthetic"]
+    assert {i.round for i in synthetic} == {1, 2}
+    assert all(i.id.startswith(f"syn:r{i.round}:") and i.prompt and "New Example:" in i.prompt for i in synthetic)
+    assert len(state.items) == state.pool_size + len(synthetic)
+    annotators = {a.id: a.annotator for a in state.annotations}
+    assert all(annotators[i.id] == "model" for i in synthetic if i.id in annotators)
+    assert state.generation is None
+
+    # every raw candidate is logged, with the adapter that produced it: round 2 used round 1's adapter
+    candidates = [json.loads(line) for line in (run_dir / "candidates.jsonl").read_text().splitlines()]
+    assert [c["round"] for c in candidates] == [1] * 4 + [2] * 4
+    assert {c["adapter"] for c in candidates if c["round"] == 1} == {None}
+    assert {c["adapter"] for c in candidates if c["round"] == 2} == {"round-1"}
+    assert sum(c["drop_reason"] is None for c in candidates) == len(synthetic)
+    for r in (1, 2):
+        assert (run_dir / f"adapters/round-{r:03d}/adapter_config.json").is_file()
+    assert state.adapter == "adapters/round-002"
+
+    # D_RL rewards of kept candidates are their SIGnAL scores from the round's classifier pass
+    for r in (1, 2):
+        rewards = {ro.metadata["id"]: ro.reward for ro in read_rollouts(run_dir / f"rl/round-{r:03d}.jsonl")
+                   if ro.metadata["kept"]}
+        expected = _recomputed_scores(run, state, r)
+        assert rewards.keys() == expected.keys() and rewards
+        for key, value in expected.items():
+            assert rewards[key] == pytest.approx(value, rel=1e-4, abs=1e-6)
+        row = state.metrics[r]
+        assert row["reward_mean"] == pytest.approx(np.mean(list(expected.values())), rel=1e-4)
+        assert row["reward_max"] == pytest.approx(max(expected.values()), rel=1e-4)
+        assert np.isfinite(row["kl"]) and row["adapter"] == f"adapters/round-{r:03d}"
+        assert 0.0 <= row["dropped_fraction"] <= 1.0 and 0.0 < row["distinct_1"] <= 1.0
+        assert row["n_synthetic_selected"] == sum(1 for a in state.annotations if a.round == r
+                                                  and a.id.startswith("syn:"))
+        assert {"generate", "select", "annotate", "train_eval", "ppo"} <= row["seconds"].keys()
+
+
+class Crash(Exception):
+    pass
+
+
+def test_crashes_before_generation_and_during_ppo_resume_to_the_same_run(
+    tmp_path: Path, tiny_classifier_dir: Path, tiny_generator_dir: Path,  # noqa: F811
+    reference: tuple[ActiveLearningRun, RunState], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    config = _config(tmp_path, tiny_classifier_dir, tiny_generator_dir, "signal")
+    real_generate = ActiveLearningRun._generate
+
+    def generate_then_crash_in_round_2(self, state, round_index, num):
+        if round_index == 2:
+            raise Crash  # round 1 and its adapter are committed; round 2 has not generated yet
+        real_generate(self, state, round_index, num)
+
+    monkeypatch.setattr(ActiveLearningRun, "_generate", generate_then_crash_in_round_2)
+    with pytest.raises(Crash):
+        _run(config).run()
+    monkeypatch.setattr(ActiveLearningRun, "_generate", real_generate)
+
+    import signal_al.trainers.ppo_trainer as ppo_trainer
+
+    def crash(*args, **kwargs):
+        raise Crash  # round 2's candidates are persisted, its PPO update is lost
+
+    monkeypatch.setattr(ppo_trainer, "train_generator", crash)
+    with pytest.raises(Crash):
+        _run(config).run(resume=True)
+    saved = json.loads((config.run_dir / "state.json").read_text())
+    assert saved["round"] == 1 and saved["generation"]["round"] == 2 and saved["adapter"] == "adapters/round-001"
+    monkeypatch.undo()
+
+    state = _run(config).run(resume=True)  # a fresh process would reload round 1's adapter the same way
+    expected = reference[1]
+    assert state.finished and [a.to_dict() for a in state.annotations] == [a.to_dict() for a in expected.annotations]
+    assert [i.to_dict() for i in state.items] == [i.to_dict() for i in expected.items]
+    candidates = [json.loads(line) for line in (config.run_dir / "candidates.jsonl").read_text().splitlines()]
+    reference_candidates = (reference[0].run_dir / "candidates.jsonl").read_text().splitlines()
+    assert candidates == [json.loads(line) for line in reference_candidates]
+    assert state.adapter == "adapters/round-002"
+    assert all(same_run(a, b) for a, b in zip(state.metrics, expected.metrics))  # rewards, KL, drops, ...
+
+
+@pytest.mark.slow
+def test_signal_run_with_the_real_vllm_server_smollm2_and_minilm(tmp_path: Path) -> None:
+    """3 rounds (2 with generation + PPO) against a server the run starts and stops itself."""
+    from helpers import ready_asset
+
+    from signal_al.serving import free_port
+
+    ready_asset("smollm2-135m-instruct")
+    config = _config(tmp_path, Path("unused"), Path("unused"), "real", classifier={"model": "minilm-l6",
+                     "min_steps": 5, "learning_rate": 5e-5},
+                     generator={"model": "smollm2-135m-instruct", "backend": "vllm-server", "dtype": "bfloat16",
+                                "start_server": True, "server_url": f"http://127.0.0.1:{free_port()}",
+                                "max_new_tokens": 40, "min_words": 3, "num_in_context": 3,
+                                "server_venv": str(Path(__file__).resolve().parents[1] / ".venv-vllm")},
+                     ppo={"learning_rate": 1e-5, "per_device_train_batch_size": 2})
+    run = _run(config)
+    state = run.run()
+    run_dir = config.run_dir
+    assert state.finished and [row["n_labeled"] for row in state.metrics] == [2, 4, 6]
+    candidates = [json.loads(line) for line in (run_dir / "candidates.jsonl").read_text().splitlines()]
+    assert {c["adapter"] for c in candidates if c["round"] == 1} == {None}
+    assert {c["adapter"] for c in candidates if c["round"] == 2} == {"round-1"}  # served by the server
+    assert any(c["drop_reason"] is None for c in candidates)
+    for r in (1, 2):
+        assert (run_dir / f"adapters/round-{r:03d}/adapter_config.json").is_file()
+        assert read_rollouts(run_dir / f"rl/round-{r:03d}.jsonl")
+        assert np.isfinite(state.metrics[r]["kl"])
+    assert "load_lora_adapter" in (run_dir / "vllm-server.log").read_text()
