@@ -218,6 +218,26 @@ def test_index_returns_sorted_euclidean_distances_and_caps_k():
     np.testing.assert_allclose(dist, np.sort(ref, axis=1), rtol=1e-5)
 
 
+@pytest.mark.parametrize("unit", [True, False])
+def test_large_query_sets_take_the_threaded_path_and_stay_exact(unit):
+    """Enough queries to split the search over threads; compare with a float64 brute force."""
+    from signal_al.rewards.knn import threaded_search
+
+    rng = np.random.default_rng(10)
+    data = rng.standard_normal((300, 16))
+    queries = rng.standard_normal((5000, 16))
+    if unit:
+        data /= np.linalg.norm(data, axis=1, keepdims=True)
+    dist, idx = LabeledIndex(data).search(queries, 5)
+    ref = np.sqrt(((queries[:, None, :] - data[None, :, :]) ** 2).sum(-1))
+    want = np.sort(ref, axis=1)[:, :5]
+    np.testing.assert_allclose(dist, want, rtol=1e-5)
+    np.testing.assert_allclose(np.take_along_axis(ref, idx, axis=1), want, rtol=1e-5)  # the right rows
+    index = LabeledIndex(data).index
+    q32 = queries.astype(np.float32)
+    np.testing.assert_allclose(threaded_search(index, q32, 5)[0], index.search(q32, 5)[0], rtol=1e-5, atol=1e-5)
+
+
 def test_gpu_request_without_gpu_support_is_a_clear_error():
     from signal_al.rewards import faiss_gpu_available
 
