@@ -124,6 +124,10 @@ class RewardConfig:
     )
     eps: float = field(1e-6, help="Distance floor; keeps the score finite for duplicates.")
     normalize: bool = field(True, help="L2-normalise embeddings before the Euclidean distance.")
+    approximate: bool = field(
+        False, help="Approximate kNN (about sqrt(L) k-means lists, a few % of them probed) instead of exact; "
+        "for labeled sets of tens of thousands and more."
+    )
     invalid_penalty: float | None = field(
         -1.0, help="D_RL reward of a candidate dropped by cleaning (empty, chatter, duplicate); null leaves dropped "
         "candidates out of D_RL. Kept candidates get their raw SIGnAL score (whitening/clipping: ppo.*)."

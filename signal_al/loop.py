@@ -171,7 +171,7 @@ class ActiveLearningRun:
         if name == "signal":
             reward = self.config.reward
             return get_strategy(name, k=reward.k, kl_direction=reward.kl_direction, eps=reward.eps,
-                                normalize=reward.normalize)
+                                normalize=reward.normalize, approximate=reward.approximate)
         return get_strategy(name)
 
     # --- the round -------------------------------------------------------------------------
