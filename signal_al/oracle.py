@@ -17,7 +17,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 from signal_al.data.pools import Item
 from signal_al.data.task import TaskData
@@ -190,6 +189,3 @@ def import_labels(path: Path, expected_ids: list[str], label_names: tuple[str, .
         raise DataError(f"{path}: {len(missing)} items of the batch have no row, e.g. id '{missing[0]}'")
     return labels
 
-
-def labels_in_order(labels: dict[str, int], items: list[Item]) -> np.ndarray:
-    return np.asarray([labels[item.id] for item in items], dtype=np.int64)
