@@ -178,9 +178,13 @@ class GridConfig:
                                help="Strategies to compare (each runs with every seed).")
     seeds: int = field(3, help="Number of seeds (0 .. seeds-1); a seed fixes the pool and seed set for every method.")
     pool_based_stop_fraction: float = field(1.0, help="Stop fraction for pool-based methods (paper: 1.0).")
+    parallel_runs: int = field(
+        1, help="Pool-based runs executed at once in separate processes (each gets cpu_count/parallel_runs "
+        "threads); SIGnAL runs share one generator server and always run one at a time.")
 
     def __post_init__(self) -> None:
         check(self.seeds > 0, "experiment.seeds", f"must be positive, got {self.seeds}")
+        check(self.parallel_runs > 0, "experiment.parallel_runs", f"must be positive, got {self.parallel_runs}")
         check(len(self.methods) > 0, "experiment.methods", "must name at least one strategy")
 
 

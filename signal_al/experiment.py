@@ -7,6 +7,9 @@ interrupted one resumed, so the whole grid is resumable by running the command a
 from __future__ import annotations
 
 import copy
+import os
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Callable
 
@@ -28,19 +31,51 @@ def run_config(base: ExperimentConfig, method: str, seed: int) -> ExperimentConf
     return config
 
 
+def uses_generator(method: str) -> bool:
+    """SIGnAL and its ablations talk to the one generator server, so they never run in parallel."""
+    return method.startswith("signal")
+
+
+def run_cell(config: ExperimentConfig, cache_root: Path | None, progress: bool, threads: int | None) -> str:
+    """One grid cell, resumed when its state file exists. Runs in a worker process when parallel."""
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+    prefix = "" if threads is None else f"[{config.name}] "
+    resume = (config.run_dir / STATE_FILE).is_file()
+    ActiveLearningRun(config, cache_root=cache_root, progress=progress,
+                      log=lambda line: print(prefix + line, flush=True)).run(resume=resume)
+    return config.name
+
+
 def run_experiment(
     base: ExperimentConfig, *, cache_root: Path | None = None, progress: bool = True,
     log: Callable[[str], None] = print,
 ) -> dict[str, Path]:
-    """Every method with every seed (resuming what exists), then the report files."""
+    """Every method with every seed (resuming what exists), then the report files.
+
+    With ``experiment.parallel_runs > 1`` the pool-based cells run in that many spawned
+    processes with the CPU threads split between them; a failing cell stops the grid with
+    its error after the running cells finish (their results are kept for the next resume).
+    """
     from signal_al.strategies import get_strategy
 
     for method in base.experiment.methods:
         get_strategy(method)  # unknown names fail before any run starts
-    for seed in range(base.experiment.seeds):
-        for method in base.experiment.methods:
-            config = run_config(base, method, seed)
-            log(f"=== {method}, seed {seed} -> {config.run_dir}")
-            resume = (config.run_dir / STATE_FILE).is_file()
-            ActiveLearningRun(config, cache_root=cache_root, progress=progress, log=log).run(resume=resume)
+    cells = [run_config(base, method, seed)
+             for seed in range(base.experiment.seeds) for method in base.experiment.methods]
+    parallel = [cell for cell in cells if not uses_generator(cell.active_learning.strategy)]
+    jobs = min(base.experiment.parallel_runs, len(parallel))
+    if jobs > 1:
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+        log(f"running {len(parallel)} pool-based runs, {jobs} at a time with {threads} thread(s) each")
+        with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
+            futures = [pool.submit(run_cell, cell, cache_root, False, threads) for cell in parallel]
+            for future in futures:
+                log(f"=== finished {future.result()}")
+        cells = [cell for cell in cells if uses_generator(cell.active_learning.strategy)]
+    for config in cells:
+        log(f"=== {config.active_learning.strategy}, seed {config.seed} -> {config.run_dir}")
+        run_cell(config, cache_root, progress, None)
     return write_report(base.run_dir, title=f"{base.data.task}: test accuracy vs acquired labels")

@@ -21,6 +21,7 @@ any point and resumed ends with the same labeled set and metrics as an uninterru
 from __future__ import annotations
 
 import contextlib
+import math
 import dataclasses
 import json
 import shutil
@@ -82,9 +83,37 @@ class RunState:
         return {a.id for a in self.annotations}
 
 
+def _round_half_up(value: float) -> int:
+    return int(math.floor(value + 0.5 + 1e-9))
+
+
 def round_budget(pool_size: int, round_fraction: float) -> int:
-    """Items annotated per round: a fraction of the real pool, at least one."""
-    return max(1, int(round(round_fraction * pool_size)))
+    """Nominal items per round: a fraction of the real pool, at least one."""
+    return max(1, _round_half_up(round_fraction * pool_size))
+
+
+def round_targets(pool_size: int, round_fraction: float, total: int, seed_size: int | None = None) -> list[int]:
+    """Cumulative labeled-set size after each round, ending at ``total``.
+
+    Targets are rounded from the exact grid (seed set = round 0, then +round_fraction of the
+    pool per round), not summed from a rounded per-round budget, so a pool of 85 at 10 %
+    reaches 17 / 34 / 51 ... = 20 / 40 / 60 % instead of drifting to 16 / 32 / 48.
+    """
+    step = max(round_fraction * pool_size, 1.0)
+    offset = 0.0 if seed_size is None else seed_size - step
+    targets: list[int] = []
+    index = 0
+    while not targets or targets[-1] < total:
+        target = min(total, max(_round_half_up(offset + (index + 1) * step), targets[-1] + 1 if targets else 0))
+        targets.append(target)
+        index += 1
+    return targets
+
+
+def target_pct(round_index: int, round_fraction: float, seed_size: int | None, pool_size: int) -> float:
+    """The round's nominal position on the acquisition grid, in % of the real pool."""
+    seed_pct = round_fraction * 100.0 if seed_size is None else 100.0 * seed_size / pool_size
+    return round(seed_pct + round_index * round_fraction * 100.0, 4)
 
 
 def total_budget(pool_size: int, stop_fraction: float, *, pool_based: bool) -> int:
@@ -289,6 +318,8 @@ class ActiveLearningRun:
             "n_real": len(labels) - n_synthetic,
             "n_synthetic": n_synthetic,
             "acquired_pct": round(100.0 * len(labels) / state.pool_size, 4),
+            "target_pct": target_pct(round_index, config.active_learning.round_fraction,
+                                     config.active_learning.seed_size, state.pool_size),
             "accuracy": metrics["accuracy"],
             "macro_f1": metrics["macro_f1"],
             "per_class": metrics["per_class"],
@@ -391,12 +422,11 @@ class ActiveLearningRun:
             self._persist(state)
         al = config.active_learning
         pool_based = al.strategy != "signal"
-        per_round = round_budget(state.pool_size, al.round_fraction)
         total = total_budget(state.pool_size, al.stop_fraction, pool_based=pool_based)
-        seed_size = per_round if al.seed_size is None else al.seed_size
-        if seed_size > state.pool_size:
-            raise ConfigError(f"active_learning.seed_size={seed_size} exceeds the real pool of {state.pool_size}")
-        rounds_total = 1 + int(np.ceil(max(total - seed_size, 0) / per_round))
+        if al.seed_size is not None and al.seed_size > state.pool_size:
+            raise ConfigError(f"active_learning.seed_size={al.seed_size} exceeds the real pool of {state.pool_size}")
+        targets = round_targets(state.pool_size, al.round_fraction, total, al.seed_size)
+        rounds_total = len(targets)
         if not pool_based and al.annotator == "model" and not state.finished:
             self.model_annotator()  # trained (once) before a vLLM server competes for the CPU
         from signal_al.tracking import Tracker
@@ -408,7 +438,8 @@ class ActiveLearningRun:
             while not state.finished:
                 round_index = state.round + 1
                 acquired = len(state.annotations)
-                budget = seed_size if round_index == 0 else min(per_round, total - acquired)
+                target = targets[min(round_index, len(targets) - 1)]
+                budget = max(0, target - acquired)
                 timings: dict[str, float] = {}
                 generating = self._generates(round_index) and budget > 0
                 if generating and (state.generation or {}).get("round") != round_index:
@@ -485,4 +516,4 @@ def resume_run(run_dir: Path, **kwargs: Any) -> RunState:
     return ActiveLearningRun(config, **kwargs).run(resume=True)
 
 
-__all__ = ["ActiveLearningRun", "RunState", "resume_run", "round_budget", "same_run", "total_budget"]
+__all__ = ["ActiveLearningRun", "RunState", "resume_run", "round_budget", "round_targets", "same_run", "target_pct", "total_budget"]

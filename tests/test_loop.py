@@ -18,7 +18,7 @@ import yaml
 from signal_al.config import load_experiment_config
 from signal_al.data import load_task, real_pool
 from signal_al.evaluation.report import write_report
-from signal_al.loop import STATE_FILE, ActiveLearningRun, round_budget, same_run, total_budget
+from signal_al.loop import STATE_FILE, ActiveLearningRun, round_budget, round_targets, same_run, total_budget
 
 SCRIPT = str(Path(sys.executable).with_name("signal-al"))
 
@@ -43,10 +43,25 @@ def _final_state(run_dir: Path) -> dict:
 
 
 def test_budgets() -> None:
-    assert round_budget(85, 0.1) == 8
+    assert round_budget(85, 0.1) == 9  # 8.5 rounds half up
     assert round_budget(5, 0.1) == 1
     assert total_budget(85, 2.0, pool_based=True) == 85
     assert total_budget(85, 2.0, pool_based=False) == 170
+
+
+@pytest.mark.parametrize("pool_size", [5, 17, 85, 100, 333])
+@pytest.mark.parametrize("stop", [1.0, 2.0])
+def test_round_targets_stay_on_the_exact_grid(pool_size: int, stop: float) -> None:
+    total = total_budget(pool_size, stop, pool_based=stop <= 1.0)
+    targets = round_targets(pool_size, 0.1, total)
+    assert targets[-1] == total and all(b > a for a, b in zip(targets, targets[1:]))
+    for index, target in enumerate(targets[:-1]):
+        exact = max((index + 1) * 0.1 * pool_size, index + 1)
+        assert abs(target - exact) <= 0.5 + 1e-9  # never drifts: each target is the grid point rounded
+
+
+def test_round_targets_with_an_explicit_seed_set() -> None:
+    assert round_targets(100, 0.1, 50, seed_size=4) == [4, 14, 24, 34, 44, 50]
 
 
 @pytest.mark.parametrize("strategy", ["random", "badge"])
@@ -187,3 +202,36 @@ def test_report_matches_an_independent_aggregation(tmp_path: Path) -> None:
     mean = np.mean([v[0] for v in expected[("entropy", 20.0)]])
     assert f"{100 * mean:.1f} ±" in markdown
     assert paths["accuracy"].stat().st_size > 10_000
+
+
+def test_experiment_grid_in_parallel_processes_matches_the_sequential_grid(tmp_path: Path,
+                                                                           tiny_classifier_dir: Path) -> None:
+    import torch
+
+    from signal_al.experiment import run_experiment
+    from signal_al.io_utils import read_jsonl
+
+    def grid(output: str, parallel_runs: int) -> Path:
+        path = _config_file(tmp_path, tiny_classifier_dir, "grid",
+                            data={"pool_size": 20}, active_learning={"stop_fraction": 0.5},
+                            experiment={"methods": ["random", "entropy"], "seeds": 2, "parallel_runs": parallel_runs})
+        config = load_experiment_config(path, [f"output_dir={tmp_path / output}"])
+        run_experiment(config, progress=False, log=lambda _: None)
+        return config.run_dir
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the parallel workers get cpu_count // 2 = 1 thread each on CI's 2 cores
+    try:
+        sequential = grid("sequential", 1)
+    finally:
+        torch.set_num_threads(threads)
+    parallel = grid("parallel", 2)
+    for cell in ["random-seed0", "entropy-seed0", "random-seed1", "entropy-seed1"]:
+        ours, reference = read_jsonl(parallel / cell / "metrics.jsonl"), read_jsonl(sequential / cell / "metrics.jsonl")
+        assert [row["target_pct"] for row in ours] == [10.0, 20.0, 30.0, 40.0, 50.0]
+        if (os.cpu_count() or 1) // 2 == 1:
+            assert all(same_run(a, b) for a, b in zip(ours, reference, strict=True)), cell
+    seed_sets = {cell: json.loads((parallel / cell / STATE_FILE).read_text())["annotations"][:2]
+                 for cell in ["random-seed0", "entropy-seed0"]}
+    assert seed_sets["random-seed0"] == seed_sets["entropy-seed0"]  # one seed, one seed set for every method
+    assert (parallel / "results.md").is_file() and (parallel / "accuracy.png").is_file()

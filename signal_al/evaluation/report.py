@@ -17,7 +17,11 @@ METRICS = ("accuracy", "macro_f1")
 
 
 def collect_metrics(root: Path) -> pd.DataFrame:
-    """One row per (run, round) found under ``root`` (any depth), with method and seed."""
+    """One row per (run, round) found under ``root`` (any depth), with method and seed.
+
+    ``acquired_pct`` is the round's nominal grid point (``target_pct``, 10 / 20 / ... %) so
+    that seeds line up; ``acquired_pct_exact`` keeps the measured share of the pool.
+    """
     frames = []
     for metrics_file in sorted(root.rglob("metrics.jsonl")):
         rows = read_jsonl(metrics_file)
@@ -29,6 +33,9 @@ def collect_metrics(root: Path) -> pd.DataFrame:
     if not frames:
         return pd.DataFrame(columns=["run", "strategy", "seed", "acquired_pct", *METRICS])
     frame = pd.concat(frames, ignore_index=True)
+    frame["acquired_pct_exact"] = frame["acquired_pct"]
+    if "target_pct" in frame:  # group on the nominal grid point; the exact share is within half an item of it
+        frame["acquired_pct"] = frame["target_pct"].fillna(frame["acquired_pct"])
     frame["acquired_pct"] = frame["acquired_pct"].round(1)
     return frame
 
