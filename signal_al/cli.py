@@ -217,6 +217,26 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0 if len(kept) == args.n else 1
 
 
+def cmd_evaluate_generator(args: argparse.Namespace) -> int:
+    from signal_al.evaluation.generator_eval import evaluate_run, plan_run_evaluation
+
+    overrides = _generator_overrides(args)
+    if args.start_server is False:
+        overrides.append("generator.start_server=false")
+    plan = plan_run_evaluation(Path(args.run_dir), adapters=args.adapters or (), all_adapters=args.all_adapters,
+                               overrides=overrides, output_dir=Path(args.output_dir) if args.output_dir else None)
+    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    if len(plan.checkpoints) == 1:
+        log(f"{plan.run_dir} has no generator adapter yet: only the base model is evaluated")
+    log(f"evaluating {', '.join(c.name for c in plan.checkpoints)} with {args.n} samples each")
+    paths = evaluate_run(plan, n=args.n, seed=args.sample_seed, accuracy_gain=args.accuracy_gain,
+                         cache_root=_cache(args), log=log)
+    print(paths["markdown"].read_text())
+    for kind, path in paths.items():
+        print(f"{kind}: {path}")
+    return 0
+
+
 def cmd_serve_generator(args: argparse.Namespace) -> int:
     import signal as signals
 
@@ -546,6 +566,45 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(generate)
     _add_cache_arg(generate)
     generate.set_defaults(handler=cmd_generate)
+
+    evaluate_gen = commands.add_parser(
+        "evaluate-generator", help="Compare generator checkpoints (base model, LoRA adapters) side by side.",
+        formatter_class=formatter,
+        description="Generate N examples with every checkpoint from the same in-context prompts and sampling seeds "
+        "(the base model is round 0; default adapter: the run's latest) and report per checkpoint: the mean/std "
+        "SIGnAL reward against the run's labeled set under its latest classifier, the fraction of valid outputs "
+        "(after cleaning and dedup against the run's pool), distinct-1/2 and self-BLEU, label counts under the "
+        "model annotator and their std, the mean distance to the nearest real pool example (Euclidean between "
+        "L2-normalised classifier embeddings) and, with --accuracy-gain, the test accuracy gained by adding the "
+        "samples to the labeled set. Writes generator_eval.csv/.md/.png and samples.jsonl.",
+        epilog="examples:\n  signal-al evaluate-generator runs/demo                       # base vs latest adapter\n"
+        "  signal-al evaluate-generator runs/demo --all-adapters --n 128 --accuracy-gain\n"
+        "  signal-al evaluate-generator runs/demo --adapters adapters/round-001 adapters/round-003 "
+        "--backend transformers",
+    )
+    evaluate_gen.add_argument("run_dir", metavar="RUN_DIR", help="A run directory (config.yaml, state.json, "
+                              "checkpoints/, adapters/).")
+    evaluate_gen.add_argument("--adapters", nargs="+", metavar="PATH",
+                              help="Adapter folders to compare with the base model (absolute, or relative to the "
+                              "current folder or to RUN_DIR; default: the run's latest adapter).")
+    evaluate_gen.add_argument("--all-adapters", action="store_true", help="Every adapters/round-* folder of the run.")
+    evaluate_gen.add_argument("--n", type=int, default=64, help="Samples (prompts) per checkpoint (default 64).")
+    evaluate_gen.add_argument("--seed", dest="sample_seed", type=int, default=None, metavar="S",
+                              help="Seed of the prompts and sampling (default: the run's seed).")
+    evaluate_gen.add_argument("--accuracy-gain", action="store_true",
+                              help="Also train the classifier on the labeled set with and without each "
+                              "checkpoint's samples (annotator labels) and report the test accuracy gain.")
+    evaluate_gen.add_argument("--output-dir", metavar="DIR", help="Where to write (default: RUN_DIR/generator_eval).")
+    evaluate_gen.add_argument("--backend", choices=("vllm-server", "vllm", "transformers"),
+                              help="Where generation runs (default: the run's generator.backend).")
+    evaluate_gen.add_argument("--server-url", help="vLLM server URL (default: the run's generator.server_url).")
+    evaluate_gen.add_argument("--start-server", action=argparse.BooleanOptionalAction, default=None,
+                              help="Start a vLLM server for this command and stop it after (default: the run's "
+                              "generator.start_server).")
+    evaluate_gen.add_argument("--set", "-s", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                              help="Override a key of the run's config, e.g. --set generator.hf_batch_size=16.")
+    _add_cache_arg(evaluate_gen)
+    evaluate_gen.set_defaults(handler=cmd_evaluate_generator)
 
     serve = commands.add_parser(
         "serve-generator", help="Run the vLLM OpenAI server for the generator, with LoRA hot-loading.",
