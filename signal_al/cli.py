@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 
 import yaml
 
-from signal_al.errors import UserError
+from signal_al.errors import ConfigError, UserError
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -253,6 +253,8 @@ def cmd_serve_generator(args: argparse.Namespace) -> int:
         settings.host = args.host
     if args.port:
         settings.port = args.port
+    if args.tensor_parallel_size:
+        settings.extra_args = (*settings.extra_args, "--tensor-parallel-size", str(args.tensor_parallel_size))
     if args.install_only:
         print(ensure_server_venv(settings.venv))
         return 0
@@ -280,7 +282,17 @@ def cmd_config_show(args: argparse.Namespace) -> int:
     from signal_al.config_io import to_dict
 
     config = load_experiment_config(args.config, args.overrides)
-    print(yaml.safe_dump(to_dict(config), sort_keys=False), end="")
+    if args.key == "run_dir":
+        print(config.run_dir)
+    elif args.key:
+        value: object = to_dict(config)
+        for part in args.key.split("."):
+            if not isinstance(value, dict) or part not in value:
+                raise ConfigError(f"no config key {args.key!r} (see `signal-al config keys`)")
+            value = value[part]
+        print(value if not isinstance(value, (dict, list)) else yaml.safe_dump(value, sort_keys=False), end="\n")
+    else:
+        print(yaml.safe_dump(to_dict(config), sort_keys=False), end="")
     return 0
 
 
@@ -331,45 +343,86 @@ def cmd_train_generator(args: argparse.Namespace) -> int:
 
 
 def _print_rounds(state) -> None:
+    """The per-round table; SIGnAL rounds add the generator's columns."""
     from rich.table import Table
 
+    generating = any(row.get("reward_mean") is not None or "kl" in row for row in state.metrics)
+    columns = ["round", "labeled", "acquired", "synthetic", "accuracy", "macro-F1", "class std"]
+    if generating:
+        columns += ["syn. selected", "reward mean", "KL", "dropped", "distinct-2", "seconds"]
     table = Table(title="rounds")
-    for column in ("round", "labeled", "acquired", "synthetic", "accuracy", "macro-F1", "class std"):
+    for column in columns:
         table.add_column(column, justify="right")
+
+    def number(value, spec: str) -> str:
+        return "-" if value is None else format(value, spec)
+
     for row in state.metrics:
-        table.add_row(str(row["round"]), str(row["n_labeled"]), f"{row['acquired_pct']:.0f} %",
-                      str(row["n_synthetic"]), f"{row['accuracy']:.4f}", f"{row['macro_f1']:.4f}",
-                      f"{row['class_count_std']:.2f}")
+        cells = [str(row["round"]), str(row["n_labeled"]), f"{row['acquired_pct']:.0f} %", str(row["n_synthetic"]),
+                 f"{row['accuracy']:.4f}", f"{row['macro_f1']:.4f}", f"{row['class_count_std']:.2f}"]
+        if generating:
+            cells += [number(row.get("n_synthetic_selected"), "d"), number(row.get("reward_mean"), ".3g"),
+                      number(row.get("kl"), ".3g"), number(row.get("dropped_fraction"), ".0%"),
+                      number(row.get("distinct_2"), ".2f"), number(sum((row.get("seconds") or {}).values()), ".0f")]
+        table.add_row(*cells)
     _console().print(table)
 
 
+def _print_comparison(run_dir: Path, paths: dict[str, Path]) -> None:
+    """The run against its same-seed baselines at each acquired %, and where the plot is."""
+    import pandas as pd
+    from rich.table import Table
+
+    from signal_al.evaluation.report import collect_metrics
+
+    frame = collect_metrics(run_dir)
+    pivot = frame.pivot_table(index="acquired_pct", columns="strategy", values="accuracy")
+    main = str(frame[frame["run"] == run_dir.name]["strategy"].iloc[0])
+    others = [c for c in pivot.columns if c != main]
+    table = Table(title=f"test accuracy: {main} vs the same seed's baselines")
+    for column in ["acquired", main, *others, *[f"{main} - {o}" for o in others]]:
+        table.add_column(column, justify="right")
+    for pct, row in pivot.iterrows():
+        cells = [f"{pct:g} %", *[("-" if pd.isna(row[c]) else f"{100 * row[c]:.1f}") for c in [main, *others]]]
+        cells += ["-" if pd.isna(row[main]) or pd.isna(row[o]) else f"{100 * (row[main] - row[o]):+.1f}"
+                  for o in others]
+        table.add_row(*cells)
+    _console().print(table)
+    print(f"plot: {paths['accuracy']}")
+
+
 def _run_or_wait(function, *args, **kwargs) -> int:
-    """Run ``function``; a batch waiting for human labels ends the command cleanly (exit 0)."""
+    """Run ``function`` (a run with its baselines); a batch waiting for human labels ends cleanly (exit 0)."""
     from signal_al.oracle import AnnotationRequired
 
     try:
-        state = function(*args, **kwargs)
+        state, paths = function(*args, **kwargs)
     except AnnotationRequired as waiting:
         print(f"signal-al: waiting for annotation: {waiting}")
         return 0
     _print_rounds(state)
+    if paths is not None:
+        _print_comparison(paths["accuracy"].parent, paths)
     return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from signal_al.config import load_experiment_config
-    from signal_al.loop import ActiveLearningRun, resume_run
+    from signal_al.experiment import run_with_baselines
+
+    from signal_al.loop import STATE_FILE, saved_config
 
     config = load_experiment_config(args.config, args.overrides)
-    if args.resume:
-        return _run_or_wait(resume_run, config.run_dir, cache_root=_cache(args))
-    return _run_or_wait(ActiveLearningRun(config, cache_root=_cache(args)).run)
+    if args.resume and (config.run_dir / STATE_FILE).is_file():
+        config = saved_config(config.run_dir)  # a run continues with the config it started with
+    return _run_or_wait(run_with_baselines, config, resume=args.resume, cache_root=_cache(args))
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from signal_al.loop import resume_run
+    from signal_al.experiment import run_with_baselines
+    from signal_al.loop import saved_config
 
-    return _run_or_wait(resume_run, Path(args.run_dir), cache_root=_cache(args))
+    return _run_or_wait(run_with_baselines, saved_config(Path(args.run_dir)), resume=True, cache_root=_cache(args))
 
 
 def cmd_experiment(args: argparse.Namespace) -> int:
@@ -514,6 +567,7 @@ def build_parser() -> argparse.ArgumentParser:
     show = config_commands.add_parser("show", help="Print the config after YAML and --set overrides, as YAML.",
                                       description="Print the config after YAML and --set overrides, as YAML.")
     _add_config_args(show)
+    show.add_argument("--key", help="Print only this key (e.g. ppo.learning_rate), or run_dir for the run folder.")
     show.set_defaults(handler=cmd_config_show)
     keys = config_commands.add_parser("keys", help="List every config key with type, default and help.",
                                       description="List every config key with type, default and help.")
@@ -622,6 +676,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--python", help="Interpreter that has vllm (default: the CPU venv; on GPUs this one).")
     serve.add_argument("--venv", help="Where to build the CPU server environment (default: generator.server_venv).")
     serve.add_argument("--log-file", help="Server log file (default: a temporary file).")
+    serve.add_argument("--tensor-parallel-size", type=int, metavar="N",
+                       help="Shard the generator over N GPUs (those in CUDA_VISIBLE_DEVICES).")
     serve.add_argument("--install-only", action="store_true", help="Build the server environment and exit.")
     _add_config_args(serve)
     serve.set_defaults(handler=cmd_serve_generator)

@@ -94,6 +94,9 @@ class GeneratorConfig:
         None, help="Interpreter with vllm for the server; default: the CPU venv built from the lock file (GPU: this one)."
     )
     server_venv: str = field(".venv-vllm", help="Where the CPU server environment is built from the lock file.")
+    server_args: list[str] = field(
+        default_factory=list, help="Extra vLLM server arguments, e.g. ['--tensor-parallel-size', '2', "
+        "'--gpu-memory-utilization', '0.85'].")
     max_model_len: int = field(1024, help="Server / in-process vLLM: context length.")
     max_lora_rank: int = field(8, help="Server / in-process vLLM: largest LoRA rank to serve (>= ppo.lora_r).")
     hf_batch_size: int = field(64, help="transformers backend: prompts per generate call.")
@@ -154,6 +157,10 @@ class ActiveLearningConfig:
     annotator: Literal["model", "human"] = field(
         "model", help="Who labels synthetic items: a classifier trained on the full train split, or a human via files."
     )
+    baselines: list[str] = field(
+        default_factory=list, help="Pool-based strategies run after this run with the same seed, pool, seed set and "
+        "budget (capped at the pool), into RUN_DIR/baselines/<name>; `signal-al run` then prints the comparison "
+        "and writes RUN_DIR/accuracy.png.")
     annotator_max_steps: int | None = field(
         None, help="Cap the model annotator's training steps (it trains once per task and recipe, then is cached); "
         "for CPU demos, where full epochs over the train split take too long."

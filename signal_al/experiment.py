@@ -25,10 +25,44 @@ def run_config(base: ExperimentConfig, method: str, seed: int) -> ExperimentConf
     config.name = f"{method}-seed{seed}"
     config.seed = seed
     config.active_learning.strategy = method
+    config.active_learning.baselines = []  # the grid itself holds every method
     if method != "signal":
         config.active_learning.stop_fraction = min(base.active_learning.stop_fraction,
                                                    base.experiment.pool_based_stop_fraction)
     return config
+
+
+BASELINES_DIR = "baselines"
+
+
+def baseline_config(main: ExperimentConfig, method: str) -> ExperimentConfig:
+    """The same-seed comparison run of ``method`` that lives inside the main run's folder."""
+    config = run_config(main, method, main.seed)
+    config.output_dir, config.name = str(main.run_dir / BASELINES_DIR), method
+    config.active_learning.baselines = []
+    return config
+
+
+def run_with_baselines(config: ExperimentConfig, *, resume: bool = False, cache_root: Path | None = None,
+                       progress: bool = True, log: Callable[[str], None] = print):
+    """``signal-al run``: the configured run, then its same-seed baselines and the comparison report.
+
+    Returns the main run's final state and the report paths (None without baselines).
+    """
+    from signal_al.strategies import get_strategy
+
+    for method in config.active_learning.baselines:
+        get_strategy(method)
+    state = ActiveLearningRun(config, cache_root=cache_root, progress=progress, log=log).run(resume=resume)
+    if not config.active_learning.baselines:
+        return state, None
+    for method in config.active_learning.baselines:
+        baseline = baseline_config(config, method)
+        log(f"=== baseline {method}, seed {config.seed} -> {baseline.run_dir}")
+        resumable = (baseline.run_dir / STATE_FILE).is_file()
+        ActiveLearningRun(baseline, cache_root=cache_root, progress=progress, log=log).run(resume=resumable)
+    title = f"{config.data.task}, seed {config.seed}: {config.active_learning.strategy} vs baselines"
+    return state, write_report(config.run_dir, title=title)
 
 
 def uses_generator(method: str) -> bool:

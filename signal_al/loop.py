@@ -397,10 +397,19 @@ class ActiveLearningRun:
         ppo = dataclasses.replace(config.ppo, seed=config.seed * 1000 + round_index,
                                   temperature=config.generator.temperature or config.ppo.temperature)
         name = adapter_dir(round_index)
-        metrics = train_generator(resolve_model(config.generator.model), rollouts, self.run_dir / name, ppo,
-                                  adapter=None if state.adapter is None else self.run_dir / state.adapter,
-                                  cpu=self.device.type == "cpu", overwrite=True,
-                                  log=self.log if self.progress else None)
+        previous = None if state.adapter is None else self.run_dir / state.adapter
+        if ppo.launcher == "accelerate":
+            from signal_al.trainers.ppo_launch import launch_command, run_update_job
+
+            rl_file = self.run_dir / RL_DIR / f"round-{round_index:03d}.jsonl"
+            command = launch_command(self.run_dir / CONFIG_FILE, resolve_model(config.generator.model), rl_file,
+                                     self.run_dir / name, ppo, adapter=previous)
+            self.log(f"round {round_index}: PPO update as an accelerate job (log: {rl_file.with_suffix('.log')})")
+            metrics = run_update_job(command, self.run_dir / name, rl_file.with_suffix(".log"), ppo)
+        else:
+            metrics = train_generator(resolve_model(config.generator.model), rollouts, self.run_dir / name, ppo,
+                                      adapter=previous, cpu=self.device.type == "cpu", overwrite=True,
+                                      log=self.log if self.progress else None)
         row.update({"kl": metrics["kl_final"], "kl_start": metrics["kl_start"], "kl_coef": metrics["kl_coef"],
                     "ppo_policy_loss": metrics["policy_loss"], "ppo_value_loss": metrics["value_loss"],
                     "ppo_steps": metrics["optimizer_steps"], "n_rollouts": len(rollouts), "adapter": name})
@@ -508,12 +517,17 @@ class ActiveLearningRun:
         return state
 
 
-def resume_run(run_dir: Path, **kwargs: Any) -> RunState:
-    """Continue the run saved in ``run_dir`` with its own saved config."""
+def saved_config(run_dir: Path) -> ExperimentConfig:
+    """The config a run saved, pointed at ``run_dir`` (the folder may have been moved)."""
     config = ActiveLearningRun.load_config(run_dir)
     if Path(config.output_dir) / config.name != run_dir:
         config.output_dir, config.name = str(run_dir.parent), run_dir.name
-    return ActiveLearningRun(config, **kwargs).run(resume=True)
+    return config
 
 
-__all__ = ["ActiveLearningRun", "RunState", "resume_run", "round_budget", "round_targets", "same_run", "target_pct", "total_budget"]
+def resume_run(run_dir: Path, **kwargs: Any) -> RunState:
+    """Continue the run saved in ``run_dir`` with its own saved config."""
+    return ActiveLearningRun(saved_config(run_dir), **kwargs).run(resume=True)
+
+
+__all__ = ["ActiveLearningRun", "RunState", "resume_run", "round_budget", "round_targets", "same_run", "saved_config", "target_pct", "total_budget"]

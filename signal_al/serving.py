@@ -11,6 +11,10 @@ runtime adapter loading allowed, waits for ``/health``, sends one warm-up reques
 stops the whole process group with SIGTERM (SIGKILL after a grace period). Port in use,
 missing model folder and a server that exits during start are :class:`ServerError`\\ s
 that quote the server's last log lines.
+
+A run killed with ``kill -9`` cannot stop its server, so the server is asked to die with
+it (Linux parent-death signal) and its process group is written to a pid file next to
+its log: the resumed run stops any server that file still names before starting its own.
 """
 
 from __future__ import annotations
@@ -162,6 +166,11 @@ class ServerSettings:
     env: dict[str, str] = field(default_factory=dict)
 
     @property
+    def pid_file(self) -> Path | None:
+        """Where a run-owned server records its process group (next to its log)."""
+        return None if self.log_file is None else Path(self.log_file).with_suffix(".pid")
+
+    @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
@@ -248,6 +257,8 @@ class VLLMServer:
         """Launch, wait for ``/health`` and warm up; raises ServerError with the log's last lines."""
         settings = self.settings
         check_model_folder(settings.model)
+        if not port_is_free(settings.host, settings.port) and stop_leftover_server(settings.pid_file, self.log):
+            wait_for_free_port(settings.host, settings.port, timeout=30.0)
         if not port_is_free(settings.host, settings.port):
             raise ServerError(f"port {settings.port} on {settings.host} is already in use; pick another with --port "
                               f"(or use the server already there with --set generator.server_url={settings.url})")
@@ -265,8 +276,10 @@ class VLLMServer:
         self.process = subprocess.Popen(
             command, stdout=self._log_handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             env=server_env(python, cpu=cpu, kv_cache_gib=settings.kv_cache_gib, extra=settings.env),
-            start_new_session=True,
+            start_new_session=True, preexec_fn=_die_with_parent,
         )
+        if settings.pid_file is not None:
+            settings.pid_file.write_text(f"{self.process.pid}\n")
         try:
             self._wait_healthy()
             self.warm_up()
@@ -328,6 +341,8 @@ class VLLMServer:
                 process.wait(timeout=10)
             # Children (engine core workers) share the group: make sure none is left.
             _signal_group(process.pid, signal.SIGKILL)
+        if self.settings.pid_file is not None:
+            self.settings.pid_file.unlink(missing_ok=True)
         if self._log_handle is not None:
             self._log_handle.close()
             self._log_handle = None
@@ -344,6 +359,54 @@ class VLLMServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _die_with_parent() -> None:
+    """In the server's child process: get SIGTERM when the run's process dies, even by SIGKILL (Linux)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _is_vllm_process(pid: int) -> bool:
+    try:
+        return b"vllm" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def stop_leftover_server(pid_file: Path | None, log: Callable[[str], None] = print, grace: float = 20.0) -> bool:
+    """Stop the server a killed run left behind (named by ``pid_file``); True when there was one."""
+    if pid_file is None or not pid_file.is_file():
+        return False
+    try:
+        pid = int(pid_file.read_text().strip())
+    except ValueError:
+        pid_file.unlink(missing_ok=True)
+        return False
+    if not _is_vllm_process(pid):
+        pid_file.unlink(missing_ok=True)
+        return False
+    log(f"stopping the vLLM server (pid {pid}) left by an interrupted run")
+    _signal_group(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while _is_vllm_process(pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    _signal_group(pid, signal.SIGKILL)
+    pid_file.unlink(missing_ok=True)
+    return True
+
+
+def wait_for_free_port(host: str, port: int, timeout: float) -> bool:
+    """Poll until nothing listens on ``host:port`` (a stopped server releases it a moment later)."""
+    deadline = time.monotonic() + timeout
+    while not port_is_free(host, port):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.25)
+    return True
 
 
 def _signal_group(pid: int, sig: int) -> None:
@@ -369,7 +432,8 @@ def settings_from_config(config, *, log_file: Path | None = None) -> ServerSetti
     venv = Path(os.environ.get(VENV_ENV) or config.server_venv)
     return ServerSettings(model=resolve_model(config.model), host=host, port=port, python=config.server_python,
                           venv=venv, dtype=config.dtype if config.dtype != "auto" else "auto",
-                          max_model_len=config.max_model_len, max_lora_rank=config.max_lora_rank, log_file=log_file)
+                          max_model_len=config.max_model_len, max_lora_rank=config.max_lora_rank, log_file=log_file,
+                          extra_args=tuple(config.server_args))
 
 
 @contextmanager

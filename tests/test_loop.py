@@ -235,3 +235,26 @@ def test_experiment_grid_in_parallel_processes_matches_the_sequential_grid(tmp_p
                  for cell in ["random-seed0", "entropy-seed0"]}
     assert seed_sets["random-seed0"] == seed_sets["entropy-seed0"]  # one seed, one seed set for every method
     assert (parallel / "results.md").is_file() and (parallel / "accuracy.png").is_file()
+
+
+def test_run_with_a_same_seed_baseline_prints_the_comparison_and_writes_the_plot(tmp_path: Path,
+                                                                                   tiny_classifier_dir: Path) -> None:
+    from signal_al.io_utils import read_jsonl
+
+    path = _config_file(tmp_path, tiny_classifier_dir, "main", data={"pool_size": 20},
+                        active_learning={"stop_fraction": 0.5, "baselines": ["random"]})
+    result = subprocess.run([SCRIPT, "run", "-c", str(path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    run_dir = tmp_path / "runs" / "main"
+    ours, baseline = (read_jsonl(d / "metrics.jsonl") for d in (run_dir, run_dir / "baselines" / "random"))
+    assert [r["strategy"] for r in ours + baseline] == ["entropy"] * 5 + ["random"] * 5
+    main_state, random_state = (json.loads((d / STATE_FILE).read_text()) for d in (run_dir, run_dir / "baselines/random"))
+    assert main_state["annotations"][:2] == random_state["annotations"][:2]  # same seed set
+    assert (run_dir / "accuracy.png").is_file() and "plot:" in result.stdout
+    comparison = result.stdout[result.stdout.index("entropy vs the same seed"):]
+    for a, b in zip(ours, baseline):
+        line = next(line for line in comparison.splitlines() if f"{a['target_pct']:g} %" in line)
+        assert f"{100 * a['accuracy']:.1f}" in line and f"{100 * b['accuracy']:.1f}" in line
+        assert f"{100 * (a['accuracy'] - b['accuracy']):+.1f}" in line
+    again = subprocess.run([SCRIPT, "run", "-c", str(path), "--resume"], capture_output=True, text=True)
+    assert again.returncode == 0 and read_jsonl(run_dir / "baselines/random/metrics.jsonl") == baseline

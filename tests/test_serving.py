@@ -166,3 +166,63 @@ def test_serve_generator_cli_stops_the_server_on_sigterm(tmp_path: Path, model_d
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_a_server_dies_with_its_run_even_after_kill_9(tmp_path: Path, model_dir: Path) -> None:
+    python = fake_python(tmp_path)
+    log_file = tmp_path / "run" / "vllm-server.log"
+    settings = f"ServerSettings(model={str(model_dir)!r}, port={free_port()}, python={str(python)!r}, " \
+               f"log_file=Path({str(log_file)!r}))"
+    run = subprocess.Popen([sys.executable, "-c", (
+        "import time; from pathlib import Path; from signal_al.serving import ServerSettings, VLLMServer\n"
+        f"VLLMServer({settings}, log=print).start(); print('ready', flush=True); time.sleep(600)")],
+        stdout=subprocess.PIPE, text=True)
+    assert run.stdout is not None
+    assert any(line.strip() == "ready" for line in iter(run.stdout.readline, ""))
+    server_pid = int(log_file.with_suffix(".pid").read_text())
+    assert _alive(server_pid)
+    os.kill(run.pid, signal.SIGKILL)  # the run cannot stop its server ...
+    run.wait()
+    assert _wait_dead(server_pid), "the server outlived its run"  # ... the parent-death signal does
+
+
+def test_a_leftover_server_named_by_the_pid_file_is_stopped_before_a_new_start(tmp_path: Path,
+                                                                               model_dir: Path) -> None:
+    python = fake_python(tmp_path)
+    settings = ServerSettings(model=str(model_dir), port=free_port(), python=str(python),
+                              log_file=tmp_path / "vllm-server.log")
+    leftover = subprocess.Popen([str(python), "--port", str(settings.port)], start_new_session=True,
+                                stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", settings.port)) == 0:
+                break
+        time.sleep(0.1)
+    assert settings.pid_file is not None
+    settings.pid_file.write_text(f"{leftover.pid}\n")  # what a run killed with -9 leaves behind
+    messages: list[str] = []
+    with VLLMServer(settings, log=messages.append) as server:
+        assert server.running() and server.process is not None and server.process.pid != leftover.pid
+        assert settings.pid_file.read_text().strip() == str(server.process.pid)
+        assert leftover.poll() is not None
+    assert any("left by an interrupted run" in m for m in messages)
+    assert not settings.pid_file.exists()
+
+
+def test_a_busy_port_not_named_by_the_pid_file_is_left_alone(tmp_path: Path, model_dir: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        settings = ServerSettings(model=str(model_dir), port=port, python=str(fake_python(tmp_path)),
+                                  log_file=tmp_path / "vllm-server.log")
+        assert settings.pid_file is not None
+        other = subprocess.Popen(["sleep", "60"])
+        settings.pid_file.write_text(f"{other.pid}\n")  # a live process, but not a vLLM server
+        try:
+            with pytest.raises(ServerError, match="already in use"):
+                VLLMServer(settings, log=lambda _: None).start()
+            assert other.poll() is None
+        finally:
+            other.kill()

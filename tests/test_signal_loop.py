@@ -4,6 +4,11 @@ round's scores, each round's adapter is trained and used by the next round."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -178,24 +183,81 @@ def test_crashes_before_generation_and_during_ppo_resume_to_the_same_run(
 
 
 @pytest.mark.slow
-def test_signal_run_with_the_real_vllm_server_smollm2_and_minilm(tmp_path: Path) -> None:
-    """3 rounds (2 with generation + PPO) against a server the run starts and stops itself."""
+def test_ppo_as_an_accelerate_job_on_two_processes_matches_the_in_process_run(
+    tmp_path: Path, tiny_classifier_dir: Path, tiny_generator_dir: Path,  # noqa: F811
+    reference: tuple[ActiveLearningRun, RunState], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """ppo.launcher accelerate: 2 gloo processes x 2 rollouts = the reference's 1 process x 4."""
+    from safetensors.torch import load_file
+
+    root = Path(__file__).resolve().parents[1]
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    config = _config(tmp_path, tiny_classifier_dir, tiny_generator_dir, "signal",
+                     ppo={"launcher": "accelerate", "per_device_train_batch_size": 2, "num_processes": 2,
+                          "accelerate_config": str(root / "configs/accelerate/cpu_2proc.yaml")})
+    state = _run(config).run()
+    run_dir, expected = config.run_dir, reference[1]
+    for r in (1, 2):
+        log = (run_dir / f"rl/round-{r:03d}.log").read_text()
+        assert "accelerate.commands.launch" in log and "--num_processes 2" in log
+        assert state.metrics[r]["ppo_steps"] == expected.metrics[r]["ppo_steps"]
+        assert state.metrics[r]["kl"] == pytest.approx(expected.metrics[r]["kl"], rel=1e-3, abs=1e-6)
+    ours = load_file(run_dir / "adapters/round-002/adapter_model.safetensors")
+    theirs = load_file(reference[0].run_dir / "adapters/round-002/adapter_model.safetensors")
+    assert ours.keys() == theirs.keys()
+    for name in ours:
+        assert ours[name].float().numpy() == pytest.approx(theirs[name].float().numpy(), abs=1e-5), name
+    assert [a.to_dict() for a in state.annotations] == [a.to_dict() for a in expected.annotations]
+
+
+SCRIPT = str(Path(sys.executable).with_name("signal-al"))
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _real_config_file(folder: Path, name: str) -> Path:
+    """3 rounds (2 with generation + PPO) with the real server, SmolLM2, MiniLM and the model annotator."""
     from helpers import ready_asset
 
     from signal_al.serving import free_port
 
     ready_asset("smollm2-135m-instruct")
-    config = _config(tmp_path, Path("unused"), Path("unused"), "real", classifier={"model": "minilm-l6",
-                     "min_steps": 5, "learning_rate": 5e-5},
-                     generator={"model": "smollm2-135m-instruct", "backend": "vllm-server", "dtype": "bfloat16",
-                                "start_server": True, "server_url": f"http://127.0.0.1:{free_port()}",
-                                "max_new_tokens": 40, "min_words": 3, "num_in_context": 3,
-                                "server_venv": str(Path(__file__).resolve().parents[1] / ".venv-vllm")},
-                     ppo={"learning_rate": 1e-5, "per_device_train_batch_size": 2})
-    run = _run(config)
-    state = run.run()
-    run_dir = config.run_dir
-    assert state.finished and [row["n_labeled"] for row in state.metrics] == [2, 4, 6]
+    data = {
+        "name": name, "output_dir": str(folder / "runs"), "seed": 1, "device": "cpu",
+        "data": {"task": "rt-movies", "pool_size": 20, "max_test_size": 30},
+        "classifier": {"model": "minilm-l6", "max_length": 32, "batch_size": 8, "epochs": 1, "min_steps": 5,
+                       "eval_batch_size": 64, "learning_rate": 5e-5},
+        "generator": {"model": "smollm2-135m-instruct", "backend": "vllm-server", "dtype": "bfloat16",
+                      "start_server": True, "server_url": f"http://127.0.0.1:{free_port()}",
+                      "candidates_per_round": 4, "max_new_tokens": 40, "min_words": 3, "num_in_context": 3,
+                      "parallel_requests": 1,  # one request at a time: batch composition cannot differ on resume
+                      "server_venv": str(ROOT / ".venv-vllm")},
+        "active_learning": {"strategy": "signal", "round_fraction": 0.1, "stop_fraction": 0.3,
+                            "annotator": "model", "annotator_max_steps": 5},
+        "reward": {"k": 3},
+        "ppo": {"num_ppo_epochs": 1, "per_device_train_batch_size": 2, "learning_rate": 1e-5},
+    }
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.fixture(scope="module")
+def real_reference(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An uninterrupted `signal-al run` with the real server; its run folder."""
+    folder = tmp_path_factory.mktemp("real")
+    path = _real_config_file(folder, "real")
+    result = subprocess.run([SCRIPT, "run", "-c", str(path)], capture_output=True, text=True, timeout=1200)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    return folder / "runs" / "real"
+
+
+@pytest.mark.slow
+def test_signal_run_with_the_real_vllm_server_smollm2_and_minilm(real_reference: Path) -> None:
+    """The run starts and stops its own server, and round 2 is served round 1's adapter."""
+    run_dir = real_reference
+    state = json.loads((run_dir / "state.json").read_text())
+    metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert state["finished"] and [row["n_labeled"] for row in metrics] == [2, 4, 6]
     candidates = [json.loads(line) for line in (run_dir / "candidates.jsonl").read_text().splitlines()]
     assert {c["adapter"] for c in candidates if c["round"] == 1} == {None}
     assert {c["adapter"] for c in candidates if c["round"] == 2} == {"round-1"}  # served by the server
@@ -203,5 +265,46 @@ def test_signal_run_with_the_real_vllm_server_smollm2_and_minilm(tmp_path: Path)
     for r in (1, 2):
         assert (run_dir / f"adapters/round-{r:03d}/adapter_config.json").is_file()
         assert read_rollouts(run_dir / f"rl/round-{r:03d}.jsonl")
-        assert np.isfinite(state.metrics[r]["kl"])
+        assert np.isfinite(metrics[r]["kl"])
     assert "load_lora_adapter" in (run_dir / "vllm-server.log").read_text()
+    assert not (run_dir / "vllm-server.pid").exists()  # stopped with the run
+
+
+def _is_running(pid: int) -> bool:
+    try:
+        return b"vllm" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+def test_kill_9_during_ppo_then_resume_restarts_the_server_and_ends_with_the_same_labels(
+    tmp_path: Path, real_reference: Path,
+) -> None:
+    path = _real_config_file(tmp_path, "killed")
+    run_dir = tmp_path / "runs" / "killed"
+    process = subprocess.Popen([SCRIPT, "run", "-c", str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 900
+    while not (run_dir / "rl" / "round-001.jsonl").is_file():  # D_RL is written just before the PPO update
+        assert process.poll() is None and time.monotonic() < deadline, "the run ended before round 1's PPO"
+        time.sleep(0.2)
+    time.sleep(2.0)
+    server_pid = int((run_dir / "vllm-server.pid").read_text())
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (run_dir / "adapters" / "round-001").exists()  # killed mid-update
+    deadline = time.monotonic() + 60
+    while _is_running(server_pid) and time.monotonic() < deadline:  # the orphaned server follows its run
+        time.sleep(0.5)
+    assert not _is_running(server_pid)
+
+    result = subprocess.run([SCRIPT, "resume", str(run_dir)], capture_output=True, text=True, timeout=1200)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    ours, reference = (json.loads((d / "state.json").read_text()) for d in (run_dir, real_reference))
+    assert ours["finished"] and ours["annotations"] == reference["annotations"]
+    candidates = [json.loads(line) for line in (run_dir / "candidates.jsonl").read_text().splitlines()]
+    reference_candidates = [json.loads(line) for line in (real_reference / "candidates.jsonl").read_text().splitlines()]
+    assert [c["text"] for c in candidates] == [c["text"] for c in reference_candidates]
+    assert {c["adapter"] for c in candidates if c["round"] == 2} == {"round-1"}  # reloaded into the new server
+    log = (run_dir / "vllm-server.log").read_text()
+    assert log.count("load_lora_adapter") >= 1

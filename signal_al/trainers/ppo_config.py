@@ -56,6 +56,15 @@ class PPOConfig:
     )
     gradient_checkpointing: bool = field(False, help="Recompute activations in backward to save memory.")
     seed: int = field(0, help="Seed for minibatch shuffling and adapter initialisation.")
+    launcher: Literal["in-process", "accelerate"] = field(
+        "in-process", help="Where the loop runs each update: in its own process on its device, or as an "
+        "`accelerate launch ... signal-al train-generator` job (multi-GPU, DeepSpeed, FSDP).")
+    accelerate_config: str | None = field(
+        None, help="launcher accelerate: accelerate config file, e.g. configs/accelerate/multi_gpu.yaml "
+        "(default: accelerate's own default config).")
+    num_processes: int | None = field(None, help="launcher accelerate: processes (GPUs) of the job; default: the config's.")
+    gpu_ids: str | None = field(
+        None, help="launcher accelerate: CUDA_VISIBLE_DEVICES of the job, e.g. '1,2,3' when GPU 0 serves vLLM.")
 
     def __post_init__(self) -> None:
         positive = ("learning_rate", "per_device_train_batch_size", "gradient_accumulation_steps", "num_ppo_epochs",
@@ -75,5 +84,7 @@ class PPOConfig:
             raise ConfigError(f"ppo.temperature: must be positive, got {self.temperature}")
         if not self.lora_target_modules:
             raise ConfigError("ppo.lora_target_modules: must not be empty")
+        if self.num_processes is not None and self.num_processes <= 0:
+            raise ConfigError(f"ppo.num_processes: must be positive, got {self.num_processes}")
         if self.reward_clip is not None and self.reward_clip <= 0:
             raise ConfigError(f"ppo.reward_clip: must be positive, got {self.reward_clip}")
