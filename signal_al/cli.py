@@ -437,10 +437,11 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     if args.output_dir:
         overrides.append(f"output_dir={args.output_dir}")
     config = load_experiment_config(args.config, overrides)
-    paths = run_experiment(config, cache_root=_cache(args))
-    print((paths["markdown"]).read_text())
-    for kind, path in paths.items():
-        print(f"{kind}: {path}")
+    for paths in run_experiment(config, cache_root=_cache(args)):
+        print(f"## {paths['markdown'].parent}\n")
+        print(paths["markdown"].read_text())
+        for kind, path in paths.items():
+            print(f"{kind}: {path}")
     return 0
 
 

@@ -157,6 +157,9 @@ class ActiveLearningConfig:
     annotator: Literal["model", "human"] = field(
         "model", help="Who labels synthetic items: a classifier trained on the full train split, or a human via files."
     )
+    generator_update: Literal["ppo", "frozen", "shuffled"] = field(
+        "ppo", help="SIGnAL ablations: ppo = the method; frozen = never update the generator; shuffled = PPO on the "
+        "round's SIGnAL scores permuted among its valid candidates (does the reward's information matter?).")
     baselines: list[str] = field(
         default_factory=list, help="Pool-based strategies run after this run with the same seed, pool, seed set and "
         "budget (capped at the pool), into RUN_DIR/baselines/<name>; `signal-al run` then prints the comparison "
@@ -185,6 +188,10 @@ class GridConfig:
                                help="Strategies to compare (each runs with every seed).")
     seeds: int = field(3, help="Number of seeds (0 .. seeds-1); a seed fixes the pool and seed set for every method.")
     pool_based_stop_fraction: float = field(1.0, help="Stop fraction for pool-based methods (paper: 1.0).")
+    tasks: list[str] = field(default_factory=list, help="Run the grid on each of these tasks "
+                             "(default: data.task), into RUN_DIR/<task>-pool<pct>pct/.")
+    pool_fractions: list[float] = field(default_factory=list, help="Run the grid with each of these real-pool "
+                                        "fractions (default: data.pool_fraction).")
     parallel_runs: int = field(
         1, help="Pool-based runs executed at once in separate processes (each gets cpu_count/parallel_runs "
         "threads); SIGnAL runs share one generator server and always run one at a time.")
@@ -192,6 +199,8 @@ class GridConfig:
     def __post_init__(self) -> None:
         check(self.seeds > 0, "experiment.seeds", f"must be positive, got {self.seeds}")
         check(self.parallel_runs > 0, "experiment.parallel_runs", f"must be positive, got {self.parallel_runs}")
+        for fraction in self.pool_fractions:
+            check(0.0 < fraction <= 1.0, "experiment.pool_fractions", f"must be in (0, 1], got {fraction}")
         check(len(self.methods) > 0, "experiment.methods", "must name at least one strategy")
 
 

@@ -18,15 +18,26 @@ from signal_al.evaluation.report import write_report
 from signal_al.loop import STATE_FILE, ActiveLearningRun
 
 
+#: Grid method names of SIGnAL and its ablations -> active_learning.generator_update.
+SIGNAL_VARIANTS = {"signal": "ppo", "signal-frozen": "frozen", "signal-shuffled": "shuffled"}
+
+
+def strategy_of(method: str) -> str:
+    """The selection strategy behind a grid method name (the ablations select like SIGnAL)."""
+    return "signal" if method in SIGNAL_VARIANTS else method
+
+
 def run_config(base: ExperimentConfig, method: str, seed: int) -> ExperimentConfig:
     """The config of one grid cell: same data and budget, this method and seed."""
     config = copy.deepcopy(base)
     config.output_dir = str(base.run_dir)
     config.name = f"{method}-seed{seed}"
     config.seed = seed
-    config.active_learning.strategy = method
+    config.active_learning.strategy = strategy_of(method)
+    if method in SIGNAL_VARIANTS:
+        config.active_learning.generator_update = SIGNAL_VARIANTS[method]
     config.active_learning.baselines = []  # the grid itself holds every method
-    if method != "signal":
+    if method not in SIGNAL_VARIANTS:
         config.active_learning.stop_fraction = min(base.active_learning.stop_fraction,
                                                    base.experiment.pool_based_stop_fraction)
     return config
@@ -52,7 +63,7 @@ def run_with_baselines(config: ExperimentConfig, *, resume: bool = False, cache_
     from signal_al.strategies import get_strategy
 
     for method in config.active_learning.baselines:
-        get_strategy(method)
+        get_strategy(strategy_of(method))
     state = ActiveLearningRun(config, cache_root=cache_root, progress=progress, log=log).run(resume=resume)
     if not config.active_learning.baselines:
         return state, None
@@ -83,11 +94,30 @@ def run_cell(config: ExperimentConfig, cache_root: Path | None, progress: bool, 
     return config.name
 
 
+def settings(base: ExperimentConfig) -> list[ExperimentConfig]:
+    """One base config per (task, pool fraction) of the grid; just ``base`` when neither list is set."""
+    grid = base.experiment
+    if not grid.tasks and not grid.pool_fractions:
+        return [base]
+    out = []
+    for task in grid.tasks or [base.data.task]:
+        for fraction in grid.pool_fractions or [None]:
+            config = copy.deepcopy(base)
+            config.data.task = task
+            if fraction is not None:
+                config.data.pool_fraction, config.data.pool_size = fraction, None
+            pool = (f"{config.data.pool_size}" if config.data.pool_size is not None
+                    else f"{100 * (config.data.pool_fraction or 0):g}pct")
+            config.output_dir, config.name = str(base.run_dir), f"{Path(task).stem}-pool{pool}"
+            out.append(config)
+    return out
+
+
 def run_experiment(
     base: ExperimentConfig, *, cache_root: Path | None = None, progress: bool = True,
     log: Callable[[str], None] = print,
-) -> dict[str, Path]:
-    """Every method with every seed (resuming what exists), then the report files.
+) -> list[dict[str, Path]]:
+    """Every method with every seed (resuming what exists) for every setting, then their reports.
 
     With ``experiment.parallel_runs > 1`` the pool-based cells run in that many spawned
     processes with the CPU threads split between them; a failing cell stops the grid with
@@ -96,8 +126,9 @@ def run_experiment(
     from signal_al.strategies import get_strategy
 
     for method in base.experiment.methods:
-        get_strategy(method)  # unknown names fail before any run starts
-    cells = [run_config(base, method, seed)
+        get_strategy(strategy_of(method))  # unknown names fail before any run starts
+    groups = settings(base)
+    cells = [run_config(group, method, seed) for group in groups
              for seed in range(base.experiment.seeds) for method in base.experiment.methods]
     parallel = [cell for cell in cells if not uses_generator(cell.active_learning.strategy)]
     jobs = min(base.experiment.parallel_runs, len(parallel))
@@ -110,6 +141,7 @@ def run_experiment(
                 log(f"=== finished {future.result()}")
         cells = [cell for cell in cells if uses_generator(cell.active_learning.strategy)]
     for config in cells:
-        log(f"=== {config.active_learning.strategy}, seed {config.seed} -> {config.run_dir}")
+        log(f"=== {config.name} -> {config.run_dir}")
         run_cell(config, cache_root, progress, None)
-    return write_report(base.run_dir, title=f"{base.data.task}: test accuracy vs acquired labels")
+    return [write_report(group.run_dir, title=f"{group.data.task} ({group.name}): test accuracy vs acquired labels")
+            for group in groups]

@@ -41,7 +41,7 @@ from signal_al.data.pools import Annotation, Item, as_dataset, real_items
 from signal_al.errors import ConfigError, UserError
 from signal_al.io_utils import atomic_directory, atomic_write_json, atomic_write_jsonl, atomic_write_text
 from signal_al.rl_round import (CANDIDATES_FILE, RL_DIR, adapter_dir, adapter_round, generation_stats, reward_stats,
-                                rl_dataset, synthetic_items)
+                                rl_dataset, shuffled_scores, synthetic_items)
 
 STATE_FILE = "state.json"
 CONFIG_FILE = "config.yaml"
@@ -120,6 +120,12 @@ def total_budget(pool_size: int, stop_fraction: float, *, pool_based: bool) -> i
     """All annotations of a run; pool-based strategies cannot exceed the pool."""
     total = int(round(stop_fraction * pool_size))
     return min(total, pool_size) if pool_based else total
+
+
+def method_name(config: ExperimentConfig) -> str:
+    """The name a run's rows carry: its strategy, or signal-frozen / signal-shuffled for the ablations."""
+    al = config.active_learning
+    return al.strategy if al.strategy != "signal" or al.generator_update == "ppo" else f"signal-{al.generator_update}"
 
 
 def same_run(a: dict, b: dict) -> bool:
@@ -312,7 +318,7 @@ class ActiveLearningRun:
         n_synthetic = sum(items[a.id].source == "synthetic" for a in state.annotations)
         row = {
             "round": round_index,
-            "strategy": config.active_learning.strategy,
+            "strategy": method_name(config),
             "seed": config.seed,
             "n_labeled": len(labels),
             "n_real": len(labels) - n_synthetic,
@@ -387,6 +393,11 @@ class ActiveLearningRun:
         candidates = [Candidate.from_dict(c) for c in state.generation["candidates"]]
         scores = state.generation["scores"]
         row = {**generation_stats(candidates), **reward_stats(candidates, scores, round_index)}
+        update = self.config.active_learning.generator_update
+        if update == "frozen":
+            return state.adapter, row
+        if update == "shuffled":
+            scores = shuffled_scores(scores, np.random.default_rng([self.config.seed, round_index, 1]))
         rollouts = rl_dataset(candidates, scores, round_index, self.config.reward.invalid_penalty)
         if not rollouts:
             self.log(f"round {round_index}: no candidate to learn from; the generator keeps its adapter")
@@ -530,4 +541,4 @@ def resume_run(run_dir: Path, **kwargs: Any) -> RunState:
     return ActiveLearningRun(saved_config(run_dir), **kwargs).run(resume=True)
 
 
-__all__ = ["ActiveLearningRun", "RunState", "resume_run", "round_budget", "round_targets", "same_run", "saved_config", "target_pct", "total_budget"]
+__all__ = ["ActiveLearningRun", "RunState", "method_name", "resume_run", "round_budget", "round_targets", "same_run", "saved_config", "target_pct", "total_budget"]

@@ -90,6 +90,13 @@ def rl_dataset(candidates: Sequence[Candidate], scores: dict[str, float], round_
             for (i, c), r in zip(rows, rewards)]
 
 
+def shuffled_scores(scores: dict[str, float], rng: np.random.Generator) -> dict[str, float]:
+    """The same score values assigned to the same candidates in a random order (the ablation's null reward)."""
+    keys = sorted(scores)
+    values = np.array([scores[k] for k in keys])
+    return dict(zip(keys, rng.permutation(values).tolist()))
+
+
 def reward_stats(candidates: Sequence[Candidate], scores: dict[str, float], round_index: int) -> dict:
     """Mean/std/max of the SIGnAL scores of the round's kept candidates (NaN-free: empty gives None)."""
     values = np.array([scores[synthetic_id(round_index, i)] for i, c in enumerate(candidates) if c.kept])
@@ -99,4 +106,4 @@ def reward_stats(candidates: Sequence[Candidate], scores: dict[str, float], roun
 
 
 __all__ = ["ADAPTERS_DIR", "CANDIDATES_FILE", "RL_DIR", "adapter_dir", "adapter_round", "distinct_n",
-           "generation_stats", "reward_stats", "rl_dataset", "synthetic_id", "synthetic_items"]
+           "generation_stats", "reward_stats", "rl_dataset", "shuffled_scores", "synthetic_id", "synthetic_items"]

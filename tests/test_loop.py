@@ -258,3 +258,21 @@ def test_run_with_a_same_seed_baseline_prints_the_comparison_and_writes_the_plot
         assert f"{100 * (a['accuracy'] - b['accuracy']):+.1f}" in line
     again = subprocess.run([SCRIPT, "run", "-c", str(path), "--resume"], capture_output=True, text=True)
     assert again.returncode == 0 and read_jsonl(run_dir / "baselines/random/metrics.jsonl") == baseline
+
+
+def test_grid_settings_cover_every_task_and_pool_fraction(tmp_path: Path) -> None:
+    from signal_al.experiment import run_config, settings
+
+    base = load_experiment_config(None, [f"output_dir={tmp_path}", "name=exp", "data.pool_size=50",
+                                         "experiment.tasks=[rt-movies,vader-sources]",
+                                         "experiment.pool_fractions=[0.01,0.05]"])
+    groups = settings(base)
+    assert [(g.data.task, g.data.pool_fraction, g.data.pool_size, g.name) for g in groups] == [
+        ("rt-movies", 0.01, None, "rt-movies-pool1pct"), ("rt-movies", 0.05, None, "rt-movies-pool5pct"),
+        ("vader-sources", 0.01, None, "vader-sources-pool1pct"), ("vader-sources", 0.05, None, "vader-sources-pool5pct")]
+    assert all(g.run_dir.parent == tmp_path / "exp" for g in groups)
+    frozen = run_config(groups[0], "signal-frozen", 2)
+    assert (frozen.active_learning.strategy, frozen.active_learning.generator_update, frozen.seed) == ("signal", "frozen", 2)
+    assert frozen.run_dir == tmp_path / "exp" / "rt-movies-pool1pct" / "signal-frozen-seed2"
+    only_tasks = settings(load_experiment_config(None, ["data.pool_size=50", "experiment.tasks=[vader-sources]"]))
+    assert [(g.data.pool_size, g.name) for g in only_tasks] == [(50, "vader-sources-pool50")]

@@ -138,6 +138,48 @@ def test_signal_rounds_grow_the_pool_and_train_the_generator(reference: tuple[Ac
         assert {"generate", "select", "annotate", "train_eval", "ppo"} <= row["seconds"].keys()
 
 
+def test_shuffled_scores_permute_the_values_among_the_same_candidates() -> None:
+    from signal_al.rl_round import shuffled_scores
+
+    scores = {f"syn:r1:{i}": float(i) ** 2 for i in range(12)}
+    shuffled = shuffled_scores(scores, np.random.default_rng(0))
+    assert shuffled.keys() == scores.keys() and sorted(shuffled.values()) == sorted(scores.values())
+    assert shuffled != scores
+    assert shuffled == shuffled_scores(scores, np.random.default_rng(0))
+
+
+def test_frozen_generator_ablation_never_updates_the_adapter(
+    tmp_path: Path, tiny_classifier_dir: Path, tiny_generator_dir: Path,  # noqa: F811
+) -> None:
+    config = _config(tmp_path, tiny_classifier_dir, tiny_generator_dir, "frozen",
+                     active_learning={"generator_update": "frozen"})
+    state = _run(config).run()
+    assert state.finished and state.adapter is None and not (config.run_dir / "adapters").exists()
+    candidates = [json.loads(line) for line in (config.run_dir / "candidates.jsonl").read_text().splitlines()]
+    assert {c["round"] for c in candidates} == {1, 2} and {c["adapter"] for c in candidates} == {None}
+    assert [row["strategy"] for row in state.metrics] == ["signal-frozen"] * 3
+    assert all("kl" not in row and row["reward_mean"] is not None for row in state.metrics[1:])
+
+
+def test_shuffled_reward_ablation_trains_on_permuted_scores(
+    tmp_path: Path, tiny_classifier_dir: Path, tiny_generator_dir: Path,  # noqa: F811
+) -> None:
+    config = _config(tmp_path, tiny_classifier_dir, tiny_generator_dir, "shuffled",
+                     active_learning={"generator_update": "shuffled"})
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ActiveLearningRun, "_remove_stale_checkpoints", lambda self, keep: None)
+        run = _run(config)
+        state = run.run()
+    assert [row["strategy"] for row in state.metrics] == ["signal-shuffled"] * 3
+    rewards = {ro.metadata["id"]: ro.reward for ro in read_rollouts(config.run_dir / "rl/round-001.jsonl")
+               if ro.metadata["kept"]}
+    true_scores = _recomputed_scores(run, state, 1)
+    assert rewards.keys() == true_scores.keys()
+    assert sorted(rewards.values()) == pytest.approx(sorted(true_scores.values()), rel=1e-4, abs=1e-6)
+    assert state.metrics[1]["reward_mean"] == pytest.approx(np.mean(list(true_scores.values())), rel=1e-4)
+    assert (config.run_dir / "adapters/round-002/adapter_config.json").is_file()
+
+
 class Crash(Exception):
     pass
 
