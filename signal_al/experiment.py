@@ -83,10 +83,12 @@ def uses_generator(method: str) -> bool:
 
 def run_cell(config: ExperimentConfig, cache_root: Path | None, progress: bool, threads: int | None) -> str:
     """One grid cell, resumed when its state file exists. Runs in a worker process when parallel."""
-    if threads is not None:
+    if threads is not None:  # a worker process: its lines interleave with others, so no progress bars
         import torch
+        from transformers.utils import logging as hf_logging
 
         torch.set_num_threads(threads)
+        hf_logging.disable_progress_bar()
     prefix = "" if threads is None else f"[{config.name}] "
     resume = (config.run_dir / STATE_FILE).is_file()
     ActiveLearningRun(config, cache_root=cache_root, progress=progress,
