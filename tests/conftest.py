@@ -78,3 +78,13 @@ def tiny_classifier_dir(tmp_path_factory):
     BertForSequenceClassification(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_generator_dir(tmp_path_factory: pytest.TempPathFactory, tiny_causal_lm):
+    """The tiny causal LM saved as a model folder (what backends and PPO load by path)."""
+    model, tokenizer = tiny_causal_lm
+    folder = tmp_path_factory.mktemp("tiny_generator")
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

@@ -116,15 +116,6 @@ def _pool() -> TextDataset:
 
 
 @pytest.fixture(scope="module")
-def tiny_generator_dir(tmp_path_factory: pytest.TempPathFactory, tiny_causal_lm) -> Path:
-    model, tokenizer = tiny_causal_lm
-    folder = tmp_path_factory.mktemp("tiny_generator")
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
-
-
-@pytest.fixture(scope="module")
 def lora_dir(tmp_path_factory: pytest.TempPathFactory, tiny_generator_dir: Path) -> Path:
     from helpers import random_lora
 

@@ -32,15 +32,6 @@ class ParityAnnotator:
         return [len(item.text.split()) % 2 for item in items]
 
 
-@pytest.fixture(scope="module")
-def tiny_generator_dir(tmp_path_factory: pytest.TempPathFactory, tiny_causal_lm) -> Path:
-    model, tokenizer = tiny_causal_lm
-    folder = tmp_path_factory.mktemp("tiny_generator")
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
-
-
 def _config(tmp_path: Path, classifier_dir: Path, generator_dir: Path, name: str, **sections: dict):
     data = {
         "name": name, "output_dir": str(tmp_path / "runs"), "seed": 1, "device": "cpu",
