@@ -50,7 +50,6 @@ def baseline_config(main: ExperimentConfig, method: str) -> ExperimentConfig:
     """The same-seed comparison run of ``method`` that lives inside the main run's folder."""
     config = run_config(main, method, main.seed)
     config.output_dir, config.name = str(main.run_dir / BASELINES_DIR), method
-    config.active_learning.baselines = []
     return config
 
 
