@@ -164,6 +164,10 @@ class ActiveLearningConfig:
         default_factory=list, help="Pool-based strategies run after this run with the same seed, pool, seed set and "
         "budget (capped at the pool), into RUN_DIR/baselines/<name>; `signal-al run` then prints the comparison "
         "and writes RUN_DIR/accuracy.png.")
+    synthetic_share: list[float] | None = field(
+        None, help="SIGnAL's real -> synthetic budget schedule: [start, end] share of each round's budget reserved "
+        "for synthetic candidates, linear from start (round 1) to end (last round); the rest goes to real pool items, "
+        "each side by its own top scores. null: real and synthetic items compete in one ranking (the paper).")
     annotator_max_steps: int | None = field(
         None, help="Cap the model annotator's training steps (it trains once per task and recipe, then is cached); "
         "for CPU demos, where full epochs over the train split take too long."
@@ -174,6 +178,9 @@ class ActiveLearningConfig:
         check(self.stop_fraction > 0, "active_learning.stop_fraction", f"must be positive, got {self.stop_fraction}")
         if self.seed_size is not None:
             check(self.seed_size >= 0, "active_learning.seed_size", f"must be >= 0, got {self.seed_size}")
+        if self.synthetic_share is not None:
+            check(len(self.synthetic_share) == 2 and all(0.0 <= s <= 1.0 for s in self.synthetic_share),
+                  "active_learning.synthetic_share", f"must be [start, end] with both in [0, 1], got {self.synthetic_share}")
         if self.annotator_max_steps is not None:
             check(self.annotator_max_steps > 0, "active_learning.annotator_max_steps",
                   f"must be positive, got {self.annotator_max_steps}")

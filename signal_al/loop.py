@@ -123,9 +123,15 @@ def total_budget(pool_size: int, stop_fraction: float, *, pool_based: bool) -> i
 
 
 def method_name(config: ExperimentConfig) -> str:
-    """The name a run's rows carry: its strategy, or signal-frozen / signal-shuffled for the ablations."""
+    """The name a run's rows carry: its strategy, signal-frozen / signal-shuffled for the ablations,
+    and a ``-share<start>-<end>`` suffix for SIGnAL with a real -> synthetic budget schedule."""
     al = config.active_learning
-    return al.strategy if al.strategy != "signal" or al.generator_update == "ppo" else f"signal-{al.generator_update}"
+    if al.strategy != "signal":
+        return al.strategy
+    name = "signal" if al.generator_update == "ppo" else f"signal-{al.generator_update}"
+    if al.synthetic_share is not None:
+        name += "-share{:g}-{:g}".format(*al.synthetic_share)
+    return name
 
 
 def same_run(a: dict, b: dict) -> bool:
@@ -221,10 +227,11 @@ class ActiveLearningRun:
             self._hidden = dict(zip(pool.ids, pool.labels.tolist()))
         return self._hidden
 
-    def _select(self, state: RunState, round_index: int, budget: int,
-                rng: np.random.Generator) -> tuple[list[Item], dict[str, float]]:
+    def _select(self, state: RunState, round_index: int, budget: int, rng: np.random.Generator,
+                synthetic_share: float | None = None) -> tuple[list[Item], dict[str, float]]:
         """The items to annotate this round (random seed set, then the strategy's choice) and,
-        for ranking strategies, every unlabeled item's score from the same classifier pass."""
+        for ranking strategies, every unlabeled item's score from the same classifier pass.
+        With ``synthetic_share`` that share of the budget goes to the top synthetic items."""
         labeled = state.labeled_ids
         unlabeled = [i for i, item in enumerate(state.items) if item.id not in labeled]
         if round_index == 0:
@@ -251,7 +258,13 @@ class ActiveLearningRun:
         scores: dict[str, float] = {}
         if isinstance(strategy, RankingStrategy):  # what RankingStrategy.query does, keeping the scores
             values = strategy.score(view, strategy.check_budget(view, budget), rng)
-            chosen = view.unlabeled[top_indices(values, budget, rng)]
+            if synthetic_share is None:
+                chosen = view.unlabeled[top_indices(values, budget, rng)]
+            else:
+                from signal_al.strategies.synthetic_share import split_top_indices
+
+                synthetic = np.array([state.items[int(i)].source == "synthetic" for i in view.unlabeled])
+                chosen = view.unlabeled[split_top_indices(values, synthetic, budget, synthetic_share, rng)]
             scores = {state.items[int(i)].id: float(v) for i, v in zip(view.unlabeled, values)}
         else:
             chosen = strategy.query(view, budget, rng)
@@ -449,6 +462,7 @@ class ActiveLearningRun:
         rounds_total = len(targets)
         if not pool_based and al.annotator == "model" and not state.finished:
             self.model_annotator()  # trained (once) before a vLLM server competes for the CPU
+        from signal_al.strategies.synthetic_share import scheduled_share
         from signal_al.tracking import Tracker
 
         tracker = Tracker(config, self.run_dir)
@@ -477,8 +491,10 @@ class ActiveLearningRun:
                     positions = {item.id: item for item in state.items}
                     selected = [positions[i] for i in state.pending["ids"]]
                 else:
+                    share = (scheduled_share(round_index, rounds_total, al.synthetic_share)
+                             if generating and al.synthetic_share is not None else None)
                     selected, scores = self._select(state, round_index, budget,
-                                                    np.random.default_rng([config.seed, round_index]))
+                                                    np.random.default_rng([config.seed, round_index]), share)
                     if generating:  # this round's candidates keep their scores from this pass, for D_RL
                         assert state.generation is not None
                         fresh = {item.id for item in state.items
@@ -501,6 +517,8 @@ class ActiveLearningRun:
                     timings["ppo"] = time.perf_counter() - start
                     row.update(rl_row)
                     row["n_synthetic_selected"] = sum(item.source == "synthetic" for item in selected)
+                    if al.synthetic_share is not None:
+                        row["synthetic_share"] = round(scheduled_share(round_index, rounds_total, al.synthetic_share), 6)
                 row["seconds"] = {k: round(v, 3) for k, v in timings.items()}
                 checkpoint = self._save_checkpoint(model, round_index)
                 state.round, state.checkpoint, state.pending = round_index, checkpoint, None

@@ -171,6 +171,25 @@ def test_shuffled_reward_ablation_trains_on_permuted_scores(
     assert (config.run_dir / "adapters/round-002/adapter_config.json").is_file()
 
 
+def test_synthetic_share_schedule_moves_the_budget_from_real_to_synthetic(
+    tmp_path: Path, tiny_classifier_dir: Path, tiny_generator_dir: Path,  # noqa: F811
+) -> None:
+    # rounds 0..2: round 1 reserves 0 % of b for synthetic items, round 2 (the last) 100 %
+    config = _config(tmp_path, tiny_classifier_dir, tiny_generator_dir, "schedule",
+                     active_learning={"synthetic_share": [0.0, 1.0], "generator_update": "frozen"})
+    state = _run(config).run()
+    assert [row.get("synthetic_share") for row in state.metrics] == [None, 0.0, 1.0]
+    assert {row["strategy"] for row in state.metrics} == {"signal-frozen-share0-1"}
+    for r, expected_share in ((1, 0.0), (2, 1.0)):
+        labeled_before = {a.id for a in state.annotations if a.round < r}
+        available = [i for i in state.items if i.source == "synthetic" and i.round <= r and i.id not in labeled_before]
+        picked = [a for a in state.annotations if a.round == r]
+        n_syn = sum(a.id.startswith("syn:") for a in picked)
+        assert n_syn == min(round(expected_share * len(picked)), len(available))
+        assert state.metrics[r]["n_synthetic_selected"] == n_syn
+    assert any(i.source == "synthetic" for i in state.items if i.round == 1)  # round 1 had synthetic to skip
+
+
 class Crash(Exception):
     pass
 
