@@ -448,7 +448,14 @@ def cmd_experiment(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from signal_al.evaluation.report import write_report
 
-    paths = write_report(Path(args.run_dir), Path(args.out) if args.out else None)
+    if len(args.run_dir) > 1 and not args.out:
+        raise UserError("several RUN_DIRs are combined into one report: pass --out")
+    for folder in args.run_dir:
+        if not Path(folder).is_dir():
+            raise UserError(f"{folder}: no such folder")
+    roots = [Path(folder) for folder in args.run_dir]
+    paths = write_report(roots[0] if len(roots) == 1 else roots, Path(args.out) if args.out else None,
+                         title=args.title or "")
     print(paths["markdown"].read_text())
     for kind, path in paths.items():
         print(f"{kind}: {path}")
@@ -556,10 +563,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_cache_arg(experiment)
     experiment.set_defaults(handler=cmd_experiment)
     report = commands.add_parser("report", help="Regenerate the results table and plots from saved runs.",
-                                 description="Collect metrics.jsonl of every run under RUN_DIR and write "
-                                 "results.md, results.csv, accuracy.png and macro_f1.png.")
-    report.add_argument("run_dir", metavar="RUN_DIR", help="Folder holding run folders (any depth).")
-    report.add_argument("--out", help="Where to write (default: RUN_DIR).")
+                                 description="Collect metrics.jsonl of every run under RUN_DIR(s) and write "
+                                 "results.md, results.csv, accuracy.png and macro_f1.png, plus generator_stats."
+                                 "md/.csv/.png (reward, KL, diversity, synthetic share per round) for SIGnAL runs. "
+                                 "Several RUN_DIRs (e.g. a pool-based grid and a SIGnAL grid with the same seeds) "
+                                 "are combined.")
+    report.add_argument("run_dir", metavar="RUN_DIR", nargs="+", help="Folder holding run folders (any depth).")
+    report.add_argument("--out", help="Where to write (default: RUN_DIR; required with several).")
+    report.add_argument("--title", help="Plot title.")
     report.set_defaults(handler=cmd_report)
 
     config = commands.add_parser("config", help="Show the resolved config or list every key.",

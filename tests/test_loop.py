@@ -204,6 +204,56 @@ def test_report_matches_an_independent_aggregation(tmp_path: Path) -> None:
     assert paths["accuracy"].stat().st_size > 10_000
 
 
+def test_report_combines_grids_and_aggregates_generator_statistics(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """A pool-based grid and a SIGnAL grid (separate folders, same run names) in one report, and
+    the per-round generator table against a by-hand float64 aggregation."""
+    rng = np.random.default_rng(1)
+    pool_root, signal_root, out = tmp_path / "pool", tmp_path / "signal", tmp_path / "out"
+    expected: dict[tuple[int, str], list[float]] = {}
+    for seed in range(2):
+        for root, method in ((pool_root, "random"), (signal_root, "signal")):
+            rows, labeled, synthetic = [], 0, 0
+            for r in range(4):
+                acquired = int(rng.integers(3, 6))
+                picked_synthetic = 0 if r == 0 or method == "random" else int(rng.integers(0, acquired + 1))
+                labeled, synthetic = labeled + acquired, synthetic + picked_synthetic
+                row = {"round": r, "strategy": method, "seed": seed, "acquired_pct": 10.0 * (r + 1),
+                       "target_pct": 10.0 * (r + 1), "accuracy": float(rng.random()),
+                       "macro_f1": float(rng.random()), "n_labeled": labeled, "n_synthetic": synthetic}
+                if method == "signal" and r >= 1:
+                    row.update(reward_mean=float(rng.random()), kl=float(rng.random()),
+                               distinct_2=float(rng.random()), dropped_fraction=float(rng.random()),
+                               n_synthetic_selected=picked_synthetic)
+                    expected.setdefault((r, "share"), []).append(picked_synthetic / acquired)
+                    expected.setdefault((r, "labeled_share"), []).append(synthetic / labeled)
+                    expected.setdefault((r, "reward"), []).append(row["reward_mean"])
+                rows.append(row)
+            run = root / f"{method}-seed{seed}" if method == "signal" else root / "seed-grid" / f"x-seed{seed}"
+            run.mkdir(parents=True)
+            (run / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    paths = write_report([pool_root, signal_root], out)
+    table = pd.read_csv(paths["csv"])
+    assert set(table.strategy) == {"random", "signal"} and set(table.accuracy_count) == {2}
+    generator = pd.read_csv(paths["generator_stats"].with_suffix(".csv"))
+    assert set(generator.strategy) == {"signal"} and sorted(generator.acquired_pct) == [20.0, 30.0, 40.0]
+    for r in (1, 2, 3):
+        row = generator[generator.acquired_pct == 10.0 * (r + 1)].iloc[0]
+        assert row["synthetic_selected_share"] == pytest.approx(np.mean(expected[(r, "share")]))
+        assert row["synthetic_labeled_share"] == pytest.approx(np.mean(expected[(r, "labeled_share")]))
+        assert row["reward_mean"] == pytest.approx(np.mean(expected[(r, "reward")]))
+        assert row["seeds"] == 2
+    assert "### signal" in (out / "generator_stats.md").read_text()
+    assert paths["generator_stats"].stat().st_size > 10_000
+    runs = json.loads((out / "runs.json").read_text())
+    assert "pool/seed-grid/x-seed0" in runs and "signal/signal-seed1" in runs
+
+    from signal_al.cli import main
+
+    assert main(["report", str(pool_root), str(signal_root)]) == 2
+    assert "pass --out" in capsys.readouterr().err
+
+
 def test_experiment_grid_in_parallel_processes_matches_the_sequential_grid(tmp_path: Path,
                                                                            tiny_classifier_dir: Path) -> None:
     import torch

@@ -8,28 +8,38 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Sequence
 
 import pandas as pd
 
 from signal_al.io_utils import atomic_write_text, read_jsonl
 
 METRICS = ("accuracy", "macro_f1")
+#: Per-round generator statistics of SIGnAL runs (columns of metrics.jsonl, plus derived shares).
+GENERATOR_STATS = ("reward_mean", "kl", "distinct_2", "dropped_fraction", "synthetic_selected_share",
+                   "synthetic_labeled_share")
 
 
-def collect_metrics(root: Path) -> pd.DataFrame:
-    """One row per (run, round) found under ``root`` (any depth), with method and seed.
+def collect_metrics(root: Path | Sequence[Path]) -> pd.DataFrame:
+    """One row per (run, round) found under ``root`` (any depth; several roots are combined,
+    their run names prefixed with the root's name), with method and seed.
 
     ``acquired_pct`` is the round's nominal grid point (``target_pct``, 10 / 20 / ... %) so
     that seeds line up; ``acquired_pct_exact`` keeps the measured share of the pool.
     """
+    roots = [Path(root)] if isinstance(root, (str, Path)) else [Path(r) for r in root]
     frames = []
-    for metrics_file in sorted(root.rglob("metrics.jsonl")):
-        rows = read_jsonl(metrics_file)
-        if not rows:
-            continue
-        frame = pd.DataFrame(rows)
-        frame["run"] = str(metrics_file.parent.relative_to(root)) if metrics_file.parent != root else root.name
-        frames.append(frame)
+    for top in roots:
+        for metrics_file in sorted(top.rglob("metrics.jsonl")):
+            rows = read_jsonl(metrics_file)
+            if not rows:
+                continue
+            frame = pd.DataFrame(rows)
+            name = str(metrics_file.parent.relative_to(top)) if metrics_file.parent != top else top.name
+            frame["run"] = name if len(roots) == 1 else f"{top.name}/{name}"
+            if "n_labeled" in frame:
+                frame["acquired_this_round"] = frame["n_labeled"].diff().fillna(frame["n_labeled"])
+            frames.append(frame)
     if not frames:
         return pd.DataFrame(columns=["run", "strategy", "seed", "acquired_pct", *METRICS])
     frame = pd.concat(frames, ignore_index=True)
@@ -46,6 +56,64 @@ def summary_table(frame: pd.DataFrame) -> pd.DataFrame:
     table = grouped.agg(["mean", "std", "count"])
     table.columns = [f"{metric}_{stat}" for metric, stat in table.columns]
     return table.reset_index()
+
+
+def generator_summary(frame: pd.DataFrame) -> pd.DataFrame:
+    """Mean over seeds of each generator statistic per SIGnAL-family strategy and acquired %:
+    SIGnAL reward of the kept candidates, KL to the base model after the update, distinct-2,
+    dropped share, the share of the round's picks that were synthetic and of all labels so far."""
+    rows = frame[frame["strategy"].astype(str).str.startswith("signal")].copy()
+    if rows.empty or "n_synthetic_selected" not in rows:
+        return pd.DataFrame()
+    rows["synthetic_selected_share"] = rows["n_synthetic_selected"] / rows["acquired_this_round"].where(
+        rows["acquired_this_round"] > 0)
+    rows["synthetic_labeled_share"] = rows["n_synthetic"] / rows["n_labeled"]
+    rows = rows[rows["round"] >= 1]
+    stats = [c for c in GENERATOR_STATS if c in rows]
+    table = rows.groupby(["strategy", "acquired_pct"])[stats].mean()
+    table["seeds"] = rows.groupby(["strategy", "acquired_pct"])["seed"].nunique()
+    return table.reset_index()
+
+
+def generator_markdown(table: pd.DataFrame) -> str:
+    """One table per strategy: acquired % as rows, the generator statistics as columns."""
+    parts = []
+    for strategy, rows in table.groupby("strategy"):
+        stats = [c for c in GENERATOR_STATS if c in rows]
+        lines = [f"### {strategy}", "", "| acquired % | seeds | " + " | ".join(stats) + " |",
+                 "|" + " --- |" * (len(stats) + 2)]
+        for _, row in rows.sort_values("acquired_pct").iterrows():
+            cells = ["-" if pd.isna(row[c]) else f"{row[c]:.3g}" for c in stats]
+            lines.append(f"| {row['acquired_pct']:g} | {int(row['seeds'])} | " + " | ".join(cells) + " |")
+        parts.append("\n".join(lines) + "\n")
+    return "\n".join(parts)
+
+
+def plot_generator_stats(table: pd.DataFrame, path: Path, title: str = "") -> Path:
+    """The generator statistics vs acquired %, one panel each, one line per SIGnAL-family strategy."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    stats = [c for c in GENERATOR_STATS if c in table]
+    figure, axes = plt.subplots(2, 3, figsize=(12, 6.5), dpi=110)
+    for axis, stat in zip(axes.flat, stats):
+        for strategy, rows in table.groupby("strategy"):
+            rows = rows.sort_values("acquired_pct")
+            axis.plot(rows["acquired_pct"], rows[stat], marker="o", markersize=2.5, label=strategy)
+        axis.set_title(stat.replace("_", " "), fontsize=10)
+        axis.set_xlabel("labels acquired (% of the real pool)", fontsize=8)
+        axis.grid(alpha=0.3)
+    for axis in list(axes.flat)[len(stats):]:
+        axis.axis("off")
+    axes.flat[0].legend(fontsize=7)
+    figure.suptitle(title or "SIGnAL generator statistics per round (mean over seeds)")
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path)
+    plt.close(figure)
+    return path
 
 
 def markdown_table(table: pd.DataFrame, metric: str = "accuracy") -> str:
@@ -92,9 +160,13 @@ def plot_curves(table: pd.DataFrame, path: Path, metric: str = "accuracy", title
     return path
 
 
-def write_report(root: Path, out_dir: Path | None = None, title: str = "") -> dict[str, Path]:
-    """results.csv, results.md and accuracy.png (and macro_f1.png) for the runs under ``root``."""
-    out_dir = out_dir or root
+def write_report(root: Path | Sequence[Path], out_dir: Path | None = None, title: str = "") -> dict[str, Path]:
+    """results.csv, results.md and accuracy.png (and macro_f1.png) for the runs under ``root``
+    (one folder or several), plus generator_stats.csv/.md/.png when SIGnAL runs are among them."""
+    if out_dir is None:
+        if not isinstance(root, (str, Path)):
+            raise ValueError("several roots need an out_dir")
+        out_dir = Path(root)
     frame = collect_metrics(root)
     if frame.empty:
         from signal_al.errors import UserError
@@ -108,5 +180,10 @@ def write_report(root: Path, out_dir: Path | None = None, title: str = "") -> di
     paths = {"csv": out_dir / "results.csv", "markdown": out_dir / "results.md"}
     for metric in METRICS:
         paths[metric] = plot_curves(table, out_dir / f"{metric}.png", metric, title)
+    generator = generator_summary(frame)
+    if not generator.empty:
+        atomic_write_text(out_dir / "generator_stats.csv", generator.to_csv(index=False))
+        atomic_write_text(out_dir / "generator_stats.md", generator_markdown(generator))
+        paths["generator_stats"] = plot_generator_stats(generator, out_dir / "generator_stats.png")
     atomic_write_text(out_dir / "runs.json", json.dumps(sorted(frame["run"].unique().tolist()), indent=2) + "\n")
     return paths
