@@ -460,6 +460,13 @@ class ActiveLearningRun:
             raise ConfigError(f"active_learning.seed_size={al.seed_size} exceeds the real pool of {state.pool_size}")
         targets = round_targets(state.pool_size, al.round_fraction, total, al.seed_size)
         rounds_total = len(targets)
+        if state.finished and len(state.annotations) < total and not (
+                pool_based and len(state.annotations) >= len(state.items)):
+            # a larger stop_fraction continues a finished run (e.g. a grid first run to 100 %, then to 200 %)
+            self.log(f"extending the finished run from {len(state.annotations)} to {total} labels "
+                     f"(active_learning.stop_fraction {al.stop_fraction})")
+            atomic_write_text(self.run_dir / CONFIG_FILE, yaml.safe_dump(to_dict(config), sort_keys=False))
+            state.finished = False
         if not pool_based and al.annotator == "model" and not state.finished:
             self.model_annotator()  # trained (once) before a vLLM server competes for the CPU
         from signal_al.strategies.synthetic_share import scheduled_share

@@ -91,6 +91,25 @@ def test_every_round_acquires_its_budget_and_no_item_twice(tmp_path: Path, tiny_
     assert metrics[-1]["class_count_std"] == pytest.approx(np.std(counts.astype(np.float64)))
 
 
+def test_a_finished_run_resumed_with_a_larger_stop_fraction_continues_like_one_long_run(
+        tmp_path: Path, tiny_classifier_dir: Path) -> None:
+    short = load_experiment_config(_config_file(tmp_path, tiny_classifier_dir, "grow",
+                                                active_learning={"stop_fraction": 0.3}))
+    assert ActiveLearningRun(short, progress=False, log=lambda _: None).run().finished
+    longer = load_experiment_config(_config_file(tmp_path, tiny_classifier_dir, "grow",
+                                                 active_learning={"stop_fraction": 0.6}))
+    lines: list[str] = []
+    grown = ActiveLearningRun(longer, progress=False, log=lines.append).run(resume=True)
+    assert any("extending the finished run from 12 to 24 labels" in line for line in lines)
+    assert grown.finished and [row["n_labeled"] for row in grown.metrics] == [4, 8, 12, 16, 20, 24]
+    assert yaml.safe_load((longer.run_dir / "config.yaml").read_text())["active_learning"]["stop_fraction"] == 0.6
+    reference = load_experiment_config(_config_file(tmp_path, tiny_classifier_dir, "straight",
+                                                    active_learning={"stop_fraction": 0.6}))
+    straight = ActiveLearningRun(reference, progress=False, log=lambda _: None).run()
+    assert [a.id for a in grown.annotations] == [a.id for a in straight.annotations]
+    assert all(same_run(a, b) for a, b in zip(grown.metrics, straight.metrics))
+
+
 def test_existing_run_needs_resume(tmp_path: Path, tiny_classifier_dir: Path) -> None:
     path = _config_file(tmp_path, tiny_classifier_dir, "twice", data={"pool_size": 10})
     ActiveLearningRun(load_experiment_config(path), progress=False, log=lambda _: None).run()
