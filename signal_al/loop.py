@@ -124,14 +124,15 @@ def total_budget(pool_size: int, stop_fraction: float, *, pool_based: bool) -> i
 
 def method_name(config: ExperimentConfig) -> str:
     """The name a run's rows carry: its strategy, signal-frozen / signal-shuffled for the ablations,
-    and a ``-share<start>-<end>`` suffix for SIGnAL with a real -> synthetic budget schedule."""
+    a ``-share<start>-<end>`` suffix for SIGnAL with a real -> synthetic budget schedule, and
+    ``+<variant>`` when ``active_learning.variant`` labels the settings."""
     al = config.active_learning
-    if al.strategy != "signal":
-        return al.strategy
-    name = "signal" if al.generator_update == "ppo" else f"signal-{al.generator_update}"
-    if al.synthetic_share is not None:
-        name += "-share{:g}-{:g}".format(*al.synthetic_share)
-    return name
+    name = al.strategy
+    if al.strategy == "signal":
+        name = "signal" if al.generator_update == "ppo" else f"signal-{al.generator_update}"
+        if al.synthetic_share is not None:
+            name += "-share{:g}-{:g}".format(*al.synthetic_share)
+    return f"{name}+{al.variant}" if al.variant else name
 
 
 def same_run(a: dict, b: dict) -> bool:
@@ -411,7 +412,8 @@ class ActiveLearningRun:
             return state.adapter, row
         if update == "shuffled":
             scores = shuffled_scores(scores, np.random.default_rng([self.config.seed, round_index, 1]))
-        rollouts = rl_dataset(candidates, scores, round_index, self.config.reward.invalid_penalty)
+        rollouts = rl_dataset(candidates, scores, round_index, self.config.reward.invalid_penalty,
+                              self.config.reward.whiten_kept)
         if not rollouts:
             self.log(f"round {round_index}: no candidate to learn from; the generator keeps its adapter")
             return state.adapter, row

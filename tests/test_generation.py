@@ -128,6 +128,35 @@ def test_clean_output_drop_reasons(raw: str, reason: str) -> None:
     assert clean_output(raw).text is None
 
 
+META_OUTPUTS = [  # SmolLM2-135M outputs from an rt-movies SIGnAL run
+    "In this example, Sentence 1 serves as an example of Sentence 2 with a sentence as an example of Sentence 3.",
+    "I'm glad I could provide a fresh perspective on my previous example.",
+    "Each example showcases different aspects of hospitality and compassion.",
+    "Statement 1: I have more fun exploring and a poor joke is the most fertile soil.",
+    "When looking at movie reviews, the examples given demonstrate a pattern of limited ambition.",
+]
+
+
+@pytest.mark.parametrize("raw", META_OUTPUTS)
+def test_meta_commentary_is_dropped_only_when_asked(raw: str) -> None:
+    assert clean_output(raw).drop_reason is None
+    dropped = clean_output(raw, rules=cleaning.CleaningRules(drop_meta_commentary=True))
+    assert (dropped.text, dropped.drop_reason) == (None, cleaning.META_COMMENTARY)
+
+
+def test_meta_commentary_filter_keeps_almost_all_real_texts() -> None:
+    from signal_al.config import DataConfig
+    from signal_al.data import load_task
+
+    rules = cleaning.CleaningRules(drop_meta_commentary=True, min_words=1, max_words=10_000)
+    for task in ("rt-movies", "vader-sources"):
+        texts = load_task(DataConfig(task=task)).train.texts
+        dropped = sum(clean_output(text, rules=rules).drop_reason == cleaning.META_COMMENTARY for text in texts)
+        assert 0 < dropped / len(texts) < 0.01, (task, dropped, len(texts))
+    for text in movie_pool().texts:
+        assert clean_output(text, rules=rules).drop_reason is None
+
+
 def test_clean_pair_output_needs_both_fields() -> None:
     good = clean_output('New Example: Text 1: "Who painted the Mona Lisa?" Text 2: Leonardo painted it.', is_pair=True)
     assert (good.text, good.text_pair) == ("Who painted the Mona Lisa?", "Leonardo painted it.")

@@ -345,3 +345,20 @@ def test_grid_settings_cover_every_task_and_pool_fraction(tmp_path: Path) -> Non
     assert frozen.run_dir == tmp_path / "exp" / "rt-movies-pool1pct" / "signal-frozen-seed2"
     only_tasks = settings(load_experiment_config(None, ["data.pool_size=50", "experiment.tasks=[vader-sources]"]))
     assert [(g.data.pool_size, g.name) for g in only_tasks] == [(50, "vader-sources-pool50")]
+
+
+def test_method_names_label_ablations_schedules_and_variants(tmp_path: Path, tiny_classifier_dir: Path) -> None:
+    from signal_al.errors import ConfigError
+    from signal_al.loop import method_name
+
+    def name(**al: object) -> str:
+        return method_name(load_experiment_config(_config_file(tmp_path, tiny_classifier_dir, "n",
+                                                               active_learning=al)))
+
+    assert name(strategy="badge") == "badge"
+    assert name(strategy="signal", generator_update="frozen") == "signal-frozen"
+    assert name(strategy="signal", synthetic_share=[0.2, 1.0]) == "signal-share0.2-1"
+    assert name(strategy="signal", variant="clean") == "signal+clean"
+    assert name(strategy="entropy", variant="lr2") == "entropy+lr2"
+    with pytest.raises(ConfigError, match="active_learning.variant"):
+        name(strategy="signal", variant="a/b")

@@ -126,3 +126,22 @@ def test_doctests():
     for module in (signal_al.rewards.trl_reward, signal_al.rewards.shaping, signal_al.strategies):
         result = doctest.testmod(module)
         assert result.failed == 0 and result.attempted > 0, module.__name__
+
+
+def test_rl_dataset_whitens_the_kept_scores_and_penalises_the_dropped_in_std_units():
+    from signal_al.generation.records import Candidate
+    from signal_al.rl_round import rl_dataset, synthetic_id
+
+    rng = np.random.default_rng(3)
+    kept = [True, False, True, True, False, True]
+    candidates = [Candidate(prompt="p", prompt_text="p", raw_output=f"o{i}", text=f"text {i}" if k else None,
+                            drop_reason=None if k else "empty", prompt_token_ids=[1, 2], completion_token_ids=[3, i + 4])
+                  for i, k in enumerate(kept)]
+    raw = {synthetic_id(1, i): float(rng.random() * 1e-3) for i, k in enumerate(kept) if k}
+    rollouts = rl_dataset(candidates, raw, 1, -2.0, whiten_kept=True)
+    values = np.array(list(raw.values()), dtype=np.float64)
+    expected = iter((values - values.mean()) / values.std())
+    for rollout, k in zip(rollouts, kept):
+        assert rollout.reward == (pytest.approx(next(expected)) if k else -2.0)
+    plain = rl_dataset(candidates, raw, 1, -2.0)
+    assert [r.reward for r in plain if r.metadata["kept"]] == pytest.approx(list(raw.values()))

@@ -48,7 +48,8 @@ class CandidateGenerator:
         self.tokenizer = tokenizer
         self.seed = seed
         self.adapter: str | None = None
-        self.rules = CleaningRules(min_words=config.min_words, max_words=config.max_words)
+        self.rules = CleaningRules(min_words=config.min_words, max_words=config.max_words,
+                                   drop_meta_commentary=config.drop_meta_commentary)
 
     def load_adapter(self, path: str | Path, round_index: int) -> str:
         """Serve round ``round_index``'s adapter folder under a new name and use it from now on."""
