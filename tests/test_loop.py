@@ -220,6 +220,18 @@ def test_report_matches_an_independent_aggregation(tmp_path: Path) -> None:
     markdown = paths["markdown"].read_text()
     mean = np.mean([v[0] for v in expected[("entropy", 20.0)]])
     assert f"{100 * mean:.1f} ±" in markdown
+    # paired gain over random: the mean over seeds of the per-seed differences
+    from signal_al.evaluation.report import collect_metrics, paired_gain
+
+    frame = collect_metrics(tmp_path)
+    for drop_seed in (None, 2):  # a strategy missing a seed is compared with random's same seeds
+        subset = frame if drop_seed is None else frame[~((frame.strategy == "entropy") & (frame.seed == drop_seed))]
+        gains = paired_gain(subset)
+        seeds = [s for s in range(3) if s != drop_seed]
+        diff = [expected[("entropy", 30.0)][s][0] - expected[("random", 30.0)][s][0] for s in seeds]
+        row = gains[(gains.strategy == "entropy") & (gains.acquired_pct == 30.0)].iloc[0]
+        assert row["gain"] == pytest.approx(np.mean(diff)) and row["seeds"] == len(seeds)
+    assert "gain over random" in markdown and f"{100 * np.mean([expected[('entropy', 20.0)][s][0] - expected[('random', 20.0)][s][0] for s in range(3)]):+.1f}" in markdown
     assert paths["accuracy"].stat().st_size > 10_000
 
 

@@ -133,26 +133,70 @@ def markdown_table(table: pd.DataFrame, metric: str = "accuracy") -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_curves(table: pd.DataFrame, path: Path, metric: str = "accuracy", title: str = "") -> Path:
-    """Metric vs acquired % of the real pool, one line and a ±std band per strategy."""
+def paired_gain(frame: pd.DataFrame, metric: str = "accuracy", baseline: str = "random") -> pd.DataFrame:
+    """Mean over seeds of (strategy - baseline) at the same seed and acquired %, only where both
+    ran that seed (so a strategy with fewer seeds is compared with the baseline's same seeds)."""
+    keys = ["seed", "acquired_pct"]
+    base = frame[frame["strategy"] == baseline].groupby(keys)[metric].mean().rename("base")
+    if base.empty:
+        return pd.DataFrame(columns=["strategy", "acquired_pct", "gain", "seeds"])
+    rows = frame[frame["strategy"] != baseline].groupby(["strategy", *keys])[metric].mean().reset_index()
+    rows = rows.join(base, on=keys, how="inner")
+    rows["gain"] = rows[metric] - rows["base"]
+    return rows.groupby(["strategy", "acquired_pct"]).agg(gain=("gain", "mean"), seeds=("seed", "nunique")).reset_index()
+
+
+def gain_markdown(gains: pd.DataFrame) -> str:
+    """Strategies as rows, acquired % as columns, cells the paired gain over random in points."""
+    pivot = gains.pivot(index="strategy", columns="acquired_pct", values="gain")
+    seeds = gains.groupby("strategy")["seeds"].max()
+    columns = list(pivot.columns)
+    lines = ["| strategy (seeds) | " + " | ".join(f"{c:g} %" for c in columns) + " |", "|" + " --- |" * (len(columns) + 1)]
+    for strategy in pivot.index:
+        cells = ["-" if pd.isna(v) else f"{100 * v:+.1f}" for v in pivot.loc[strategy]]
+        lines.append(f"| {strategy} ({int(seeds[strategy])}) | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_curves(table: pd.DataFrame, path: Path, metric: str = "accuracy", title: str = "",
+                gains: pd.DataFrame | None = None) -> Path:
+    """Metric vs acquired % of the real pool, one line and a ±std band per strategy (SIGnAL's
+    family thick and solid, pool-based methods thin and dashed); with ``gains`` (see
+    :func:`paired_gain`) a second panel shows each strategy's paired gain over random."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(figsize=(7.5, 4.8), dpi=120)
-    for strategy, rows in table.groupby("strategy"):
-        rows = rows.sort_values("acquired_pct")
+    strategies = sorted(table["strategy"].unique(), key=lambda s: (str(s).startswith("signal"), str(s)))
+    colours = plt.get_cmap("tab20")
+    panels = 2 if gains is not None and not gains.empty else 1
+    figure, axes = plt.subplots(1, panels, figsize=(7.5 * panels, 4.8), dpi=120, squeeze=False)
+    for index, strategy in enumerate(strategies):
+        rows = table[table["strategy"] == strategy].sort_values("acquired_pct")
         mean = 100 * rows[f"{metric}_mean"]
         std = 100 * rows[f"{metric}_std"].fillna(0.0)
-        style = {"linewidth": 2.4, "zorder": 5} if str(strategy).startswith("signal") else {"linewidth": 1.4}
-        axes.plot(rows["acquired_pct"], mean, marker="o", markersize=3, label=strategy, **style)
-        axes.fill_between(rows["acquired_pct"], mean - std, mean + std, alpha=0.15)
-    axes.set_xlabel("labels acquired (% of the real pool)")
-    axes.set_ylabel(f"test {metric.replace('_', '-')} (%)")
-    axes.set_title(title or f"test {metric} vs acquired labels (mean ± std over seeds)")
-    axes.grid(alpha=0.3)
-    axes.legend(fontsize=8, ncol=2)
+        ours = str(strategy).startswith("signal")
+        style = ({"linewidth": 2.4, "zorder": 5} if ours else {"linewidth": 1.2, "linestyle": "--", "alpha": 0.85})
+        colour = colours(index % 20)
+        axes[0, 0].plot(rows["acquired_pct"], mean, marker="o", markersize=3, label=strategy, color=colour, **style)
+        axes[0, 0].fill_between(rows["acquired_pct"], mean - std, mean + std, alpha=0.15 if ours else 0.05,
+                                color=colour)
+        if panels == 2 and strategy != "random":
+            gap = gains[gains["strategy"] == strategy].sort_values("acquired_pct")
+            axes[0, 1].plot(gap["acquired_pct"], 100 * gap["gain"], marker="o", markersize=3, label=strategy,
+                            color=colour, **style)
+    label = metric.replace("_", "-")
+    axes[0, 0].set_ylabel(f"test {label} (%)")
+    axes[0, 0].set_title(title or f"test {metric} vs acquired labels (mean ± std over seeds)", fontsize=10)
+    if panels == 2:
+        axes[0, 1].axhline(0.0, color="grey", linewidth=1)
+        axes[0, 1].set_ylabel(f"{label} minus random's (points)")
+        axes[0, 1].set_title("gain over random (same seed and %, mean over seeds)", fontsize=10)
+    for axis in axes.flat:
+        axis.set_xlabel("labels acquired (% of the real pool)")
+        axis.grid(alpha=0.3)
+    axes[0, 0].legend(fontsize=7, ncol=2)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path)
@@ -176,10 +220,14 @@ def write_report(root: Path | Sequence[Path], out_dir: Path | None = None, title
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out_dir / "results.csv", table.to_csv(index=False))
     text = "\n".join(f"## {metric}\n\n{markdown_table(table, metric)}" for metric in METRICS)
+    gains = paired_gain(frame, "accuracy")
+    if not gains.empty:
+        text += ("\n## accuracy gain over random (points; same seed and %, mean over the seeds both ran)\n\n"
+                 + gain_markdown(gains))
     atomic_write_text(out_dir / "results.md", text)
     paths = {"csv": out_dir / "results.csv", "markdown": out_dir / "results.md"}
     for metric in METRICS:
-        paths[metric] = plot_curves(table, out_dir / f"{metric}.png", metric, title)
+        paths[metric] = plot_curves(table, out_dir / f"{metric}.png", metric, title, paired_gain(frame, metric))
     generator = generator_summary(frame)
     if not generator.empty:
         atomic_write_text(out_dir / "generator_stats.csv", generator.to_csv(index=False))
