@@ -496,12 +496,12 @@ class ActiveLearningRun:
                     self._persist(state)
                     break
                 start = time.perf_counter()
+                share = (scheduled_share(round_index, rounds_total, al.synthetic_share)
+                         if generating and al.synthetic_share is not None else None)
                 if state.pending is not None and state.pending["round"] == round_index:
                     positions = {item.id: item for item in state.items}
                     selected = [positions[i] for i in state.pending["ids"]]
                 else:
-                    share = (scheduled_share(round_index, rounds_total, al.synthetic_share)
-                             if generating and al.synthetic_share is not None else None)
                     selected, scores = self._select(state, round_index, budget,
                                                     np.random.default_rng([config.seed, round_index]), share)
                     if generating:  # this round's candidates keep their scores from this pass, for D_RL
@@ -526,8 +526,8 @@ class ActiveLearningRun:
                     timings["ppo"] = time.perf_counter() - start
                     row.update(rl_row)
                     row["n_synthetic_selected"] = sum(item.source == "synthetic" for item in selected)
-                    if al.synthetic_share is not None:
-                        row["synthetic_share"] = round(scheduled_share(round_index, rounds_total, al.synthetic_share), 6)
+                    if share is not None:
+                        row["synthetic_share"] = round(share, 6)
                 row["seconds"] = {k: round(v, 3) for k, v in timings.items()}
                 checkpoint = self._save_checkpoint(model, round_index)
                 state.round, state.checkpoint, state.pending = round_index, checkpoint, None

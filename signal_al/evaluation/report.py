@@ -116,21 +116,21 @@ def plot_generator_stats(table: pd.DataFrame, path: Path, title: str = "") -> Pa
     return path
 
 
+def _grid_markdown(rows: list, columns: list, seeds: pd.Series, cell) -> str:
+    """Strategies as rows, acquired % as columns, ``cell(strategy, column)`` as text."""
+    lines = ["| strategy (seeds) | " + " | ".join(f"{c:g} %" for c in columns) + " |", "|" + " --- |" * (len(columns) + 1)]
+    for strategy in rows:
+        lines.append(f"| {strategy} ({int(seeds[strategy])}) | " + " | ".join(cell(strategy, c) for c in columns) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def markdown_table(table: pd.DataFrame, metric: str = "accuracy") -> str:
     """Strategies as rows, acquired % as columns, cells ``mean ± std`` (in %)."""
-    pivot_mean = table.pivot(index="strategy", columns="acquired_pct", values=f"{metric}_mean")
-    pivot_std = table.pivot(index="strategy", columns="acquired_pct", values=f"{metric}_std").fillna(0.0)
+    mean = table.pivot(index="strategy", columns="acquired_pct", values=f"{metric}_mean")
+    std = table.pivot(index="strategy", columns="acquired_pct", values=f"{metric}_std").fillna(0.0)
     seeds = table.groupby("strategy")[f"{metric}_count"].max()
-    columns = list(pivot_mean.columns)
-    header = "| strategy (seeds) | " + " | ".join(f"{c:g} %" for c in columns) + " |"
-    lines = [header, "|" + " --- |" * (len(columns) + 1)]
-    for strategy in pivot_mean.index:
-        cells = []
-        for column in columns:
-            mean = pivot_mean.loc[strategy, column]
-            cells.append("-" if pd.isna(mean) else f"{100 * mean:.1f} ± {100 * pivot_std.loc[strategy, column]:.1f}")
-        lines.append(f"| {strategy} ({int(seeds[strategy])}) | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    return _grid_markdown(list(mean.index), list(mean.columns), seeds, lambda s, c: "-" if pd.isna(mean.loc[s, c])
+                          else f"{100 * mean.loc[s, c]:.1f} ± {100 * std.loc[s, c]:.1f}")
 
 
 def paired_gain(frame: pd.DataFrame, metric: str = "accuracy", baseline: str = "random") -> pd.DataFrame:
@@ -148,14 +148,10 @@ def paired_gain(frame: pd.DataFrame, metric: str = "accuracy", baseline: str = "
 
 def gain_markdown(gains: pd.DataFrame) -> str:
     """Strategies as rows, acquired % as columns, cells the paired gain over random in points."""
-    pivot = gains.pivot(index="strategy", columns="acquired_pct", values="gain")
+    gain = gains.pivot(index="strategy", columns="acquired_pct", values="gain")
     seeds = gains.groupby("strategy")["seeds"].max()
-    columns = list(pivot.columns)
-    lines = ["| strategy (seeds) | " + " | ".join(f"{c:g} %" for c in columns) + " |", "|" + " --- |" * (len(columns) + 1)]
-    for strategy in pivot.index:
-        cells = ["-" if pd.isna(v) else f"{100 * v:+.1f}" for v in pivot.loc[strategy]]
-        lines.append(f"| {strategy} ({int(seeds[strategy])}) | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    return _grid_markdown(list(gain.index), list(gain.columns), seeds,
+                          lambda s, c: "-" if pd.isna(gain.loc[s, c]) else f"{100 * gain.loc[s, c]:+.1f}")
 
 
 def plot_curves(table: pd.DataFrame, path: Path, metric: str = "accuracy", title: str = "",
