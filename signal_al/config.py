@@ -214,11 +214,17 @@ class GridConfig:
                                         "fractions (default: data.pool_fraction).")
     parallel_runs: int = field(
         1, help="Pool-based runs executed at once in separate processes (each gets cpu_count/parallel_runs "
-        "threads); SIGnAL runs share one generator server and always run one at a time.")
+        "threads).")
+    parallel_generator_runs: int = field(
+        1, help="SIGnAL-family runs executed at once in separate processes. Slot s starts its own vLLM server on "
+        "generator.server_url's port + s and, with several GPUs visible, gets GPU s (round-robin when there are "
+        "fewer GPUs than slots: then add --gpu-memory-utilization to generator.server_args so the servers fit).")
 
     def __post_init__(self) -> None:
         check(self.seeds > 0, "experiment.seeds", f"must be positive, got {self.seeds}")
         check(self.parallel_runs > 0, "experiment.parallel_runs", f"must be positive, got {self.parallel_runs}")
+        check(self.parallel_generator_runs > 0, "experiment.parallel_generator_runs",
+              f"must be positive, got {self.parallel_generator_runs}")
         for fraction in self.pool_fractions:
             check(0.0 < fraction <= 1.0, "experiment.pool_fractions", f"must be in (0, 1], got {fraction}")
         check(len(self.methods) > 0, "experiment.methods", "must name at least one strategy")
@@ -246,6 +252,12 @@ class ExperimentConfig:
     ppo: PPOConfig = field(default_factory=PPOConfig, help="The generator's PPO + LoRA update.")
     wandb: WandbConfig = field(default_factory=WandbConfig, help="Experiment tracking.")
     experiment: GridConfig = field(default_factory=GridConfig, help="Methods x seeds grid of `signal-al experiment`.")
+
+    def __post_init__(self) -> None:
+        generator = self.generator
+        check(self.experiment.parallel_generator_runs == 1 or generator.backend != "vllm-server"
+              or generator.start_server, "experiment.parallel_generator_runs",
+              "runs at once need a server each: set generator.start_server: true (slot s uses server_url's port + s)")
 
     @property
     def run_dir(self) -> Path:

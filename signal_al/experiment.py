@@ -88,11 +88,72 @@ def run_cell(config: ExperimentConfig, cache_root: Path | None, progress: bool, 
 
         torch.set_num_threads(threads)
         hf_logging.disable_progress_bar()
+        if _SLOT is not None:
+            config = on_slot(config, _SLOT)
     prefix = "" if threads is None else f"[{config.name}] "
     resume = (config.run_dir / STATE_FILE).is_file()
     ActiveLearningRun(config, cache_root=cache_root, progress=progress,
                       log=lambda line: print(prefix + line, flush=True)).run(resume=resume)
     return config.name
+
+
+#: This worker process's slot among the parallel generator runs (None in the main process).
+_SLOT: int | None = None
+
+
+def on_slot(config: ExperimentConfig, slot: int) -> ExperimentConfig:
+    """The cell's config in slot ``slot``: its own server port (server_url's port + slot)."""
+    from urllib.parse import urlparse
+
+    url = urlparse(config.generator.server_url)
+    config = copy.deepcopy(config)
+    config.generator.server_url = url._replace(netloc=f"{url.hostname}:{(url.port or 8000) + slot}").geturl()
+    return config
+
+
+def visible_gpus() -> list[str]:
+    """The GPU ids this process may use (CUDA_VISIBLE_DEVICES order), without creating a CUDA context."""
+    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if listed is not None:
+        return [gpu.strip() for gpu in listed.split(",") if gpu.strip() and gpu.strip() != "-1"]
+    import torch
+
+    return [str(index) for index in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
+
+
+def gpu_of_slot(slot: int, gpus: list[str]) -> str | None:
+    """Slot s runs on GPU s, round-robin when there are fewer GPUs than slots; None without GPUs."""
+    return gpus[slot % len(gpus)] if gpus else None
+
+
+def _claim_slot(slots, gpus: list[str]) -> None:
+    """Process-pool initializer: take a free slot, and pin the worker (and its server) to that slot's GPU."""
+    global _SLOT
+    _SLOT = slots.get()
+    gpu = gpu_of_slot(_SLOT, gpus)
+    if gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpu
+
+
+def _run_in_processes(cells: list[ExperimentConfig], jobs: int, cache_root: Path | None,
+                      log: Callable[[str], None], *, slots: bool) -> None:
+    """``cells`` in ``jobs`` spawned processes (cpu_count/jobs threads each); with ``slots``, one port/GPU each."""
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    context = get_context("spawn")
+    init: dict = {}
+    if slots:
+        queue = context.Queue()
+        for slot in range(jobs):
+            queue.put(slot)
+        gpus = visible_gpus()
+        if gpus and len(gpus) < jobs:
+            log(f"{jobs} generator runs share {len(gpus)} GPU(s): each server needs --gpu-memory-utilization "
+                f"in generator.server_args small enough for all of them")
+        init = {"initializer": _claim_slot, "initargs": (queue, gpus)}
+    with ProcessPoolExecutor(jobs, mp_context=context, **init) as pool:
+        futures = [pool.submit(run_cell, cell, cache_root, False, threads) for cell in cells]
+        for future in futures:
+            log(f"=== finished {future.result()}")
 
 
 def settings(base: ExperimentConfig) -> list[ExperimentConfig]:
@@ -121,8 +182,10 @@ def run_experiment(
     """Every method with every seed (resuming what exists) for every setting, then their reports.
 
     With ``experiment.parallel_runs > 1`` the pool-based cells run in that many spawned
-    processes with the CPU threads split between them; a failing cell stops the grid with
-    its error after the running cells finish (their results are kept for the next resume).
+    processes with the CPU threads split between them, and with
+    ``experiment.parallel_generator_runs > 1`` so do the SIGnAL-family cells, each worker on
+    its own server port and GPU. A failing cell stops the grid with its error after the
+    running cells finish (their results are kept for the next resume).
     """
     from signal_al.strategies import get_strategy
 
@@ -134,13 +197,20 @@ def run_experiment(
     parallel = [cell for cell in cells if not uses_generator(cell.active_learning.strategy)]
     jobs = min(base.experiment.parallel_runs, len(parallel))
     if jobs > 1:
-        threads = max(1, (os.cpu_count() or 1) // jobs)
-        log(f"running {len(parallel)} pool-based runs, {jobs} at a time with {threads} thread(s) each")
-        with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
-            futures = [pool.submit(run_cell, cell, cache_root, False, threads) for cell in parallel]
-            for future in futures:
-                log(f"=== finished {future.result()}")
+        log(f"running {len(parallel)} pool-based runs, {jobs} at a time "
+            f"with {max(1, (os.cpu_count() or 1) // jobs)} thread(s) each")
+        _run_in_processes(parallel, jobs, cache_root, log, slots=False)
         cells = [cell for cell in cells if uses_generator(cell.active_learning.strategy)]
+    generator_cells = [cell for cell in cells if uses_generator(cell.active_learning.strategy)]
+    jobs = min(base.experiment.parallel_generator_runs, len(generator_cells))
+    if jobs > 1:
+        first_of_setting = {cell.output_dir: cell for cell in reversed(generator_cells)}.values()
+        for cell in first_of_setting:  # the model annotator is trained once per setting here; workers load it
+            if cell.active_learning.annotator == "model":
+                ActiveLearningRun(cell, cache_root=cache_root, progress=progress, log=log).model_annotator()
+        log(f"running {len(generator_cells)} generator runs, {jobs} at a time, each with its own server port")
+        _run_in_processes(generator_cells, jobs, cache_root, log, slots=True)
+        cells = [cell for cell in cells if not uses_generator(cell.active_learning.strategy)]
     for config in cells:
         log(f"=== {config.name} -> {config.run_dir}")
         run_cell(config, cache_root, progress, None)

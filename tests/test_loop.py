@@ -374,3 +374,28 @@ def test_method_names_label_ablations_schedules_and_variants(tmp_path: Path, tin
     assert name(strategy="entropy", variant="lr2") == "entropy+lr2"
     with pytest.raises(ConfigError, match="active_learning.variant"):
         name(strategy="signal", variant="a/b")
+
+
+def test_parallel_generator_slots_get_their_own_port_and_gpu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                             tiny_classifier_dir: Path) -> None:
+    from signal_al.errors import ConfigError
+    from signal_al.experiment import gpu_of_slot, on_slot, visible_gpus
+
+    base = load_experiment_config(None, ["generator.server_url=http://10.0.0.2:8100", "generator.start_server=true",
+                                         "experiment.parallel_generator_runs=3"])
+    assert [on_slot(base, slot).generator.server_url for slot in range(3)] == [
+        "http://10.0.0.2:8100", "http://10.0.0.2:8101", "http://10.0.0.2:8102"]
+    assert base.generator.server_url == "http://10.0.0.2:8100"  # the cell's own config is not changed
+    assert on_slot(load_experiment_config(None, ["generator.server_url=http://localhost"]), 2
+                   ).generator.server_url == "http://localhost:8002"
+    assert [gpu_of_slot(slot, ["4", "6"]) for slot in range(5)] == ["4", "6", "4", "6", "4"]
+    assert gpu_of_slot(1, []) is None
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3, 5")
+    assert visible_gpus() == ["3", "5"]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert visible_gpus() == []
+    with pytest.raises(ConfigError, match="experiment.parallel_generator_runs.*start_server"):
+        load_experiment_config(None, ["experiment.parallel_generator_runs=2"])
+    with pytest.raises(ConfigError, match="experiment.parallel_generator_runs: must be positive"):
+        load_experiment_config(None, ["experiment.parallel_generator_runs=0"])
+    load_experiment_config(None, ["experiment.parallel_generator_runs=2", "generator.backend=transformers"])

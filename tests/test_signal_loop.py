@@ -360,3 +360,53 @@ def test_kill_9_during_ppo_then_resume_restarts_the_server_and_ends_with_the_sam
     assert {c["adapter"] for c in candidates if c["round"] == 2} == {"round-1"}  # reloaded into the new server
     log = (run_dir / "vllm-server.log").read_text()
     assert log.count("load_lora_adapter") >= 1
+
+
+def test_signal_grid_in_parallel_processes_matches_the_sequential_grid(
+        tmp_path: Path, tiny_classifier_dir: Path, tiny_generator_dir: Path) -> None:
+    """experiment.parallel_generator_runs: SIGnAL cells in two worker processes, one slot (port) each,
+    with the model annotator trained once up front, give the same rounds as one cell after another."""
+    import torch
+
+    from signal_al.experiment import run_experiment
+    from signal_al.io_utils import read_jsonl
+
+    from signal_al.assets import cache_dir
+
+    cache = tmp_path / "cache"  # the annotator is trained here; the corpora are linked from the shared cache
+    cache.mkdir()
+    for name in ("corpora", "downloads"):
+        if (cache_dir(None) / name).exists():
+            (cache / name).symlink_to(cache_dir(None) / name)
+
+    def grid(output: str, jobs: int) -> Path:
+        config = _config(tmp_path, tiny_classifier_dir, tiny_generator_dir, "grid",
+                         active_learning={"annotator": "model", "annotator_max_steps": 2},
+                         experiment={"methods": ["signal", "signal-frozen"], "seeds": 1,
+                                     "parallel_generator_runs": jobs})
+        config.output_dir = str(tmp_path / output)
+        logs: list[str] = []
+        run_experiment(config, cache_root=cache, progress=False, log=logs.append)
+        return config.run_dir, logs
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # each of the 2 workers gets cpu_count // 2 threads: 1 on CI's 2 cores
+    try:
+        sequential, _ = grid("sequential", 1)
+    finally:
+        torch.set_num_threads(threads)
+    parallel, logs = grid("parallel", 2)
+    assert "running 2 generator runs, 2 at a time, each with its own server port" in logs
+    assert len(list((cache / "annotators").iterdir())) == 1  # trained once, before the workers started
+    ports = set()
+    for cell in ["signal-seed0", "signal-frozen-seed0"]:
+        ours, reference = read_jsonl(parallel / cell / "metrics.jsonl"), read_jsonl(sequential / cell / "metrics.jsonl")
+        assert [row["target_pct"] for row in ours] == [10.0, 20.0, 30.0]
+        assert ours[-1]["strategy"] == cell.removesuffix("-seed0")
+        if (os.cpu_count() or 1) // 2 == 1:
+            assert all(same_run(a, b) for a, b in zip(ours, reference, strict=True)), cell
+        ports.add(yaml.safe_load((parallel / cell / "config.yaml").read_text())["generator"]["server_url"])
+        assert yaml.safe_load((sequential / cell / "config.yaml").read_text())["generator"]["server_url"] == \
+            "http://127.0.0.1:8000"
+    assert ports == {"http://127.0.0.1:8000", "http://127.0.0.1:8001"}  # each worker took one cell, on its slot
+    assert (parallel / "results.md").is_file()
