@@ -218,6 +218,15 @@ class NoTemplate:
     chat_template = None
 
 
+class TagTemplate:
+    """A chat template that wraps the user turn in tags and opens the assistant turn."""
+
+    chat_template = "tags"
+
+    def apply_chat_template(self, messages, tokenize, add_generation_prompt):
+        return f"<user>{messages[0]['content']}</user><assistant>"
+
+
 def test_generator_records_every_candidate_with_provenance(tmp_path: Path) -> None:
     pool = movie_pool()
     backend = ScriptedBackend(["New Example: A bold and beautiful debut.", "", pool.texts[0],
@@ -242,6 +251,25 @@ def test_generator_records_every_candidate_with_provenance(tmp_path: Path) -> No
     # adapter=None asks the base model.
     generator.generate(pool, 1, adapter=None)
     assert backend.calls[-1][2] is None
+
+
+def test_response_prefix_opens_the_answer_and_is_cleaned_with_the_completion() -> None:
+    pool = movie_pool()
+    backend = ScriptedBackend([" A bold and beautiful debut.", ' Sure! "A quiet, moving film." Hope it helps',
+                               "In this example, Sentence 1 shows the tone."])
+    config = GeneratorConfig(num_in_context=2, response_prefix="New Example:", drop_meta_commentary=True)
+    candidates = CandidateGenerator(config, MOVIES, backend, TagTemplate(), seed=3).generate(pool, 3)
+    prompts = backend.calls[0][0]
+    assert all(prompt.endswith("New Example:</user><assistant>New Example:") for prompt in prompts)
+    assert [c.prompt_text for c in candidates] == prompts  # what the model saw, the prefill included
+    assert [c.raw_output for c in candidates] == [" A bold and beautiful debut.", ' Sure! "A quiet, moving film." '
+                                                  "Hope it helps", "In this example, Sentence 1 shows the tone."]
+    assert [c.text for c in candidates] == ["A bold and beautiful debut.", "A quiet, moving film.", None]
+    assert candidates[2].drop_reason == cleaning.META_COMMENTARY
+    quoted = ScriptedBackend(['The film drags." Hope it helps'])
+    config = GeneratorConfig(num_in_context=1, response_prefix='"')
+    (candidate,) = CandidateGenerator(config, MOVIES, quoted, TagTemplate()).generate(pool, 1)
+    assert quoted.calls[0][0][0].endswith('<assistant>"') and candidate.text == "The film drags."
 
 
 def test_generate_kept_asks_again_for_dropped_candidates() -> None:

@@ -82,10 +82,11 @@ class CandidateGenerator:
             clusters = cluster_assignments(vectors, self.config.num_in_context, seed=seed)
         prompts = make_prompts(self.spec, pool, num, self.config.num_in_context, rng,
                                label_conditioned=self.config.label_conditioned, clusters=clusters)
-        texts = [apply_chat_template(self.tokenizer, p.text) for p in prompts]
+        prefix = self.config.response_prefix
+        texts = [apply_chat_template(self.tokenizer, p.text) + prefix for p in prompts]
         served = self.adapter if adapter is True else (adapter or None)
         completions = self.backend.generate(texts, self.sampling(seed), served)
-        cleaned = [clean_output(c.text, is_pair=self.spec.is_pair, rules=self.rules,
+        cleaned = [clean_output(prefix + c.text, is_pair=self.spec.is_pair, rules=self.rules,
                                 truncated=c.finish_reason == "length") for c in completions]
         dedup = Deduplicator([*pool_keys(pool), *known], threshold=self.config.near_duplicate_threshold)
         reasons = dedup.filter([None if c.drop_reason else dedup_key(c.text or "", c.text_pair) for c in cleaned])
