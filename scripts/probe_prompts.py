@@ -7,7 +7,7 @@ how many survive cleaning, how many of those are meta-commentary, and their dist
 
 - ``chat``: the paper's prompt in the chat template (the default);
 - ``chat + prefix P``: the same with ``generator.response_prefix: P`` (the answer opens with P);
-- ``raw``: the prompt without a chat template, as a plain completion.
+- ``raw``: ``generator.chat_template: false``, the prompt as plain text to continue.
 
     python scripts/probe_prompts.py --task rt-movies --num 64 --prefix "New Example:" --prefix '"'
 
@@ -31,12 +31,6 @@ from signal_al.generation.backends import make_backend
 from signal_al.generation.cleaning import is_meta_commentary
 from signal_al.generation.generator import CandidateGenerator, load_tokenizer
 from signal_al.rl_round import distinct_n
-
-
-class WithoutTemplate:
-    """A tokenizer stand-in with no chat template: the prompt goes to the model as plain text."""
-
-    chat_template = None
 
 
 def probe(generator: CandidateGenerator, pool: TextDataset, num: int) -> dict[str, float]:
@@ -69,13 +63,13 @@ def main() -> None:
     rows = np.random.default_rng(args.seed).choice(len(data.texts), min(args.pool, len(data.texts)), replace=False)
     pool = TextDataset(texts=[data.texts[i] for i in rows], labels=data.labels[rows], ids=[data.ids[i] for i in rows])
 
-    variants = [("chat", config, tokenizer)]
-    variants += [(f"chat + prefix {prefix!r}", dataclasses.replace(config, response_prefix=prefix), tokenizer)
+    variants = [("chat", config)]
+    variants += [(f"chat + prefix {prefix!r}", dataclasses.replace(config, response_prefix=prefix))
                  for prefix in args.prefix]
-    variants.append(("raw", config, WithoutTemplate()))
+    variants.append(("raw (chat_template: false)", dataclasses.replace(config, chat_template=False)))
     results = {}
-    for name, variant, template in tqdm(variants, desc="variants", unit="variant"):
-        results[name] = probe(CandidateGenerator(variant, spec, backend, template, seed=args.seed), pool, args.num)
+    for name, variant in tqdm(variants, desc="variants", unit="variant"):
+        results[name] = probe(CandidateGenerator(variant, spec, backend, tokenizer, seed=args.seed), pool, args.num)
     print(f"\n{args.task}, {args.num} prompts per variant, base model {args.model}\n")
     print("| variant | kept | meta-commentary among kept | distinct-2 | seconds |")
     print("| --- | --- | --- | --- | --- |")

@@ -253,7 +253,7 @@ def test_generator_records_every_candidate_with_provenance(tmp_path: Path) -> No
     assert backend.calls[-1][2] is None
 
 
-def test_response_prefix_opens_the_answer_and_is_cleaned_with_the_completion() -> None:
+def test_response_prefix_and_plain_prompts_reach_the_backend_and_cleaning() -> None:
     pool = movie_pool()
     backend = ScriptedBackend([" A bold and beautiful debut.", ' Sure! "A quiet, moving film." Hope it helps',
                                "In this example, Sentence 1 shows the tone."])
@@ -270,6 +270,11 @@ def test_response_prefix_opens_the_answer_and_is_cleaned_with_the_completion() -
     config = GeneratorConfig(num_in_context=1, response_prefix='"')
     (candidate,) = CandidateGenerator(config, MOVIES, quoted, TagTemplate()).generate(pool, 1)
     assert quoted.calls[0][0][0].endswith('<assistant>"') and candidate.text == "The film drags."
+    plain = ScriptedBackend([" A film for the ages."])
+    config = GeneratorConfig(num_in_context=1, chat_template=False)
+    (candidate,) = CandidateGenerator(config, MOVIES, plain, TagTemplate()).generate(pool, 1)
+    assert plain.calls[0][0] == [candidate.prompt] and candidate.prompt.endswith("\nNew Example:")
+    assert "<user>" not in candidate.prompt_text and candidate.text == "A film for the ages."
 
 
 def test_generate_kept_asks_again_for_dropped_candidates() -> None:

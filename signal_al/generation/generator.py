@@ -83,7 +83,8 @@ class CandidateGenerator:
         prompts = make_prompts(self.spec, pool, num, self.config.num_in_context, rng,
                                label_conditioned=self.config.label_conditioned, clusters=clusters)
         prefix = self.config.response_prefix
-        texts = [apply_chat_template(self.tokenizer, p.text) + prefix for p in prompts]
+        template = self.config.chat_template
+        texts = [(apply_chat_template(self.tokenizer, p.text) if template else p.text) + prefix for p in prompts]
         served = self.adapter if adapter is True else (adapter or None)
         completions = self.backend.generate(texts, self.sampling(seed), served)
         cleaned = [clean_output(prefix + c.text, is_pair=self.spec.is_pair, rules=self.rules,
