@@ -109,7 +109,9 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     if tp is str:
         if isinstance(value, str):
             return value
-        raise ConfigError(f"{where}: expected a string, got {value!r}")
+        hint = " (YAML reads 'a: b' as a mapping: quote the text, e.g. --set 'key=\"a: b\"')" if isinstance(
+            value, dict) else ""
+        raise ConfigError(f"{where}: expected a string, got {value!r}{hint}")
     if isinstance(tp, type) and isinstance(value, tp):
         return value
     raise ConfigError(f"{where}: expected {_type_name(tp)}, got {value!r}")

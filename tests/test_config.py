@@ -74,6 +74,8 @@ def test_int_is_accepted_for_float_but_not_bool_for_int() -> None:
         (["reward.k"], r"expected KEY=VALUE"),
         (["classifier.epochs=0"], r"^classifier\.epochs: must be positive"),
         (["generator.backend=tgi"], r"^generator\.backend: must be one of"),
+        (["generator.response_prefix=New Example:"],
+         r"^generator\.response_prefix: expected a string, got \{'New Example': None\} \(YAML reads .* quote"),
     ],
 )
 def test_bad_values_name_their_key(overrides: list[str], pattern: str) -> None:
@@ -98,6 +100,11 @@ def test_file_errors_name_the_file(tmp_path: Path) -> None:
     typo.write_text("classifer:\n  model: x\n")
     with pytest.raises(ConfigError, match=r"typo\.yaml: classifer: unknown key \(did you mean 'classifier'\?\)"):
         load_experiment_config(typo)
+
+
+def test_quoted_override_keeps_a_colon() -> None:
+    config = load_experiment_config(None, ['generator.response_prefix="New Example:"'])
+    assert config.generator.response_prefix == "New Example:"
 
 
 def test_parse_override_keeps_strings_with_equals_signs() -> None:
