@@ -1,17 +1,21 @@
 #!/usr/bin/env python
-"""Benchmark: our PPO update vs trl.GRPOTrainer replaying the same stored rollouts.
+"""Benchmark: our update (shared prompt forward, and without it) vs trl.GRPOTrainer on the same rollouts.
 
-Same model, same 64 stored rollouts (16 prompts x 4 completions), same LoRA, same number of
-optimiser steps (64 rollouts x epochs / global batch). Each trainer runs in its own
-process so peak memory is measured separately (GPU: torch.cuda.max_memory_allocated; CPU:
-peak resident set size). Throughput = sequence tokens trained (prompt + completion, times
-epochs) per second of the update itself (model loading excluded for both).
+Same model, same stored rollouts (``--prompts`` groups x ``--samples`` completions, prompts of
+about ``--prompt-tokens`` tokens, completions of about ``--completion-tokens``), same LoRA, same
+GRPO objective (``ppo.advantage: grpo``, beta > 0, ``num_ppo_epochs`` = ``num_iterations``), same
+number of optimiser steps. Each trainer runs in its own process so peak memory is measured
+separately (GPU: torch.cuda.max_memory_allocated; CPU: peak resident set size, which includes
+the loaded model). Throughput = sequence tokens trained (prompt + completion, times epochs) per
+second of the update itself (model loading excluded for all three).
 
-    python scripts/bench_ppo.py                      # SmolLM2-135M, CPU, float32
+    python scripts/bench_ppo.py                      # SmolLM2-135M, 16 prompts x 4 samples
+    python scripts/bench_ppo.py --tiny               # a 2-layer random model with SmolLM2's tokenizer (smoke run)
     python scripts/bench_ppo.py --model Qwen/Qwen2.5-1.5B-Instruct --dtype bfloat16   # GPU
     python scripts/bench_ppo.py --model ... --qlora  # QLoRA (4-bit base, GPU)
 
-Last line: ``ppo: ours_tok_s=<x> trl_grpo_tok_s=<y> ratio=<x/y> ours_peak_mb=<m> trl_peak_mb=<n>``.
+Last line: ``ppo: shared_tok_s=.. unshared_tok_s=.. trl_grpo_tok_s=.. shared_vs_trl=.. unshared_vs_trl=..
+shared_vs_unshared=.. shared_peak_mb=.. unshared_peak_mb=.. trl_peak_mb=..`` (wall-clock tokens/s).
 """
 
 from __future__ import annotations
@@ -41,22 +45,49 @@ SENTENCES = [
     "The cast is game but the material is stale.",
     "Sharp writing and a terrific lead performance.",
 ]
+WORKERS = ("shared", "unshared", "trl")
 
 
-def make_rollouts(tokenizer, n: int, seed: int) -> list:
+def _text_of_about(tokenizer, rng: random.Random, tokens: int, head: str = "") -> list[int]:
+    text = head
+    while len(tokenizer(text, add_special_tokens=False)["input_ids"]) < tokens:
+        text += " " + rng.choice(SENTENCES)
+    return tokenizer(text, add_special_tokens=False)["input_ids"][:tokens]
+
+
+def make_rollouts(tokenizer, args: argparse.Namespace) -> list:
+    """``args.prompts`` few-shot prompts, each with ``args.samples`` completions (a GRPO group)."""
     from signal_al.trainers.rollouts import Rollout
 
-    rng = random.Random(seed)
+    rng = random.Random(args.seed)
     rollouts = []
-    for i in range(n):
-        shots = " ".join(rng.sample(SENTENCES, 3))
-        prompt = f"Examples: {shots}\nWrite a new movie review sentence #{i // 4}:"
-        text = " " + " ".join(rng.sample(SENTENCES, rng.randint(1, 3)))
-        rollouts.append(Rollout(
-            prompt=prompt, prompt_token_ids=tokenizer(prompt)["input_ids"], completion=text,
-            completion_token_ids=tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id],
-            reward=rng.gauss(0.0, 1.0), line=i + 1))
+    for g in range(args.prompts):
+        prompt_ids = _text_of_about(tokenizer, rng, args.prompt_tokens - 8, "Examples:")
+        prompt_ids += tokenizer(f"\nWrite review #{g}:", add_special_tokens=False)["input_ids"]
+        for _ in range(args.samples):
+            length = max(2, args.completion_tokens + rng.randint(-8, 8))
+            completion = _text_of_about(tokenizer, rng, length - 1) + [tokenizer.eos_token_id]
+            rollouts.append(Rollout(
+                prompt=tokenizer.decode(prompt_ids), prompt_token_ids=prompt_ids,
+                completion=tokenizer.decode(completion[:-1]), completion_token_ids=completion,
+                reward=rng.gauss(0.0, 1.0), group=g, line=len(rollouts) + 1))
     return rollouts
+
+
+def tiny_model(folder: Path, tokenizer_source: str) -> str:
+    """A 2-layer random Qwen2 with the real tokenizer (so TRL can decode), saved to ``folder``."""
+    import torch
+    from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
+
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_source)
+    config = Qwen2Config(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
+                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True)
+    torch.manual_seed(0)
+    Qwen2ForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)
 
 
 def peak_mb(device: str) -> float:
@@ -79,19 +110,20 @@ def worker(args: argparse.Namespace) -> dict:
         torch.set_num_threads(args.threads)
     model = resolve_model(args.model)
     tokenizer = AutoTokenizer.from_pretrained(model)
-    rollouts = make_rollouts(tokenizer, args.n, args.seed)
+    rollouts = make_rollouts(tokenizer, args)
     tokens = sum(len(r.prompt_token_ids) + len(r.completion_token_ids) for r in rollouts) * args.epochs
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    steps_per_epoch = args.n // args.batch
+    n = len(rollouts)
     config = PPOConfig(learning_rate=1e-5, per_device_train_batch_size=args.batch, gradient_accumulation_steps=1,
-                       num_mini_batches=steps_per_epoch, num_ppo_epochs=args.epochs, kl_coef=0.05, lora_r=16,
-                       lora_alpha=32, dtype=args.dtype, load_in_4bit=args.qlora, seed=args.seed,
+                       num_mini_batches=max(1, n // args.batch), num_ppo_epochs=args.epochs, kl_coef=0.05, lora_r=16,
+                       lora_alpha=32, dtype=args.dtype, load_in_4bit=args.qlora, seed=args.seed, advantage="grpo",
+                       share_prompt_forward=args.worker == "shared",
                        lora_target_modules=["q_proj", "k_proj", "v_proj", "o_proj"])
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     clock: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        if args.worker == "ours":
+        if args.worker in ("shared", "unshared"):
             from signal_al.trainers.ppo_trainer import PPOTrainer
 
             trainer = PPOTrainer(model, config)
@@ -111,20 +143,23 @@ def worker(args: argparse.Namespace) -> dict:
                 def on_train_end(self, *a, **k):
                     clock["cpu1"] = time.process_time()
 
-            metrics = train_generator_grpo(model, Path(tmp) / "adapter", config,
-                                           GRPOOptions(num_generations=4, loss_type="grpo"), rl_data=rollouts,
+            options = GRPOOptions(num_generations=args.samples, loss_type="grpo",
+                                  max_completion_length=args.completion_tokens + 16)
+            metrics = train_generator_grpo(model, Path(tmp) / "adapter", config, options, rl_data=rollouts,
                                            callbacks=[CpuClock()])
             seconds, steps = metrics["train_runtime"], metrics["optimizer_steps"]
     cpu_seconds = clock["cpu1"] - clock["cpu0"]
-    used = cpu_seconds if args.clock == "cpu" else seconds
-    return {"worker": args.worker, "tok_s": tokens / used, "seconds": seconds, "cpu_seconds": cpu_seconds,
-            "steps": steps, "peak_mb": peak_mb(device), "device": device, "tokens": tokens}
+    return {"worker": args.worker, "tok_s": tokens / seconds, "cpu_tok_s": tokens / cpu_seconds, "seconds": seconds,
+            "cpu_seconds": cpu_seconds, "steps": steps, "peak_mb": peak_mb(device), "device": device,
+            "tokens": tokens}
 
 
 def run_worker(name: str, args: argparse.Namespace) -> dict:
-    command = [sys.executable, __file__, "--worker", name, "--model", args.model, "--n", str(args.n),
-               "--epochs", str(args.epochs), "--batch", str(args.batch), "--dtype", args.dtype,
-               "--seed", str(args.seed), "--threads", str(args.threads), "--clock", args.clock] + (["--qlora"] if args.qlora else [])
+    command = [sys.executable, __file__, "--worker", name, "--model", args.model, "--prompts", str(args.prompts),
+               "--samples", str(args.samples), "--prompt-tokens", str(args.prompt_tokens),
+               "--completion-tokens", str(args.completion_tokens), "--epochs", str(args.epochs),
+               "--batch", str(args.batch), "--dtype", args.dtype, "--seed", str(args.seed),
+               "--threads", str(args.threads)] + (["--qlora"] if args.qlora else [])
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
         sys.stderr.write(result.stderr[-4000:])
@@ -135,30 +170,41 @@ def run_worker(name: str, args: argparse.Namespace) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="smollm2-135m-instruct", help="Asset name, folder or hub name.")
-    parser.add_argument("--n", type=int, default=64, help="Stored rollouts.")
+    parser.add_argument("--tiny", action="store_true", help="A 2-layer random model with --model's tokenizer.")
+    parser.add_argument("--prompts", type=int, default=16, help="Distinct prompts (groups).")
+    parser.add_argument("--samples", type=int, default=4, help="Completions per prompt (GRPO num_generations).")
+    parser.add_argument("--prompt-tokens", type=int, default=150, help="Prompt length in tokens.")
+    parser.add_argument("--completion-tokens", type=int, default=48, help="Mean completion length (+-8) in tokens.")
     parser.add_argument("--epochs", type=int, default=2, help="PPO epochs = GRPO num_iterations.")
-    parser.add_argument("--batch", type=int, default=8, help="Rollouts per optimiser step (both trainers).")
+    parser.add_argument("--batch", type=int, default=8, help="Rollouts per optimiser step (all trainers).")
     parser.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16", "float16"))
     parser.add_argument("--qlora", action="store_true", help="4-bit base (GPU).")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch default).")
-    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
-                        help="Throughput per wall second, or per CPU second of the process (fairer on a shared "
-                        "CPU machine; use with --threads 1).")
-    parser.add_argument("--worker", choices=("ours", "trl"), help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=WORKERS, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         print(json.dumps(worker(args)))
         return
     start = time.perf_counter()
-    ours = run_worker("ours", args)
-    trl = run_worker("trl", args)
-    print(f"model {args.model} on {ours['device']}, {args.n} rollouts, {ours['tokens']} tokens trained; "
-          f"ours {ours['steps']} steps in {ours['seconds']:.1f} s ({ours['cpu_seconds']:.1f} CPU s), trl GRPO "
-          f"{trl['steps']} steps in {trl['seconds']:.1f} s ({trl['cpu_seconds']:.1f} CPU s); tok/s per "
-          f"{args.clock} second; wall {time.perf_counter() - start:.0f} s")
-    print(f"ppo: ours_tok_s={ours['tok_s']:.1f} trl_grpo_tok_s={trl['tok_s']:.1f} "
-          f"ratio={ours['tok_s'] / trl['tok_s']:.2f} ours_peak_mb={ours['peak_mb']:.0f} trl_peak_mb={trl['peak_mb']:.0f}")
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.tiny:
+            from signal_al.assets import resolve_model
+
+            args.model = tiny_model(Path(tmp) / "tiny", resolve_model(args.model))
+        runs = {name: run_worker(name, args) for name in WORKERS}
+    shared, unshared, trl = (runs[name] for name in WORKERS)
+    print(f"model {args.model} on {shared['device']}, {args.prompts} prompts x {args.samples} samples, "
+          f"{shared['tokens']} tokens trained; " + "; ".join(
+              f"{name} {r['steps']} steps in {r['seconds']:.1f} s ({r['cpu_seconds']:.1f} CPU s)"
+              for name, r in runs.items()) + f"; wall {time.perf_counter() - start:.0f} s")
+    print(f"per CPU second: shared_tok_s={shared['cpu_tok_s']:.1f} unshared_tok_s={unshared['cpu_tok_s']:.1f} "
+          f"trl_grpo_tok_s={trl['cpu_tok_s']:.1f} shared_vs_trl={shared['cpu_tok_s'] / trl['cpu_tok_s']:.2f}")
+    print(f"ppo: shared_tok_s={shared['tok_s']:.1f} unshared_tok_s={unshared['tok_s']:.1f} "
+          f"trl_grpo_tok_s={trl['tok_s']:.1f} shared_vs_trl={shared['tok_s'] / trl['tok_s']:.2f} "
+          f"unshared_vs_trl={unshared['tok_s'] / trl['tok_s']:.2f} "
+          f"shared_vs_unshared={shared['tok_s'] / unshared['tok_s']:.2f} shared_peak_mb={shared['peak_mb']:.0f} "
+          f"unshared_peak_mb={unshared['peak_mb']:.0f} trl_peak_mb={trl['peak_mb']:.0f}")
 
 
 if __name__ == "__main__":

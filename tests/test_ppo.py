@@ -300,3 +300,150 @@ def test_cli_train_generator(tiny, tmp_path, capsys):
     assert main(["train-generator", "--config", str(config), "--rl-data", str(data), "--out", str(tmp_path / "y"),
                  "--set", "ppo.lora_r=3"]) == 2
     assert "ppo.lora_r" in capsys.readouterr().err
+
+
+# --- group advantages and the shared prompt forward -------------------------------------------------
+
+
+def grouped_rollouts(prompt_lengths=(1, 4, 9, 12), size: int = 3, seed: int = 0) -> list[Rollout]:
+    """Groups of ``size`` rollouts sharing a prompt; completions ending in 7 get +1, in 9 get -1."""
+    rng = random.Random(seed)
+    rollouts = []
+    for g, length in enumerate(prompt_lengths):
+        prompt = [1] + [rng.randrange(3, VOCAB) for _ in range(length - 1)]
+        for k in range(size):
+            good = (g + k) % 2 == 1
+            body = [rng.randrange(10, VOCAB) for _ in range(rng.randrange(1, 6))]
+            rollouts.append(Rollout(prompt_token_ids=prompt, completion_token_ids=body + [7 if good else 9, EOS],
+                                    reward=1.0 if good else -1.0, line=len(rollouts) + 1))
+    return rollouts
+
+
+@pytest.fixture(scope="module")
+def random_adapter(tiny, tmp_path_factory) -> Path:
+    """A LoRA on q/v with random A and B: the prompt's keys/values depend on trainable weights."""
+    from helpers import random_lora
+
+    return random_lora(tiny, tmp_path_factory.mktemp("lora") / "adapter")
+
+
+def _lora_grads(trainer: PPOTrainer) -> dict[str, torch.Tensor]:
+    grads = {n: p.grad.clone() for n, p in trainer.model.named_parameters() if p.grad is not None and "lora" in n}
+    trainer.model.zero_grad()
+    return grads
+
+
+@pytest.mark.parametrize("reference", [False, True])
+def test_shared_prompt_forward_matches_full_sequences(tiny, random_adapter, reference):
+    trainer = PPOTrainer(tiny, FAST, adapter=random_adapter)
+    rollouts = grouped_rollouts()
+    trainer._prepare_rollouts(rollouts, "test")
+    indices = list(range(len(rollouts)))
+    full, shared = trainer._collate(indices, shared=False), trainer._collate(indices, shared=True)
+    assert shared["prefix_ids"].shape[0] == 4  # one prefix row per distinct prompt
+    mask = full["mask"]
+    assert torch.equal(mask, shared["mask"])
+    context = trainer.model.policy.disable_adapter() if reference else torch.enable_grad()
+    outputs = []
+    with context:
+        for batch in (full, shared):
+            out = trainer._run(batch, with_entropy=True)
+            if not reference:  # with the adapter disabled nothing trainable is in the log-probs
+                (out["logprobs"] * mask).sum().backward()
+            outputs.append((out, _lora_grads(trainer)))
+    (out_f, grads_f), (out_s, grads_s) = outputs
+    for key in ("logprobs", "values", "entropy"):
+        torch.testing.assert_close(out_s[key] * mask, out_f[key] * mask, atol=2e-5, rtol=1e-4)
+    if not reference:  # gradients reach the LoRA weights through the cached prompt keys/values
+        assert any("v_proj" in n for n in grads_f) and grads_f.keys() == grads_s.keys()
+        for name, grad in grads_f.items():
+            torch.testing.assert_close(grads_s[name], grad, atol=2e-5, rtol=1e-4)
+
+
+def test_one_token_prompts_need_no_prefix(tiny):
+    trainer = PPOTrainer(tiny, FAST)
+    rollouts = grouped_rollouts(prompt_lengths=(1, 1), size=2)
+    trainer._prepare_rollouts(rollouts, "test")
+    shared = trainer._collate([0, 1, 2, 3], shared=True)
+    assert "prefix_ids" not in shared
+    full = trainer._collate([0, 1, 2, 3], shared=False)
+    with torch.no_grad():
+        a, b = trainer._run(full, with_entropy=False), trainer._run(shared, with_entropy=False)
+    torch.testing.assert_close(a["logprobs"] * full["mask"], b["logprobs"] * full["mask"], atol=2e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("advantage", ["gae", "grpo"])
+def test_shared_and_full_forwards_give_the_same_update(tiny, advantage):
+    config = replace(FAST, advantage=advantage, per_device_train_batch_size=3, num_mini_batches=2)
+    runs = []
+    for share in (True, False):
+        trainer = PPOTrainer(tiny, replace(config, share_prompt_forward=share))
+        runs.append((trainer, trainer.train(grouped_rollouts())))
+    (t1, m1), (t2, m2) = runs
+    assert [h["loss"] for h in m1["history"]] == pytest.approx([h["loss"] for h in m2["history"]], abs=1e-5)
+    assert m1["kl_final"] == pytest.approx(m2["kl_final"], abs=1e-5)
+    p2 = dict(t2.model.named_parameters())
+    for name, p in t1.model.named_parameters():
+        if p.requires_grad:
+            torch.testing.assert_close(p, p2[name], atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("advantage", ["rloo", "grpo"])
+def test_group_advantages_train_without_a_value_head(tiny, tmp_path, advantage):
+    config = replace(FAST, advantage=advantage, per_device_train_batch_size=3)
+    out = tmp_path / "adapter"
+    metrics = train_generator(tiny, grouped_rollouts(), out, config)
+    files = {p.name for p in out.iterdir()}
+    assert {"adapter_config.json", "adapter_model.safetensors", "ppo_state.json", "metrics.json"} <= files
+    assert "value_head.safetensors" not in files
+    assert metrics["value_loss"] == 0.0 and metrics["vf_clipfrac"] == 0.0
+    assert metrics["num_groups"] == 4 and metrics["advantage"] == advantage
+    for key in ("kl_final", "kl_start", "kl_coef", "policy_loss", "clipfrac", "approx_kl", "tokens_per_second"):
+        assert math.isfinite(metrics[key]), key
+    # the next round may switch estimators: gae starts a fresh value head next to an adapter without one
+    gae_round = train_generator(tiny, grouped_rollouts(seed=1), tmp_path / "gae", FAST, adapter=out)
+    assert (tmp_path / "gae" / "value_head.safetensors").is_file() and gae_round["kl_start"] != 0.0
+    again = train_generator(tiny, grouped_rollouts(seed=2), tmp_path / "again", config, adapter=tmp_path / "gae")
+    assert again["kl_start"] != 0.0 and not (tmp_path / "again" / "value_head.safetensors").exists()
+
+
+@pytest.mark.parametrize("advantage", ["rloo", "grpo"])
+def test_group_advantages_raise_rewarded_completions(tiny, advantage):
+    """Within each group, +1 completions gain log-probability relative to -1 completions."""
+    config = replace(FAST, advantage=advantage, learning_rate=3e-3, per_device_train_batch_size=6,
+                     num_mini_batches=1, num_ppo_epochs=4, kl_coef=0.01)
+    rollouts = grouped_rollouts(prompt_lengths=(3, 5, 7, 9), size=4)
+    trainer = PPOTrainer(tiny, config)
+    trainer._prepare_rollouts(rollouts, "test")
+    order = list(range(len(rollouts)))
+    width = max(len(r.completion_token_ids) for r in rollouts)
+    good = torch.tensor([r.reward > 0 for r in rollouts])
+
+    def margin() -> float:
+        sums = trainer._forward_all(order, width, reference=False)["logprobs"].sum(1)
+        return float(sums[good].mean() - sums[~good].mean())
+
+    before = margin()
+    trainer.train(rollouts)
+    assert margin() > before + 0.5
+
+
+def test_group_ids_from_the_file_override_the_prompt(tiny, tmp_path):
+    rollouts = grouped_rollouts(prompt_lengths=(4,), size=4)
+    for k, r in enumerate(rollouts):
+        r.group = ["q", k % 2]  # two groups on one prompt
+    back = read_rollouts(write_rollouts(tmp_path / "d_rl.jsonl", rollouts))
+    assert [r.group for r in back] == [("q", 0), ("q", 1)] * 2
+    trainer = PPOTrainer(tiny, replace(FAST, advantage="rloo"))
+    trainer._prepare_rollouts(back, "test")
+    assert trainer._groups.tolist() == [0, 1, 0, 1]
+    assert "group" not in make_rollouts(1)[0].to_json()  # absent when unset
+    with pytest.raises(DataError, match="'group' must be"):
+        read_rollouts(_one_line(tmp_path, '{"prompt_token_ids": [1], "completion_token_ids": [2], "reward": 1, '
+                                          '"group": {"a": 1}}'))
+
+
+def _one_line(tmp_path: Path, line: str) -> Path:
+    path = tmp_path / "one.jsonl"
+    path.write_text(line + "\n")
+    return path

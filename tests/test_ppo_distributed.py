@@ -17,7 +17,7 @@ from helpers import ready_asset  # noqa: F401  (offline hub settings)
 from signal_al.trainers.ppo_config import PPOConfig
 from signal_al.trainers.ppo_trainer import PPOTrainer
 from signal_al.trainers.rollouts import write_rollouts
-from test_ppo import make_rollouts, make_tiny_qwen2
+from test_ppo import grouped_rollouts, make_rollouts, make_tiny_qwen2
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,11 +29,15 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow
-def test_two_cpu_processes_match_one_process(tmp_path):
+@pytest.mark.parametrize("advantage", ["gae", "grpo"])
+def test_two_cpu_processes_match_one_process(tmp_path, advantage):
+    """grpo runs on groups sharing prompts (shared prompt forward, D_RL-wide advantages, a dummy micro-batch)."""
     model = make_tiny_qwen2(tmp_path / "qwen2")
-    data = write_rollouts(tmp_path / "d_rl.jsonl", make_rollouts(16))
+    rollouts = make_rollouts(16) if advantage == "gae" else grouped_rollouts()
+    data = write_rollouts(tmp_path / "d_rl.jsonl", rollouts)
     # global minibatch 4 both ways: 2 processes x 2 per device, or 1 process x 4 per device
-    two = PPOConfig(learning_rate=1e-3, per_device_train_batch_size=2, num_mini_batches=2, num_ppo_epochs=2)
+    two = PPOConfig(learning_rate=1e-3, per_device_train_batch_size=2, num_mini_batches=2, num_ppo_epochs=2,
+                    advantage=advantage)
     one = PPOConfig(**{**asdict(two), "per_device_train_batch_size": 4})
 
     out = tmp_path / "two"

@@ -53,7 +53,9 @@ def one_thread():
 
 
 @pytest.mark.slow
-def test_rewarded_responses_gain_and_penalised_lose_log_probability(tmp_path, one_thread):
+@pytest.mark.parametrize("advantage", ["gae", "rloo", "grpo"])
+def test_rewarded_responses_gain_and_penalised_lose_log_probability(tmp_path, one_thread, advantage):
+    """Each prompt has a praised (+1) and a scorned (-1) response: a group of two for rloo/grpo."""
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -61,7 +63,7 @@ def test_rewarded_responses_gain_and_penalised_lose_log_probability(tmp_path, on
     tokenizer = AutoTokenizer.from_pretrained(folder)
     rollouts = _rollouts(tokenizer)
     config = PPOConfig(learning_rate=2e-4, per_device_train_batch_size=4, num_mini_batches=3, num_ppo_epochs=2,
-                       kl_coef=0.05, lora_r=8, lora_alpha=16)
+                       kl_coef=0.05, lora_r=8, lora_alpha=16, advantage=advantage)
     out = tmp_path / "adapter"
     metrics = train_generator(folder, rollouts, out, config, cpu=True)
     assert metrics["optimizer_steps"] == 6

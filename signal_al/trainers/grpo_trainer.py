@@ -17,7 +17,6 @@ models), so there is no second copy of the weights.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -31,7 +30,7 @@ import torch
 from signal_al.errors import ConfigError, UserError
 from signal_al.trainers.grpo_config import GRPOOptions
 from signal_al.trainers.ppo_config import PPOConfig
-from signal_al.trainers.ppo_trainer import METRICS_FILE, STATE_FILE, check_vllm_loadable, model_fingerprint
+from signal_al.trainers.adapter_io import check_output_folder, model_fingerprint, save_adapter
 from signal_al.trainers.rollouts import Rollout, check_vocab, read_rollouts
 
 REPLAY_PREFIX = "replay-group-"
@@ -150,8 +149,7 @@ def train_generator_grpo(
     if (prompts is None) == (rl_data is None):
         raise ConfigError("GRPO: give either prompts (online sampling) or rl_data (replay), not both or neither")
     out = Path(out_dir)
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise UserError(f"{out}: output folder exists and is not empty")
+    check_output_folder(out, overwrite)
     model_path = resolve_model(str(base_model))
     try:
         tokenizer = AutoTokenizer.from_pretrained(model_path)
@@ -219,19 +217,11 @@ def train_generator_grpo(
             "train_runtime": next((h["train_runtime"] for h in trainer.state.log_history if "train_runtime" in h), None),
         }
         if trainer.accelerator.is_main_process:
-            final = work / "adapter"
             model = trainer.accelerator.unwrap_model(trainer.model)
-            model.peft_config["default"].base_model_name_or_path = str(base_model)
-            model.save_pretrained(str(final))
-            check_vllm_loadable(json.loads((final / "adapter_config.json").read_text()), where=str(out))
             state = {"kl_coef": config.kl_coef, "base_model": str(base_model),
                      "base_fingerprint": model_fingerprint(model.config), "config": asdict(config),
                      "grpo": asdict(options)}
-            (final / STATE_FILE).write_text(json.dumps(state, indent=2))
-            (final / METRICS_FILE).write_text(json.dumps(metrics, indent=2, default=str))
-            if out.exists():
-                shutil.rmtree(out)
-            os.replace(final, out)
+            save_adapter(out, model, base_model=str(base_model), state=state, metrics=metrics, overwrite=overwrite)
         trainer.accelerator.wait_for_everyone()
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -27,8 +27,21 @@ class PPOConfig:
         "minibatches; D_RL is consumed in rollout batches (the last one may be smaller)."
     )
     cliprange: float = field(0.2, help="Policy ratio clip range.")
-    cliprange_value: float = field(0.2, help="Value prediction clip range.")
-    vf_coef: float = field(0.1, help="Value loss coefficient.")
+    cliprange_value: float = field(0.2, help="Value prediction clip range (gae only).")
+    vf_coef: float = field(0.1, help="Value loss coefficient (gae only).")
+    advantage: Literal["gae", "rloo", "grpo"] = field(
+        "gae", help="Advantage estimator. gae: value head + GAE with the per-token KL penalty in the reward "
+        "(classic PPO). rloo: sequence reward minus beta x summed KL, minus the leave-one-out mean of its group "
+        "(whitened over D_RL if whiten_advantages). grpo: (reward - group mean) / (group std + 1e-4), with "
+        "beta x k3 KL to the reference as a loss term. A group is the rollouts with the same 'group' id in D_RL "
+        "(default: the same prompt tokens); rollouts alone in their group are pooled into one group. "
+        "rloo/grpo train no value head."
+    )
+    share_prompt_forward: bool = field(
+        True, help="Run each distinct prompt of a micro-batch once and reuse its KV cache for all its rollouts "
+        "(same log-probs, less compute). Training forwards fall back to full sequences under "
+        "gradient_checkpointing, which cannot replay a cache."
+    )
     gamma: float = field(1.0, help="Discount factor.")
     lam: float = field(0.95, help="GAE lambda.")
     kl_coef: float = field(0.05, help="Initial (or fixed) beta of the per-token KL penalty to the base model.")
@@ -39,7 +52,9 @@ class PPOConfig:
     whiten_rewards: bool = field(False, help="Whiten the round's rewards before the update.")
     reward_clip: float | None = field(None, help="Clip rewards to [-reward_clip, reward_clip] (after whitening).")
     max_grad_norm: float = field(1.0, help="Gradient clipping norm.")
-    whiten_advantages: bool = field(True, help="Whiten advantages over each rollout batch (TRL PPO always does).")
+    whiten_advantages: bool = field(
+        True, help="gae: whiten advantages over each rollout batch (TRL PPO always does); rloo: whiten the "
+        "sequence advantages over D_RL; grpo: unused (its advantages are already standardised per group).")
     temperature: float = field(1.0, help="Sampling temperature the rollouts were generated with (logits are divided by it).")
     lora_r: int = field(8, help="LoRA rank; one of vLLM's max_lora_rank choices (1, 8, 16, 32, 64, 128, 256, 320, 512).")
     lora_alpha: int = field(16, help="LoRA alpha.")

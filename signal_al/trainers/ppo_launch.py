@@ -18,7 +18,7 @@ from pathlib import Path
 
 from signal_al.errors import UserError
 from signal_al.trainers.ppo_config import PPOConfig
-from signal_al.trainers.ppo_trainer import METRICS_FILE
+from signal_al.trainers.adapter_io import METRICS_FILE
 
 
 def launch_command(config_file: Path, base_model: str | Path, rl_data: Path, out_dir: Path, ppo: PPOConfig, *,

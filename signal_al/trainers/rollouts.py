@@ -3,24 +3,25 @@
 Keys (the generation module writes the same names)::
 
     {"prompt": "...", "prompt_token_ids": [...], "completion": "...",
-     "completion_token_ids": [...], "reward": 0.37, "metadata": {...}}
+     "completion_token_ids": [...], "reward": 0.37, "metadata": {...}, "group": "q17"}
 
 ``prompt_token_ids``, ``completion_token_ids`` and ``reward`` are required; ``prompt``,
-``completion`` and ``metadata`` are optional. Every problem is a :class:`DataError` that
-names the file and line.
+``completion``, ``metadata`` and ``group`` are optional. ``group`` (a string, number or list
+of them) names the rollouts whose rewards are compared by the group-relative advantages
+(``ppo.advantage: rloo | grpo``); without it, rollouts with the same prompt tokens form a group.
+Every problem is a :class:`DataError` that names the file and line.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Hashable, Iterable
 
 from signal_al.errors import DataError
+from signal_al.io_utils import atomic_write_jsonl
 
 REQUIRED_KEYS = ("prompt_token_ids", "completion_token_ids", "reward")
 
@@ -35,7 +36,12 @@ class Rollout:
     prompt: str = ""
     completion: str = ""
     metadata: dict[str, Any] = field(default_factory=dict)
+    group: Hashable | None = None
     line: int = 0
+
+    def group_key(self) -> Hashable:
+        """The group this rollout's reward is compared within: its ``group`` id, else its prompt tokens."""
+        return ("group", self.group) if self.group is not None else ("prompt", tuple(self.prompt_token_ids))
 
     def to_json(self) -> dict[str, Any]:
         record: dict[str, Any] = {
@@ -47,7 +53,22 @@ class Rollout:
         }
         if self.metadata:
             record["metadata"] = self.metadata
+        if self.group is not None:
+            record["group"] = _to_json_group(self.group)
         return record
+
+
+def _to_json_group(value: Any) -> Any:
+    return [_to_json_group(v) for v in value] if isinstance(value, tuple) else value
+
+
+def _group_id(value: Any, where: str) -> Hashable | None:
+    """A JSON group id made hashable (lists become tuples); objects are refused."""
+    if value is None or isinstance(value, (str, int, float)):
+        return value
+    if isinstance(value, list):
+        return tuple(_group_id(v, where) for v in value)
+    raise DataError(f"{where}: 'group' must be a string, a number or a list of them, got {type(value).__name__}")
 
 
 def _token_ids(value: Any, key: str, where: str) -> list[int]:
@@ -85,6 +106,7 @@ def parse_rollout(record: Any, where: str, line: int = 0) -> Rollout:
         prompt=record.get("prompt", ""),
         completion=record.get("completion", ""),
         metadata=metadata,
+        group=_group_id(record.get("group"), where),
         line=line,
     )
 
@@ -123,19 +145,14 @@ def check_vocab(rollouts: Iterable[Rollout], vocab_size: int, source: str = "D_R
 
 
 def write_rollouts(path: str | Path, rollouts: Iterable[Rollout | dict[str, Any]]) -> Path:
-    """Write rollouts as JSONL atomically (temporary file, then rename)."""
+    """Write rollouts as JSONL atomically (fsynced temporary file, then rename); NaN rewards are refused."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            for r in rollouts:
-                record = r.to_json() if isinstance(r, Rollout) else r
-                handle.write(json.dumps(record, allow_nan=False) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    records = [r.to_json() if isinstance(r, Rollout) else r for r in rollouts]
+    for number, record in enumerate(records, start=1):
+        reward = record.get("reward") if isinstance(record, dict) else None
+        if isinstance(reward, float) and not math.isfinite(reward):
+            raise DataError(f"{path}: rollout {number} has reward {reward}; D_RL rewards must be finite")
+    atomic_write_jsonl(path, records)
     return path
 
 
