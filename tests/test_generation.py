@@ -200,15 +200,24 @@ class ScriptedBackend(GenerationBackend):
 
     name = "scripted"
 
-    def __init__(self, outputs: Sequence[str]) -> None:
+    def __init__(self, outputs: Sequence[str], reject: str = "") -> None:
         self.outputs = list(outputs)
+        self.reject = reject  # prompts containing this text are refused, as a server's 400
         self.calls: list[tuple[list[str], SamplingParams, str | None]] = []
         self.adapters: dict[str, str] = {}
 
     def generate(self, prompts, params, adapter=None):
+        """params.n completions per prompt, prompt-major; "" (dropped as empty) once the script runs out."""
         self.calls.append((list(prompts), params, adapter))
-        taken, self.outputs = self.outputs[: len(prompts)], self.outputs[len(prompts):]
-        return [Completion(text, [7, 8, 2], [1, 2, 3], "stop") for text in taken]
+        out = []
+        for i, prompt in enumerate(prompts):
+            for _ in range(params.n):
+                text = self.outputs.pop(0) if self.outputs else ""
+                if self.reject and self.reject in prompt:
+                    out.append(Completion("", [], [], None, error="400: maximum context length"))
+                else:
+                    out.append(Completion(text, [7, 8, 2], [1, 2, 3, i], "stop"))
+        return out
 
     def load_adapter(self, name, path):
         self.adapters[name] = str(path)
@@ -243,7 +252,7 @@ def test_generator_records_every_candidate_with_provenance(tmp_path: Path) -> No
     first = candidates[0]
     assert first.kept and first.text == "A bold and beautiful debut."
     assert first.raw_output == "New Example: A bold and beautiful debut."
-    assert (first.prompt_token_ids, first.completion_token_ids) == ([1, 2, 3], [7, 8, 2])
+    assert (first.prompt_token_ids, first.completion_token_ids) == ([1, 2, 3, 0], [7, 8, 2])
     assert first.prompt == first.prompt_text and first.prompt.endswith("New Example:")
     assert (first.adapter, first.round, len(first.example_ids)) == ("round-2", 2, 2)
     write_jsonl(candidates, tmp_path / "log.jsonl")
@@ -284,9 +293,220 @@ def test_generate_kept_asks_again_for_dropped_candidates() -> None:
     kept, every = generate_kept(generator, movie_pool(), 3)
     assert [c.text for c in kept] == ["Fine film, really fine.", "Another solid, decent picture.",
                                       "A third movie worth seeing."]
-    assert len(every) == 6 and len(backend.calls) == 2  # asked for 4 more, the script had 3
+    assert len(every) == 7 and len(backend.calls) == 2  # asked for 4 more, the script had 3 (+1 empty)
 
 
 def test_candidate_round_trips_through_dict() -> None:
     candidate = Candidate("p", "p", [1], [2], "raw", "text", drop_reason=None, adapter="round-1", round=1)
     assert Candidate.from_dict(candidate.to_dict()) == candidate
+
+
+# --- several samples per prompt -----------------------------------------------------------------
+
+
+def test_samples_of_one_prompt_come_from_one_request_and_share_it() -> None:
+    pool = movie_pool()
+    outputs = [f"A distinct review number {word} about a film." for word in "one two three four five six".split()]
+    backend = ScriptedBackend(outputs)
+    config = GeneratorConfig(num_in_context=2, samples_per_prompt=3)
+    candidates = CandidateGenerator(config, MOVIES, backend, TagTemplate(), seed=1).generate(pool, 2, seed=100)
+    prompts, params, _ = backend.calls[0]
+    assert len(backend.calls) == 1 and len(prompts) == 2 and params.n == 3  # one request per prompt, n samples
+    assert [(c.group, c.sample) for c in candidates] == [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2)]
+    assert [c.raw_output for c in candidates] == outputs  # prompt-major, in the backend's order
+    for group in (0, 1):
+        members = candidates[3 * group: 3 * group + 3]
+        assert {c.prompt_text for c in members} == {prompts[group]}
+        assert all(c.prompt_token_ids == [1, 2, 3, group] and c.example_ids == members[0].example_ids
+                   for c in members)
+    assert candidates[0].prompt_text != candidates[3].prompt_text
+    # Request i is seeded 100 + 3 i and vLLM seeds its sample j with that + j: every sample its own seed.
+    assert [c.seed for c in candidates] == [100, 101, 102, 103, 104, 105]
+    assert all(c.kept for c in candidates)
+    # The argument overrides the config; one sample per prompt is the paper's setting.
+    single = CandidateGenerator(config, MOVIES, ScriptedBackend(outputs), TagTemplate()).generate(
+        pool, 2, samples_per_prompt=1)
+    assert [(c.group, c.sample) for c in single] == [(0, 0), (1, 0)]
+
+
+def test_identical_samples_of_a_prompt_are_dropped_as_batch_duplicates() -> None:
+    backend = ScriptedBackend(["The same review, word for word."] * 2 + ["Something else entirely here."])
+    config = GeneratorConfig(num_in_context=1, samples_per_prompt=3)
+    candidates = CandidateGenerator(config, MOVIES, backend, NoTemplate()).generate(movie_pool(), 1)
+    assert [c.drop_reason for c in candidates] == [None, cleaning.DUPLICATE_IN_BATCH, None]
+
+
+def test_generate_kept_asks_for_enough_prompts_with_several_samples() -> None:
+    good = [f"Review number {w} of the year." for w in "one two three four five six".split()]
+    backend = ScriptedBackend([good[0], "", *good[1:4], "x", *good[4:]])
+    generator = CandidateGenerator(GeneratorConfig(num_in_context=1, samples_per_prompt=2), MOVIES, backend,
+                                   NoTemplate())
+    kept, every = generate_kept(generator, movie_pool(), 5)
+    # ceil(5 / 2) = 3 prompts keep 4; the one missing is asked again as 3 candidates = 2 prompts.
+    assert [len(call[0]) for call in backend.calls] == [3, 2]
+    assert [c.text for c in kept] == good[:5] and len(every) == 10
+
+
+def test_candidate_groups_persist_and_old_rows_still_load(tmp_path: Path) -> None:
+    candidate = Candidate("p", "p", [1], [2], "raw", "text", round=1, group=4, sample=2)
+    assert Candidate.from_dict(candidate.to_dict()) == candidate
+    write_jsonl([candidate], tmp_path / "log.jsonl")
+    assert read_jsonl(tmp_path / "log.jsonl")[0].group == 4
+    old = candidate.to_dict()
+    del old["group"], old["sample"]
+    loaded = Candidate.from_dict(old)
+    assert (loaded.group, loaded.sample, loaded.text) == (None, 0, "text")
+
+
+def test_prompts_per_round_and_samples_per_prompt_config() -> None:
+    from signal_al.errors import UserError
+
+    assert GeneratorConfig().prompts_for_round(40) == 40  # default: the round's budget
+    assert GeneratorConfig(candidates_per_round=32).prompts_for_round(40) == 32
+    assert GeneratorConfig(candidates_per_round=32, prompts_per_round=8).prompts_for_round(40) == 8
+    assert GeneratorConfig().samples_per_prompt == 1
+    with pytest.raises(UserError, match="generator.samples_per_prompt"):
+        GeneratorConfig(samples_per_prompt=0)
+    with pytest.raises(UserError, match="generator.prompts_per_round"):
+        GeneratorConfig(prompts_per_round=0)
+    with pytest.raises(UserError, match="generator.max_new_tokens"):
+        GeneratorConfig(max_new_tokens=1024, max_model_len=1024)
+
+
+# --- dtype --------------------------------------------------------------------------------------
+
+
+def test_auto_dtype_follows_native_bf16_support(monkeypatch: pytest.MonkeyPatch) -> None:
+    from signal_al.generation import dtype
+
+    monkeypatch.setattr(dtype, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(dtype, "cuda_has_bf16", lambda: True)
+    assert dtype.resolve_generator_dtype("auto", "cpu") == "float32"  # emulated bf16 is slower than fp32
+    assert dtype.resolve_generator_dtype("auto", "cuda:0") == "bfloat16"
+    monkeypatch.setattr(dtype, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(dtype, "cuda_has_bf16", lambda: False)
+    assert dtype.resolve_generator_dtype("auto", "cpu") == "bfloat16"
+    assert dtype.resolve_generator_dtype("auto", "cuda") == "float16"  # pre-Ampere GPUs
+    for explicit in ("bfloat16", "float16", "float32"):
+        assert dtype.resolve_generator_dtype(explicit, "cpu") == explicit
+    with pytest.raises(ValueError, match="unknown generator dtype"):
+        dtype.resolve_generator_dtype("int8", "cpu")
+    assert GeneratorConfig().dtype == "auto"
+
+
+def test_cpu_bf16_probe_reads_torch_features_then_cpuinfo(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from signal_al.generation import dtype
+
+    monkeypatch.setattr(torch._C._cpu, "_get_cpu_capability", lambda: {"avx2": True, "avx512_bf16": True,
+                                                                        "amx_bf16": False})
+    assert not dtype.cpu_has_native_bf16()  # AVX512-BF16 alone: the vLLM CPU server is faster in fp32
+    monkeypatch.setattr(torch._C._cpu, "_get_cpu_capability", lambda: {"avx512_bf16": False, "amx_bf16": True})
+    assert dtype.cpu_has_native_bf16()
+    monkeypatch.setattr(torch._C._cpu, "_get_cpu_capability", lambda: "AVX2")  # older torch: no feature dict
+    monkeypatch.setattr(dtype, "_cpuinfo_flags", lambda: {"avx2", "fma"})
+    assert not dtype.cpu_has_native_bf16()
+    monkeypatch.setattr(dtype, "_cpuinfo_flags", lambda: {"avx2", "avx512_bf16"})
+    assert not dtype.cpu_has_native_bf16()
+    monkeypatch.setattr(dtype, "_cpuinfo_flags", lambda: {"avx512_bf16", "amx_bf16", "amx_tile"})
+    assert dtype.cpu_has_native_bf16()
+
+
+def test_server_command_and_transformers_backend_use_the_resolved_dtype(
+    monkeypatch: pytest.MonkeyPatch, tiny_generator_dir: Path,
+) -> None:
+    from signal_al.generation import dtype
+    from signal_al.generation.backends.hf import TransformersBackend
+    from signal_al.serving import ServerSettings, server_command, settings_from_config
+
+    monkeypatch.setattr(dtype, "cpu_has_native_bf16", lambda: False)
+    command = server_command(ServerSettings(model="m"), "/py", cpu=True)
+    assert command[command.index("--dtype") + 1] == "float32"
+    settings = settings_from_config(GeneratorConfig(model=str(tiny_generator_dir), dtype="bfloat16"))
+    command = server_command(settings, "/py", cpu=True)
+    assert command[command.index("--dtype") + 1] == "bfloat16"  # an explicit dtype is kept
+    backend = TransformersBackend(str(tiny_generator_dir), dtype="auto")
+    assert backend.dtype == "float32" and next(backend.model.parameters()).dtype.is_floating_point
+    assert str(next(backend.model.parameters()).dtype) == "torch.float32"
+    monkeypatch.setattr(dtype, "cpu_has_native_bf16", lambda: True)
+    assert str(next(TransformersBackend(str(tiny_generator_dir)).model.parameters()).dtype) == "torch.bfloat16"
+
+
+# --- prompts that do not fit the context --------------------------------------------------------
+
+
+class WordTokenizer:
+    """One token per whitespace-separated word, callable and decodable like a transformers tokenizer."""
+
+    chat_template = None
+
+    def __init__(self) -> None:
+        self.vocab: list[str] = []
+        self.index: dict[str, int] = {}
+
+    def _ids(self, text: str) -> list[int]:
+        for word in text.split():
+            if word not in self.index:
+                self.index[word] = len(self.vocab)
+                self.vocab.append(word)
+        return [self.index[word] for word in text.split()]
+
+    def __call__(self, texts, add_special_tokens=False):
+        return {"input_ids": self._ids(texts) if isinstance(texts, str) else [self._ids(t) for t in texts]}
+
+    def decode(self, ids):
+        return " ".join(self.vocab[i] for i in ids)
+
+
+def long_pool() -> TextDataset:
+    texts = [" ".join(f"w{row}x{i}" for i in range(length)) for row, length in enumerate([400, 30, 900, 5])]
+    return TextDataset(texts, np.array([0, 1, 0, 1]), ids=[f"l{i}" for i in range(4)])
+
+
+def test_long_in_context_examples_are_cut_to_fit_the_context() -> None:
+    pool = long_pool()
+    tokenizer = WordTokenizer()
+    config = GeneratorConfig(num_in_context=3, max_model_len=200, max_new_tokens=50, response_prefix="New Example:")
+    logged: list[str] = []
+    words = "alpha bravo charlie delta echo foxtrot golf hotel".split()
+    backend = ScriptedBackend([f"A fine {word} review is here." for word in words])
+    generator = CandidateGenerator(config, MOVIES, backend, tokenizer, seed=0, log=logged.append)
+    candidates = generator.generate(pool, 8)
+    sent = backend.calls[0][0]
+    assert len(sent) == 8 and all(len(tokenizer(text)["input_ids"]) <= 150 for text in sent)
+    assert [c.prompt_text for c in candidates] == sent and all(c.kept for c in candidates)
+    assert any(len(tokenizer(text)["input_ids"]) > 140 for text in sent)  # the room is used, not wasted
+    for candidate in candidates:  # every drawn example is still shown; short ones (5, 30 words) stay whole
+        assert len(candidate.example_ids) == 3 and candidate.prompt.count("\nExample ") == 3
+        for short in ("l1", "l3"):
+            if short in candidate.example_ids:
+                assert pool.texts[int(short[1])] + "\n" in candidate.prompt
+    assert len(logged) == 1 and "exceeded 150 tokens" in logged[0] and "truncated" in logged[0]
+    short = CandidateGenerator(config, MOVIES, ScriptedBackend(["A fine film."]), tokenizer, log=logged.append)
+    short.generate(movie_pool(), 1)
+    assert len(logged) == 1  # prompts that fit are neither cut nor logged
+
+
+def test_a_prompt_that_cannot_fit_or_is_refused_is_dropped_not_fatal() -> None:
+    pool = movie_pool()
+    logged: list[str] = []
+    # The instruction alone is longer than the room: nothing is sent, every candidate says why.
+    config = GeneratorConfig(num_in_context=2, max_model_len=10, max_new_tokens=5, samples_per_prompt=2)
+    backend = ScriptedBackend(["never used"])
+    candidates = CandidateGenerator(config, MOVIES, backend, WordTokenizer(), log=logged.append).generate(pool, 2)
+    assert backend.calls == [] and len(candidates) == 4
+    assert {c.drop_reason for c in candidates} == {cleaning.PROMPT_TOO_LONG}
+    assert not any(c.generated for c in candidates) and [c.group for c in candidates] == [0, 0, 1, 1]
+    assert "could not fit" in logged[-1]
+    # A prompt the backend refuses (a server 400) drops its samples; the others are generated.
+    config = GeneratorConfig(num_in_context=1, samples_per_prompt=2)
+    backend = ScriptedBackend([f"A good {w} review of a film." for w in "ab cd ef gh ij kl mn op qr st uv wx".split()],
+                              reject="seductive")
+    generator = CandidateGenerator(config, MOVIES, backend, NoTemplate(), log=logged.append)
+    candidates = generator.generate(pool, 6, seed=5)
+    refused = [c for c in candidates if c.drop_reason == cleaning.REQUEST_REJECTED]
+    assert refused and len(refused) < len(candidates) and len(refused) % 2 == 0
+    assert all(pool.texts[0] in c.prompt and not c.generated and c.completion_token_ids == [] for c in refused)
+    assert all(c.kept and c.generated for c in candidates if c not in refused)
+    assert "refused" in logged[-1] and "maximum context length" in logged[-1]

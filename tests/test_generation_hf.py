@@ -1,4 +1,5 @@
-"""The transformers fallback backend with the real offline generator and a peft adapter (slow)."""
+"""The transformers fallback backend: samples per prompt with a tiny model (fast), the real offline
+generator and a peft adapter (slow)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,24 @@ from signal_al.generation.backends.base import SamplingParams
 from signal_al.generation.backends.hf import TransformersBackend
 from signal_al.generation.generator import create_generator
 
-pytestmark = pytest.mark.slow
-
 GENERATOR = "smollm2-135m-instruct"
+
+
+def test_n_samples_per_prompt_with_num_return_sequences(tiny_generator_dir: Path) -> None:
+    backend = TransformersBackend(str(tiny_generator_dir), dtype="float32", batch_size=4)
+    prompts = ["write a new movie review", "the film was"]
+    params = SamplingParams(max_tokens=8, temperature=1.0, seed=3, n=3, ignore_eos=True)
+    completions = backend.generate(prompts, params)
+    assert len(completions) == 6
+    ids = [backend.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+    assert [c.prompt_token_ids for c in completions] == [ids[0]] * 3 + [ids[1]] * 3  # unpadded, prompt-major
+    for group in (completions[:3], completions[3:]):
+        assert len({tuple(c.token_ids) for c in group}) > 1  # sampled, not copies
+    again = backend.generate(prompts, params)  # batch_size 4 < 6 sequences: one prompt per call
+    assert [c.token_ids for c in again] == [c.token_ids for c in completions]
+    greedy = backend.generate(prompts, SamplingParams(max_tokens=8, temperature=0.0, n=2, ignore_eos=True))
+    assert len(greedy) == 4 and greedy[0].token_ids == greedy[1].token_ids
+
 
 
 
@@ -24,6 +40,7 @@ def backend() -> TransformersBackend:
     return TransformersBackend(str(ready_asset(GENERATOR)), dtype="bfloat16")
 
 
+@pytest.mark.slow
 def test_candidates_from_the_transformers_backend(backend: TransformersBackend) -> None:
     data_config = DataConfig(task="rt-movies")
     data = load_task(data_config)
@@ -42,6 +59,7 @@ def test_candidates_from_the_transformers_backend(backend: TransformersBackend) 
             assert candidate.completion_token_ids[-1] == tokenizer.eos_token_id
 
 
+@pytest.mark.slow
 def test_adapter_changes_outputs_and_base_stays_the_base(backend: TransformersBackend, tmp_path: Path) -> None:
     prompts = ["<|im_start|>user\nName a film.<|im_end|>\n<|im_start|>assistant\n", "The best movie of the year is"]
     greedy = SamplingParams(max_tokens=12, temperature=0.0, logprobs=True)

@@ -32,9 +32,14 @@ base = backend.generate(prompts, greedy)
 backend.load_adapter("round-1", adapter)
 tuned = backend.generate(prompts, greedy, adapter="round-1")
 ids = backend.tokenizer(prompts[0], add_special_tokens=False)["input_ids"]
+sampled = SamplingParams(max_tokens=12, temperature=1.0, seed=5, n=3)
+groups = backend.generate(prompts, sampled)
+groups_again = backend.generate(prompts, sampled)
 print("RESULT " + json.dumps({"base": [c.token_ids for c in base], "tuned": [c.token_ids for c in tuned],
     "prompt_ids_ok": base[0].prompt_token_ids == ids, "text": base[0].text,
-    "logprobs_ok": all(len(c.logprobs) == len(c.token_ids) for c in base)}))
+    "logprobs_ok": all(len(c.logprobs) == len(c.token_ids) for c in base),
+    "groups": [c.token_ids for c in groups], "groups_again": [c.token_ids for c in groups_again],
+    "group_prompts": [c.prompt_token_ids for c in groups], "dtype": backend.dtype}))
 '''
 
 
@@ -52,3 +57,9 @@ def test_in_process_vllm_generates_and_serves_a_lora_adapter(tmp_path: Path) -> 
     assert out["prompt_ids_ok"] and out["logprobs_ok"] and out["text"]
     assert all(len(ids) > 0 for ids in out["base"])
     assert out["base"] != out["tuned"]
+    # n=3 seeded samples per prompt: prompt-major, sharing the prompt, all different, reproducible.
+    assert len(out["groups"]) == 6 and len({tuple(ids) for ids in out["groups"]}) == 6
+    assert out["groups_again"] == out["groups"]
+    first, second = out["group_prompts"][:3], out["group_prompts"][3:]
+    assert first == [first[0]] * 3 and second == [second[0]] * 3 and first[0] != second[0]
+    assert out["dtype"] in ("bfloat16", "float32")

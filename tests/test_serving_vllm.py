@@ -18,6 +18,7 @@ from helpers import random_lora, ready_asset
 
 from signal_al.config import DataConfig, GeneratorConfig
 from signal_al.data import load_task, real_pool
+from signal_al.data.task import TextDataset
 from signal_al.generation.backends.base import SamplingParams
 from signal_al.generation.backends.server import VLLMServerBackend
 from signal_al.generation.generator import create_generator
@@ -71,6 +72,31 @@ def test_generates_a_clean_rt_movies_batch_with_round_tripping_token_ids(server:
     assert len(kept) >= 8, [(c.raw_output, c.drop_reason) for c in candidates]
     assert all(c.text and "\n" not in c.text and not c.text.lower().startswith("new example") for c in kept)
     assert [c.seed for c in candidates] == list(range(candidates[0].seed, candidates[0].seed + 16))
+
+
+def test_n_seeded_samples_differ_and_reproduce_and_long_prompts_fit(server: VLLMServer, rt_pool) -> None:
+    """vLLM's n with one seed: n different samples of one shared prompt, the same again on a rerun."""
+    spec, pool = rt_pool
+    backend = VLLMServerBackend(server.url)
+    prompt = "<|im_start|>user\nWrite one sentence about a movie.<|im_end|>\n<|im_start|>assistant\n"
+    params = SamplingParams(max_tokens=16, temperature=1.0, seed=7, n=4)
+    first = backend.generate([prompt, prompt], params)
+    again = backend.generate([prompt, prompt], params)
+    assert len(first) == 8 and len({tuple(c.token_ids) for c in first}) == 8
+    assert [c.token_ids for c in again] == [c.token_ids for c in first]
+    assert len({tuple(c.prompt_token_ids) for c in first}) == 1
+    # Through the generator, with in-context texts far longer than the server's context:
+    # every prompt is cut to fit, none is refused.
+    long_pool = TextDataset([" ".join([text] * 200) for text in pool.texts[:4]], pool.labels[:4], ids=pool.ids[:4])
+    logged: list[str] = []
+    config = GeneratorConfig(server_url=server.url, max_new_tokens=16, samples_per_prompt=2, max_model_len=1024)
+    generator = create_generator(config, spec, seed=0, log=logged.append)
+    candidates = generator.generate(long_pool, 3, seed=11)
+    assert len(candidates) == 6 and all(c.generated for c in candidates), [c.drop_reason for c in candidates]
+    assert all(len(c.prompt_token_ids) <= 1024 - 16 for c in candidates)
+    assert any("truncated" in line for line in logged)
+    assert [c.group for c in candidates] == [0, 0, 1, 1, 2, 2]
+    assert candidates[0].prompt_token_ids == candidates[1].prompt_token_ids
 
 
 def test_hot_loaded_lora_adapter_changes_the_outputs(server: VLLMServer, adapter: Path, rt_pool) -> None:

@@ -27,6 +27,9 @@ NEAR_DUPLICATE = "near_duplicate"
 DUPLICATE_IN_BATCH = "duplicate_in_batch"
 TRUNCATED = "truncated"
 META_COMMENTARY = "meta_commentary"
+# Not from cleaning: the prompt never produced a completion (these candidates have no tokens).
+PROMPT_TOO_LONG = "prompt_too_long"  # does not fit max_model_len - max_new_tokens even without examples
+REQUEST_REJECTED = "request_rejected"  # the backend refused the prompt (e.g. a server 400)
 
 _QUOTES = {'"': '"', "'": "'", "\u201c": "\u201d", "\u2018": "\u2019", "`": "`", "\u00ab": "\u00bb"}
 # "Sure! Here's a new example of a movie review:" / "Okay, here is one:" (a lead-in line ending in a colon).

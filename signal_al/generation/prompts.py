@@ -14,7 +14,7 @@ Pair tasks show each example as ``Text 1: ... Text 2: ...`` so both fields come 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -30,6 +30,8 @@ class Prompt:
     text: str
     example_ids: list[str] = field(default_factory=list)
     label: int | None = None
+    examples: list[Example] = field(default_factory=list)  # the in-context examples shown (to rebuild it shorter)
+    instruction: str | None = None  # None: the task's instruction
 
 
 def format_example(example: Example) -> str:
@@ -105,7 +107,8 @@ def make_prompts(
         ]
         instruction = None if label is None else label_instruction(spec, spec.label_names[int(label)])
         prompts.append(Prompt(build_prompt(spec, examples, instruction=instruction),
-                              [pool.ids[r] for r in rows], None if label is None else int(label)))
+                              [pool.ids[r] for r in rows], None if label is None else int(label), examples,
+                              instruction))
     return prompts
 
 
@@ -116,3 +119,67 @@ def apply_chat_template(tokenizer: Any, prompt: str) -> str:
             [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
         )
     return prompt
+
+
+def count_tokens(tokenizer: Any, texts: Sequence[str]) -> list[int]:
+    """Tokens of each text as the backends send it (no special tokens added: templates carry their own)."""
+    return [len(ids) for ids in tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
+
+
+def _truncate(tokenizer: Any, text: str, max_tokens: int) -> str:
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    return text if len(ids) <= max_tokens else tokenizer.decode(ids[:max_tokens]).strip()
+
+
+def _cap_for(lengths: Sequence[int], room: int) -> int:
+    """The largest per-piece cap c with sum(min(length, c)) <= room (short pieces keep their full length)."""
+    low, high = 0, max(lengths, default=0)
+    while low < high:
+        mid = (low + high + 1) // 2
+        if sum(min(length, mid) for length in lengths) <= room:
+            low = mid
+        else:
+            high = mid - 1
+    return low
+
+
+def fit_prompt(spec: TaskSpec, prompt: Prompt, tokenizer: Any, render: Callable[[str], str],
+               max_tokens: int) -> Prompt | None:
+    """``prompt`` with its in-context examples cut so that ``render(text)`` has at most ``max_tokens`` tokens.
+
+    ``render`` turns prompt text into what the model sees (chat template, response prefix).
+    Every example (each field of a pair) is cut to a common token cap, the largest that fits,
+    so short examples stay whole and long ones share the room left. Returns the prompt
+    unchanged when it fits, and None when even empty examples do not fit (the instruction
+    and template alone are too long). Cutting keeps the drawn examples (redrawing short
+    ones would bias the prompts toward short texts).
+    """
+    if count_tokens(tokenizer, [render(prompt.text)])[0] <= max_tokens:
+        return prompt
+    pieces = [field_text for example in prompt.examples
+              for field_text in (example if isinstance(example, tuple) else (example,))]
+
+    def rebuild(cut: list[str]) -> Prompt:
+        examples: list[Example] = []
+        for example in prompt.examples:
+            if isinstance(example, tuple):
+                examples.append((cut.pop(0), cut.pop(0)))
+            else:
+                examples.append(cut.pop(0))
+        text = build_prompt(spec, examples, instruction=prompt.instruction)
+        return Prompt(text, list(prompt.example_ids), prompt.label, examples, prompt.instruction)
+
+    empty = rebuild([""] * len(pieces))
+    overhead = count_tokens(tokenizer, [render(empty.text)])[0]
+    if overhead > max_tokens:
+        return None
+    lengths = count_tokens(tokenizer, pieces) if pieces else []
+    room = max_tokens - overhead
+    while room > 0:
+        cap = _cap_for(lengths, room)
+        fitted = rebuild([_truncate(tokenizer, piece, cap) for piece in pieces])
+        excess = count_tokens(tokenizer, [render(fitted.text)])[0] - max_tokens
+        if excess <= 0:
+            return fitted
+        room -= excess  # token boundaries merged differently: shrink by what is left over
+    return empty

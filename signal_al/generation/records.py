@@ -13,10 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
+from signal_al.generation.cleaning import PROMPT_TOO_LONG, REQUEST_REJECTED
+
 
 @dataclass
 class Candidate:
-    """A generation for one prompt: raw and cleaned output, token ids, provenance."""
+    """One sampled generation for a prompt: raw and cleaned output, token ids, provenance."""
 
     prompt: str  # instruction + in-context examples + "New Example:"
     prompt_text: str  # what the model saw (chat template applied)
@@ -33,10 +35,20 @@ class Candidate:
     seed: int | None = None
     finish_reason: str | None = None
     logprobs: list[float] | None = None  # per completion token, when requested
+    # Sample `sample` of the call's prompt number `group` (generator.samples_per_prompt); rows
+    # written before groups existed load with group None and sample 0 (one sample per prompt).
+    group: int | None = None
+    sample: int = 0
 
     @property
     def kept(self) -> bool:
         return self.drop_reason is None and self.text is not None
+
+    @property
+    def generated(self) -> bool:
+        """Whether the model produced this completion: False when its prompt could not fit the context
+        or the backend refused it (no tokens: such a candidate cannot be a PPO rollout)."""
+        return bool(self.prompt_token_ids) and self.drop_reason not in (PROMPT_TOO_LONG, REQUEST_REJECTED)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

