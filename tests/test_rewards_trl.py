@@ -9,7 +9,7 @@ import pytest
 
 from signal_al.classifier import predict
 from signal_al.config import RewardConfig
-from signal_al.rewards import RewardShaping, get_signal_reward, signal_scores
+from signal_al.rewards import RewardShaping, get_signal_reward, knn_mean_distances, score_kwargs, signal_scores
 from signal_al.rewards.scorer import SignalScorer
 
 LABELED = ["great movie", "bad film", "the plot was slow", "loved the music", "boring story", "fun actors"]
@@ -59,6 +59,22 @@ def test_scorer_options_and_errors(tiny_bert):
         SignalScorer(model, tokenizer, [])
     with pytest.raises(ValueError, match="labeled_pairs"):
         SignalScorer(model, tokenizer, ["a", "b"], ["a"])
+
+
+def test_scorer_relevance_uses_the_reference_texts(tiny_bert):
+    model, tokenizer = tiny_bert
+    reference = ["the acting was fine", "a long and quiet film", "what a show", "too many songs"]
+    config = RewardConfig(k=3, relevance="typical", relevance_quantile=0.75)
+    scorer = SignalScorer(model, tokenizer, LABELED, config=config, reference_texts=reference)
+    got = scorer(CANDIDATES)
+    u, lab, ref = (predict(model, tokenizer, t) for t in (CANDIDATES, LABELED, reference))
+    distances = knn_mean_distances(ref.embeddings, lab.embeddings, k=3)
+    want = signal_scores(u.probs, u.embeddings, lab.probs, lab.embeddings, **score_kwargs(config),
+                         reference_distances=distances)
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    np.testing.assert_allclose(scorer.reference_distances(), distances, rtol=1e-6)
+    with pytest.raises(ValueError, match="reference_texts: relevance='typical' needs"):
+        SignalScorer(model, tokenizer, LABELED, config=config)
 
 
 def test_reward_function_on_the_real_scorer(tiny_bert):

@@ -8,6 +8,10 @@ generator is trained on, so it must be exactly the formula and never NaN or inf:
 over the k nearest *labeled* rows j of unlabeled row i (Euclidean distance between
 embeddings, L2-normalised first by default). ``kl_direction="forward"`` takes P = probs_u[i],
 Q = probs_l[j] (SIGnAL paper); ``"reverse"`` swaps them (original CAL code).
+
+Beyond the paper, ``relevance`` multiplies s_i by a factor in [0, 1] from item i's mean k-NN
+distance compared with real texts' (see :mod:`signal_al.rewards.relevance`); the default
+``"none"`` is the formula above, unchanged.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import numpy as np
 
 from signal_al.rewards.divergence import neighbor_kl, safe_log
 from signal_al.rewards.knn import LabeledIndex
+from signal_al.rewards.relevance import check_relevance, relevance_factors
 from signal_al.rewards.validation import (
     check_embeddings,
     check_k,
@@ -69,6 +74,9 @@ def signal_scores(
     index: LabeledIndex | None = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     use_gpu: bool | None = None,
+    relevance: str = "none",
+    relevance_quantile: float = 0.95,
+    reference_distances: np.ndarray | None = None,
 ) -> np.ndarray | SignalScores:
     """SIGnAL scores of the unlabeled rows against their ``k`` nearest labeled rows.
 
@@ -88,6 +96,13 @@ def signal_scores(
             ``emb_l``, to reuse it across calls; ``approximate`` and ``use_gpu`` are then ignored.
         chunk_size: unlabeled rows per search call (bounds the working memory).
         use_gpu: faiss GPU index; ``None`` uses one when faiss has GPU support and sees a GPU.
+        relevance: ``"none"`` (paper), ``"quantile"`` or ``"typical"``: multiply each score by
+            :func:`~signal_al.rewards.relevance.relevance_factors` of its mean k-NN distance.
+        relevance_quantile: the quantile of ``reference_distances`` beyond which an item counts
+            as off-distribution.
+        reference_distances: (R,) mean k-NN distances of real texts to the same labeled set with
+            the same ``k`` (:func:`~signal_al.rewards.relevance.knn_mean_distances`); required
+            unless ``relevance="none"``, ignored then.
 
     Returns:
         (N,) float64 scores, finite and non-negative; with ``return_neighbors`` a
@@ -99,6 +114,9 @@ def signal_scores(
     """
     k = check_k(k)
     kl_direction = check_kl_direction(kl_direction)
+    relevance, relevance_quantile = check_relevance(relevance, relevance_quantile)
+    if relevance != "none" and reference_distances is None:
+        raise ValueError(f"reference_distances: relevance={relevance!r} needs the real texts' mean k-NN distances")
     if not (isinstance(eps, (int, float)) and np.isfinite(eps) and eps > 0):
         raise ValueError(f"eps: must be a positive finite number, got {eps!r}")
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
@@ -133,6 +151,9 @@ def signal_scores(
         dist, nbr = index.search(x_u, kk, chunk_size=chunk_size)
         kl = neighbor_kl(p_u[start:stop], log_u[start:stop], p_l, log_l, nbr, kl_direction)
         scores[start:stop] = (kl / np.maximum(dist, eps)).mean(axis=1)
+        if relevance != "none":
+            scores[start:stop] *= relevance_factors(dist.mean(axis=1), reference_distances, mode=relevance,
+                                                    quantile=relevance_quantile)
         if return_neighbors:
             all_idx[start:stop], all_dist[start:stop] = nbr, dist
     if return_neighbors:

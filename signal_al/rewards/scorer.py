@@ -2,7 +2,8 @@
 
 Generated candidates are scored many times against the same labeled set (every reward
 call of an RL step), so the labeled set's probabilities, embeddings and kNN index are
-computed once and cached until the labeled set or the classifier changes.
+computed once and cached until the labeled set or the classifier changes. So are the mean
+k-NN distances of the optional real reference texts that ``reward.relevance`` calibrates against.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from signal_al.classifier import predict
-from signal_al.config import RewardConfig
+from signal_al.rewards.config import RewardConfig, score_kwargs
 from signal_al.rewards.knn import LabeledIndex
+from signal_al.rewards.relevance import knn_mean_distances
 from signal_al.rewards.score import SignalScores, prepare_embeddings, signal_scores
 
 __all__ = ["SignalScorer"]
@@ -28,7 +30,11 @@ class SignalScorer:
         labeled_texts: the labeled set's texts (first segment for pair tasks).
         labeled_pairs: second segments for pair tasks.
         config: the ``reward`` config section; the keyword arguments below override it.
-        k, kl_direction, eps, normalize, approximate: as in :func:`signal_scores`.
+        k, kl_direction, eps, normalize, approximate, relevance, relevance_quantile: as in
+            :func:`signal_scores`.
+        reference_texts: real texts (e.g. the real unlabeled pool) whose mean k-NN distances to
+            the labeled set calibrate the score; required unless ``relevance`` is ``"none"``.
+        reference_pairs: their second segments for pair tasks.
         batch_size, max_length, device: classifier inference settings.
     """
 
@@ -45,23 +51,53 @@ class SignalScorer:
         eps: float | None = None,
         normalize: bool | None = None,
         approximate: bool | None = None,
+        relevance: str | None = None,
+        relevance_quantile: float | None = None,
+        reference_texts: Sequence[str] | None = None,
+        reference_pairs: Sequence[str] | None = None,
         batch_size: int = 128,
         max_length: int = 128,
         device: str | None = None,
     ) -> None:
-        cfg = config if config is not None else RewardConfig()
+        params = score_kwargs(config if config is not None else RewardConfig())
+        overrides = {"k": k, "kl_direction": kl_direction, "eps": eps, "normalize": normalize,
+                     "approximate": approximate, "relevance": relevance, "relevance_quantile": relevance_quantile}
+        params.update({key: value for key, value in overrides.items() if value is not None})
+        self.params = params
+        """The :func:`signal_scores` keyword arguments every call uses."""
         self.model = model
         self.tokenizer = tokenizer
-        self.k = cfg.k if k is None else k
-        self.kl_direction = cfg.kl_direction if kl_direction is None else kl_direction
-        self.eps = cfg.eps if eps is None else eps
-        self.normalize = cfg.normalize if normalize is None else normalize
-        self.approximate = bool(getattr(cfg, "approximate", False) if approximate is None else approximate)
         self.batch_size = batch_size
         self.max_length = max_length
         self.device = device
         self._cache: tuple[np.ndarray, LabeledIndex] | None = None
+        self._reference: np.ndarray | None = None
         self.set_labeled(labeled_texts, labeled_pairs)
+        self.set_reference(reference_texts, reference_pairs)
+
+    @property
+    def k(self) -> int:
+        return self.params["k"]
+
+    @property
+    def kl_direction(self) -> str:
+        return self.params["kl_direction"]
+
+    @property
+    def eps(self) -> float:
+        return self.params["eps"]
+
+    @property
+    def normalize(self) -> bool:
+        return self.params["normalize"]
+
+    @property
+    def approximate(self) -> bool:
+        return bool(self.params["approximate"])
+
+    @property
+    def relevance(self) -> str:
+        return self.params["relevance"]
 
     @property
     def labeled_texts(self) -> list[str]:
@@ -77,10 +113,34 @@ class SignalScorer:
         self._labeled_texts = texts
         self._labeled_pairs = list(pairs) if pairs is not None else None
         self._cache = None
+        self._reference = None
+
+    def set_reference(self, texts: Sequence[str] | None, pairs: Sequence[str] | None = None) -> None:
+        """Replace the real reference texts of ``relevance``; their distances are recomputed on the next call."""
+        texts = None if texts is None else list(texts)
+        if self.relevance != "none" and not texts:
+            raise ValueError(f"reference_texts: relevance={self.relevance!r} needs real reference texts "
+                             "(e.g. the real unlabeled pool)")
+        if texts is not None and pairs is not None and len(pairs) != len(texts):
+            raise ValueError(f"reference_pairs: has {len(pairs)} items but reference_texts has {len(texts)}")
+        self._reference_texts = texts
+        self._reference_pairs = list(pairs) if pairs is not None else None
+        self._reference = None
 
     def refresh(self) -> None:
         """Forget the cached labeled features (call after the classifier was retrained)."""
         self._cache = None
+        self._reference = None
+
+    def reference_distances(self) -> np.ndarray | None:
+        """Mean k-NN distances of the reference texts to the labeled set (``None`` without relevance)."""
+        if self.relevance == "none":
+            return None
+        if self._reference is None:
+            _, index = self.labeled_features()
+            out = self._predict(self._reference_texts, self._reference_pairs)
+            self._reference = knn_mean_distances(out.embeddings, k=self.k, normalize=self.normalize, index=index)
+        return self._reference
 
     def labeled_features(self) -> tuple[np.ndarray, LabeledIndex]:
         """(probs_l, index over the labeled embeddings), computed once per labeled set and model."""
@@ -88,6 +148,7 @@ class SignalScorer:
             out = self._predict(self._labeled_texts, self._labeled_pairs)
             emb = prepare_embeddings("labeled embeddings", out.embeddings, normalize=self.normalize)
             self._cache = (out.probs, LabeledIndex(emb, approximate=self.approximate))
+            self._reference = None
         return self._cache
 
     def score(
@@ -103,10 +164,8 @@ class SignalScorer:
             return empty
         probs_l, index = self.labeled_features()
         out = self._predict(texts, pairs)
-        return signal_scores(
-            out.probs, out.embeddings, probs_l, None, k=self.k, kl_direction=self.kl_direction, eps=self.eps,
-            normalize=self.normalize, return_neighbors=return_neighbors, index=index,
-        )
+        return signal_scores(out.probs, out.embeddings, probs_l, None, **self.params, index=index,
+                             return_neighbors=return_neighbors, reference_distances=self.reference_distances())
 
     __call__ = score
 

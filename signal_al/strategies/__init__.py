@@ -3,13 +3,16 @@
 >>> from signal_al.strategies import get_strategy
 >>> get_strategy("cal", k=5).name
 'cal'
+>>> build_strategy("signal").relevance
+'none'
 """
 
 from __future__ import annotations
 
 from signal_al.errors import ConfigError
+from signal_al.rewards.config import RewardConfig, score_kwargs
 from signal_al.strategies.badge import Badge
-from signal_al.strategies.base import PoolView, QueryStrategy, RankingStrategy, as_rng, top_indices
+from signal_al.strategies.base import PoolView, QueryStrategy, RankingStrategy, Selection, as_rng, top_indices
 from signal_al.strategies.bertkm import BertKMeans
 from signal_al.strategies.cal import ContrastiveActiveLearning
 from signal_al.strategies.cluster import ClusterEntropy
@@ -32,8 +35,10 @@ __all__ = [
     "QueryStrategy",
     "RandomSampling",
     "RankingStrategy",
+    "Selection",
     "SignalSampling",
     "as_rng",
+    "build_strategy",
     "get_strategy",
     "predictive_entropy",
     "top_indices",
@@ -68,3 +73,12 @@ def get_strategy(name: str, **params) -> QueryStrategy:
         return cls(**params)
     except TypeError as err:
         raise ConfigError(f"active_learning.strategy: bad parameters for {name!r}: {err}") from None
+
+
+def build_strategy(name: str, reward: RewardConfig | None = None) -> QueryStrategy:
+    """The strategy a run's config names: ``signal`` takes its score parameters from the ``reward``
+    section (:func:`~signal_al.rewards.config.score_kwargs`, default :class:`RewardConfig`), so its
+    selection and the D_RL rewards use the same formula as ``signal_scores``; others their defaults."""
+    if name == SignalSampling.name:
+        return get_strategy(name, **score_kwargs(reward if reward is not None else RewardConfig()))
+    return get_strategy(name)
