@@ -30,7 +30,7 @@ from signal_al.data.task import TextDataset
 from signal_al.generation.backends import make_backend
 from signal_al.generation.cleaning import is_meta_commentary
 from signal_al.generation.generator import CandidateGenerator, load_tokenizer
-from signal_al.rl_round import distinct_n
+from signal_al.metrics import distinct_n
 
 
 def probe(generator: CandidateGenerator, pool: TextDataset, num: int) -> dict[str, float]:

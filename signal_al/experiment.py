@@ -15,16 +15,10 @@ from typing import Callable
 
 from signal_al.config import ExperimentConfig
 from signal_al.evaluation.report import write_report
-from signal_al.loop import STATE_FILE, ActiveLearningRun
-
-
-#: Grid method names of SIGnAL and its ablations -> active_learning.generator_update.
-SIGNAL_VARIANTS = {"signal": "ppo", "signal-frozen": "frozen", "signal-shuffled": "shuffled"}
-
-
-def strategy_of(method: str) -> str:
-    """The selection strategy behind a grid method name (the ablations select like SIGnAL)."""
-    return "signal" if method in SIGNAL_VARIANTS else method
+from signal_al.loop import ActiveLearningRun
+from signal_al.methods import SIGNAL_VARIANTS, strategy_of, uses_generator
+from signal_al.run_context import RunContext
+from signal_al.run_store import STATE_FILE
 
 
 def run_config(base: ExperimentConfig, method: str, seed: int) -> ExperimentConfig:
@@ -73,11 +67,6 @@ def run_with_baselines(config: ExperimentConfig, *, resume: bool = False, cache_
         ActiveLearningRun(baseline, cache_root=cache_root, progress=progress, log=log).run(resume=resumable)
     title = f"{config.data.task}, seed {config.seed}: {config.active_learning.strategy} vs baselines"
     return state, write_report(config.run_dir, title=title)
-
-
-def uses_generator(method: str) -> bool:
-    """SIGnAL and its ablations talk to the one generator server, so they never run in parallel."""
-    return method.startswith("signal")
 
 
 def run_cell(config: ExperimentConfig, cache_root: Path | None, progress: bool, threads: int | None) -> str:
@@ -207,7 +196,7 @@ def run_experiment(
         first_of_setting = {cell.output_dir: cell for cell in reversed(generator_cells)}.values()
         for cell in first_of_setting:  # the model annotator is trained once per setting here; workers load it
             if cell.active_learning.annotator == "model":
-                ActiveLearningRun(cell, cache_root=cache_root, progress=progress, log=log).model_annotator()
+                RunContext(cell, cache_root=cache_root, progress=progress, log=log).model_annotator()
         log(f"running {len(generator_cells)} generator runs, {jobs} at a time, each with its own server port")
         _run_in_processes(generator_cells, jobs, cache_root, log, slots=True)
         cells = [cell for cell in cells if not uses_generator(cell.active_learning.strategy)]

@@ -99,9 +99,8 @@ def load_or_train_model_annotator(
     import time
 
     from signal_al.assets import resolve_model
-    from signal_al.classifier import predict
-    from signal_al.evaluation.metrics import classification_metrics
-    from signal_al.trainers.classifier_trainer import load_classifier, load_tokenizer, train_classifier
+    from signal_al.fit_eval import fit_and_evaluate
+    from signal_al.trainers.classifier_trainer import load_tokenizer
 
     folder = cache_root / "annotators" / f"{data.spec.name}-{_annotator_key(data, config, seed)}"
     if (folder / "annotator.json").is_file():
@@ -114,11 +113,9 @@ def load_or_train_model_annotator(
     start = time.perf_counter()
     source = resolve_model(config.model)
     tokenizer = load_tokenizer(source)
-    model = load_classifier(source, data.spec.label_names)
-    train_classifier(model, tokenizer, data.train, config, seed=seed, device=device, progress=progress)
-    output = predict(model, tokenizer, data.test.texts, data.test.text_pairs, batch_size=config.eval_batch_size,
-                     max_length=config.max_length, device=device)
-    metrics = classification_metrics(data.test.labels, output.probs.argmax(axis=1), data.spec.label_names)
+    fit = fit_and_evaluate(source, tokenizer, data.train, data.test, data.spec.label_names, config, seed=seed,
+                           device=device, progress=progress)
+    model, metrics = fit.model, fit.metrics
     info = AnnotatorInfo(config.model, data.spec.name, len(data.train), metrics["accuracy"], metrics["macro_f1"],
                          time.perf_counter() - start)
     with atomic_directory(folder) as staging:

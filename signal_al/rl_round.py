@@ -15,6 +15,7 @@ import numpy as np
 
 from signal_al.data.pools import Item
 from signal_al.generation.records import Candidate
+from signal_al.metrics import distinct_n
 from signal_al.rewards.shaping import RewardShaping, shape_rewards
 from signal_al.trainers.rollouts import Rollout
 
@@ -43,16 +44,6 @@ def synthetic_items(candidates: Sequence[Candidate], round_index: int) -> list[I
     return [Item(id=synthetic_id(round_index, i), text=c.text or "", text_pair=c.text_pair, source="synthetic",
                  round=round_index, prompt=c.prompt)
             for i, c in enumerate(candidates) if c.kept]
-
-
-def distinct_n(texts: Sequence[str], n: int) -> float:
-    """Distinct n-grams / all n-grams over the texts (word level); 0.0 when there are none.
-
-    >>> distinct_n(["a b a b"], 2)
-    0.6666666666666666
-    """
-    grams = [tuple(words[i:i + n]) for words in (t.split() for t in texts) for i in range(len(words) - n + 1)]
-    return len(set(grams)) / len(grams) if grams else 0.0
 
 
 def generation_stats(candidates: Sequence[Candidate]) -> dict:
@@ -87,6 +78,7 @@ def rl_dataset(candidates: Sequence[Candidate], scores: dict[str, float], round_
     rewards = shape_rewards(raw, invalid, shaping) if rows else raw
     return [Rollout(prompt_token_ids=list(c.prompt_token_ids), completion_token_ids=list(c.completion_token_ids),
                     reward=float(r), prompt=c.prompt_text, completion=c.raw_output,
+                    group=None if c.group is None else f"r{round_index}:g{c.group}",
                     metadata={"id": synthetic_id(round_index, i), "kept": c.kept, "drop_reason": c.drop_reason})
             for (i, c), r in zip(rows, rewards)]
 
@@ -106,5 +98,5 @@ def reward_stats(candidates: Sequence[Candidate], scores: dict[str, float], roun
     return {"reward_mean": float(values.mean()), "reward_std": float(values.std()), "reward_max": float(values.max())}
 
 
-__all__ = ["ADAPTERS_DIR", "CANDIDATES_FILE", "RL_DIR", "adapter_dir", "adapter_round", "distinct_n",
+__all__ = ["ADAPTERS_DIR", "CANDIDATES_FILE", "RL_DIR", "adapter_dir", "adapter_round",
            "generation_stats", "reward_stats", "rl_dataset", "shuffled_scores", "synthetic_id", "synthetic_items"]

@@ -80,3 +80,113 @@ def test_describe_local_file_with_columns(tmp_path: Path, capsys: pytest.Capture
                  "--set", "data.pool_size=2"]) == 0
     out = capsys.readouterr().out
     assert "total" in out and "great" in out
+
+
+# --- flags derived from config fields -----------------------------------------------------------
+
+DEMO_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
+
+
+def test_config_flags_become_typed_pairs_applied_after_set() -> None:
+    from signal_al.cli.options import config_pairs, load_config
+
+    args = build_parser().parse_args(["experiment", "--methods", "random,entropy", "--seeds", "2",
+                                      "--output-dir", "out", "--set", "experiment.seeds=9"])
+    assert config_pairs(args) == [("experiment.methods", ["random", "entropy"]), ("experiment.seeds", 2),
+                                  ("output_dir", "out")]
+    config = load_config(args)
+    assert config.experiment.methods == ["random", "entropy"]
+    assert config.experiment.seeds == 2  # the flag wins over --set, as before
+    assert config.output_dir == "out"
+
+
+def test_config_flag_values_are_not_reparsed_as_yaml() -> None:
+    from signal_al.cli.options import load_config
+
+    args = build_parser().parse_args(["data", "describe", "2024", "--label-names", "yes, no"])
+    config = load_config(args)
+    assert config.data.task == "2024"
+    assert config.data.label_names == ["yes", "no"]
+
+
+def test_absent_config_flags_leave_the_config_alone() -> None:
+    from signal_al.cli.options import config_pairs, load_config
+    from signal_al.config import load_experiment_config
+
+    args = build_parser().parse_args(["generate", "-c", str(DEMO_CONFIG)])
+    assert config_pairs(args) == []
+    assert load_config(args) == load_experiment_config(DEMO_CONFIG)
+
+
+def test_flag_errors_name_the_config_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config_file = tmp_path / "c.yaml"
+    config_file.write_text("experiment:\n  seeds: 2\n")
+    assert main(["config", "show", "-c", str(config_file), "--set", "experiment.seeds=0"]) == 2
+    assert capsys.readouterr().err == f"signal-al: error: {config_file}: experiment.seeds: must be positive, got 0\n"
+
+
+def test_negatable_flag_and_override_strings_round_trip() -> None:
+    from signal_al.cli.options import config_pairs, override_strings
+    from signal_al.config_io import parse_override
+
+    args = build_parser().parse_args(["evaluate-generator", "runs/x", "--no-start-server",
+                                      "--server-url", "http://h:1"])
+    pairs = config_pairs(args)
+    assert pairs == [("generator.start_server", False), ("generator.server_url", "http://h:1")]
+    pairs += [("data.task", "123"), ("generator.response_prefix", "New Example: "), ("data.label_names", ["yes"]),
+              ("data.text_pair_column", None), ("ppo.learning_rate", 2e-5)]
+    assert [parse_override(text) for text in override_strings(pairs)] == [(k.split("."), v) for k, v in pairs]
+
+
+def test_flag_help_comes_from_the_config_field(monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    from signal_al.cli.options import config_field
+
+    monkeypatch.setenv("COLUMNS", "1000")
+    with pytest.raises(SystemExit):
+        main(["generate", "--help"])
+    out = capsys.readouterr().out
+    for key in ("generator.backend", "generator.server_url", "generator.model", "data.task"):
+        assert config_field(key)[0].metadata["help"] in out
+        assert f"the config's {key}" in out
+    assert "{vllm-server,vllm,transformers}" in out
+
+
+def test_train_generator_help_names_the_paths_the_loop_writes(monkeypatch: pytest.MonkeyPatch,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    from signal_al.rl_round import RL_DIR, adapter_dir
+
+    monkeypatch.setenv("COLUMNS", "1000")
+    with pytest.raises(SystemExit):
+        main(["train-generator", "--help"])
+    out = capsys.readouterr().out
+    assert f"{RL_DIR}/round-002.jsonl" in out and adapter_dir(1) in out
+    assert "d_rl.jsonl" not in out and "round_1" not in out
+
+
+def test_python_dash_m_runs_the_cli() -> None:
+    result = subprocess.run([sys.executable, "-m", "signal_al.cli", "--version"], capture_output=True, text=True)
+    assert result.returncode == 0
+    assert result.stdout.startswith("signal-al ")
+
+
+def test_run_resume_continues_with_the_saved_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import yaml
+
+    import signal_al.cli.run as run_command
+    from signal_al.config import ExperimentConfig
+    from signal_al.config_io import to_dict
+
+    seen: list = []
+    monkeypatch.setattr(run_command, "run_or_wait", lambda config, **kwargs: seen.append((config, kwargs)) or 0)
+    argv = ["run", "--set", f"output_dir={tmp_path}", "--set", "name=r", "--set", "reward.k=4"]
+    assert main([*argv, "--resume"]) == 0  # nothing saved yet: the command line's config
+    assert seen[-1][0].reward.k == 4 and seen[-1][1]["resume"] is True
+    saved = ExperimentConfig(output_dir=str(tmp_path), name="r")
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "config.yaml").write_text(yaml.safe_dump(to_dict(saved)))
+    (tmp_path / "r" / "state.json").write_text("{}")
+    assert main([*argv, "--resume"]) == 0
+    assert seen[-1][0] == saved  # a started run continues with the config it started with
+    assert main(argv) == 0
+    assert seen[-1][0].reward.k == 4 and seen[-1][1]["resume"] is False

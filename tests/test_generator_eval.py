@@ -16,8 +16,9 @@ from signal_al.cli import main
 from signal_al.config import GeneratorConfig, RewardConfig, load_experiment_config
 from signal_al.data.task import TaskSpec, TextDataset
 from signal_al.evaluation.generator_eval import (Checkpoint, Reference, checkpoint_metrics, generate_samples,
-                                                 nearest_distances, self_bleu, served_name)
+                                                 nearest_distances, served_name)
 from signal_al.generation.records import Candidate
+from signal_al.metrics import self_bleu
 from signal_al.trainers.classifier_config import ClassifierConfig
 
 VOCAB = "the a movie film was great good bad boring fun plot story not very".split()
@@ -226,7 +227,7 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory, tiny_classifier_dir: Path
     from signal_al.data import load_task, real_pool
     from signal_al.data.pools import Annotation, real_items
     from signal_al.io_utils import atomic_write_json
-    from signal_al.loop import RunState
+    from signal_al.run_store import RunState
     from signal_al.trainers.classifier_trainer import load_classifier
 
     root = tmp_path_factory.mktemp("eval_run")
@@ -257,9 +258,9 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory, tiny_classifier_dir: Path
 
 @pytest.fixture()
 def parity_annotator(monkeypatch: pytest.MonkeyPatch) -> None:
-    from signal_al.loop import ActiveLearningRun
+    from signal_al.run_context import RunContext
 
-    monkeypatch.setattr(ActiveLearningRun, "model_annotator", lambda self: ParityAnnotator(2))
+    monkeypatch.setattr(RunContext, "model_annotator", lambda self: ParityAnnotator(2))
 
 
 def test_cli_writes_table_plot_and_samples(tiny_run: Path, parity_annotator: None,

@@ -16,7 +16,9 @@ import pytest
 import yaml
 
 from signal_al.config import load_experiment_config
+from signal_al.generator_agent import SignalAgent
 from signal_al.loop import ActiveLearningRun, RunState, same_run
+from signal_al.run_store import RunStore
 from signal_al.oracle import AnnotatorInfo
 from signal_al.trainers.rollouts import read_rollouts
 
@@ -52,9 +54,7 @@ def _config(tmp_path: Path, classifier_dir: Path, generator_dir: Path, name: str
 
 
 def _run(config, **kwargs) -> ActiveLearningRun:
-    run = ActiveLearningRun(config, progress=False, log=lambda _: None)
-    run._annotator = ParityAnnotator()
-    return run
+    return ActiveLearningRun(config, progress=False, log=lambda _: None, annotator=ParityAnnotator(), **kwargs)
 
 
 def _recomputed_scores(run: ActiveLearningRun, state, round_index: int) -> dict[str, float]:
@@ -68,8 +68,8 @@ def _recomputed_scores(run: ActiveLearningRun, state, round_index: int) -> dict[
     labeled = {a.id for a in state.annotations if a.round < round_index}
     model = AutoModelForSequenceClassification.from_pretrained(
         run.run_dir / f"checkpoints/classifier-round-{round_index - 1:03d}")
-    out = predict(model, run.tokenizer(), [i.text for i in items], None, batch_size=64, max_length=32,
-                  device=run.device)
+    out = predict(model, run.context.tokenizer, [i.text for i in items], None, batch_size=64, max_length=32,
+                  device=run.context.device)
     lab = np.array([n for n, i in enumerate(items) if i.id in labeled])
     new = np.array([n for n, i in enumerate(items) if i.source == "synthetic" and i.round == round_index])
     scores = signal_scores(out.probs[new], out.embeddings[new], out.probs[lab], out.embeddings[lab], k=3)
@@ -81,10 +81,8 @@ def reference(tmp_path_factory: pytest.TempPathFactory, tiny_classifier_dir: Pat
               tiny_generator_dir: Path) -> tuple[ActiveLearningRun, RunState]:
     """An uninterrupted 3-round SIGnAL run that keeps every round's classifier checkpoint."""
     config = _config(tmp_path_factory.mktemp("reference"), tiny_classifier_dir, tiny_generator_dir, "signal")
-    run = _run(config)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(ActiveLearningRun, "_remove_stale_checkpoints", lambda self, keep: None)
-        return run, run.run()
+    run = _run(config, store=RunStore(config.run_dir, keep_all_checkpoints=True))
+    return run, run.run()
 
 
 def test_signal_rounds_grow_the_pool_and_train_the_generator(reference: tuple[ActiveLearningRun, RunState]) -> None:
@@ -157,10 +155,8 @@ def test_shuffled_reward_ablation_trains_on_permuted_scores(
 ) -> None:
     config = _config(tmp_path, tiny_classifier_dir, tiny_generator_dir, "shuffled",
                      active_learning={"generator_update": "shuffled"})
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(ActiveLearningRun, "_remove_stale_checkpoints", lambda self, keep: None)
-        run = _run(config)
-        state = run.run()
+    run = _run(config, store=RunStore(config.run_dir, keep_all_checkpoints=True))
+    state = run.run()
     assert [row["strategy"] for row in state.metrics] == ["signal-shuffled"] * 3
     rewards = {ro.metadata["id"]: ro.reward for ro in read_rollouts(config.run_dir / "rl/round-001.jsonl")
                if ro.metadata["kept"]}
@@ -199,17 +195,17 @@ def test_crashes_before_generation_and_during_ppo_resume_to_the_same_run(
     reference: tuple[ActiveLearningRun, RunState], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     config = _config(tmp_path, tiny_classifier_dir, tiny_generator_dir, "signal")
-    real_generate = ActiveLearningRun._generate
+    real_propose = SignalAgent.propose
 
-    def generate_then_crash_in_round_2(self, state, round_index, num):
+    def generate_then_crash_in_round_2(self, state, round_index, budget, commit):
         if round_index == 2:
             raise Crash  # round 1 and its adapter are committed; round 2 has not generated yet
-        real_generate(self, state, round_index, num)
+        real_propose(self, state, round_index, budget, commit)
 
-    monkeypatch.setattr(ActiveLearningRun, "_generate", generate_then_crash_in_round_2)
+    monkeypatch.setattr(SignalAgent, "propose", generate_then_crash_in_round_2)
     with pytest.raises(Crash):
         _run(config).run()
-    monkeypatch.setattr(ActiveLearningRun, "_generate", real_generate)
+    monkeypatch.setattr(SignalAgent, "propose", real_propose)
 
     import signal_al.trainers.ppo_trainer as ppo_trainer
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from signal_al.config import DataConfig
+from signal_al.data.config import DataConfig
 from signal_al.data.hub import HUB_TASKS, load_hub_task
 from signal_al.data.local import is_local_file, load_local_file
 from signal_al.data.offline import OFFLINE_TASKS, load_offline_task

@@ -20,10 +20,7 @@ SIGnAL wants from a generator:
 from __future__ import annotations
 
 import hashlib
-import io
-import json
 import math
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -35,73 +32,14 @@ from signal_al.data.pools import Annotation, Item, as_dataset
 from signal_al.data.task import TaskSpec, TextDataset
 from signal_al.errors import ConfigError, UserError
 from signal_al.generation.records import Candidate
-from signal_al.io_utils import atomic_write_bytes, atomic_write_jsonl, atomic_write_text
+from signal_al.evaluation.generator_eval_outputs import fmt_cell, write_outputs
+from signal_al.metrics import self_bleu
 from signal_al.trainers.classifier_config import ClassifierConfig
 
 OUTPUT_DIR = "generator_eval"
 BASE = "base"
 
-# --- diversity and relevance: pure functions -----------------------------------------------------
-
-
-def _ngrams(words: Sequence[str], n: int) -> Counter:
-    return Counter(tuple(words[i:i + n]) for i in range(len(words) - n + 1))
-
-
-def self_bleu(texts: Sequence[str], max_n: int = 4, epsilon: float = 0.1) -> float | None:
-    """Mean sentence BLEU of each text against all the others as references (lower = more diverse).
-
-    Texygen's Self-BLEU with nltk's ``sentence_bleu`` semantics (neither package is a
-    dependency): uniform weights over 1..``max_n``-grams, n-gram counts clipped by their
-    largest count in any one reference, brevity penalty against the reference length
-    closest to the hypothesis (ties: the shorter), 0 when no unigram matches, and
-    smoothing method 1 (``epsilon`` / n-gram count for an order with no match). Words are
-    whitespace tokens, as in :func:`signal_al.rl_round.distinct_n`. None for < 2 texts.
-
-    >>> self_bleu(["a b c d", "a b c d"])
-    1.0
-    """
-    tokens = [text.split() for text in texts]
-    if len(tokens) < 2:
-        return None
-    counts = [[_ngrams(words, n) for n in range(1, max_n + 1)] for words in tokens]
-    # per n-gram: [largest count, its text, second largest count], so that the largest count
-    # among the *other* texts is found in O(1)
-    top: list[dict[tuple, list[int]]] = [{} for _ in range(max_n)]
-    for j, per_order in enumerate(counts):
-        for order, grams in enumerate(per_order):
-            for gram, count in grams.items():
-                entry = top[order].get(gram)
-                if entry is None:
-                    top[order][gram] = [count, j, 0]
-                elif count > entry[0]:
-                    entry[:] = [count, j, entry[0]]
-                elif count > entry[2]:
-                    entry[2] = count
-    lengths = np.array([len(words) for words in tokens])
-    scores = []
-    for i, per_order in enumerate(counts):
-        hyp_len = int(lengths[i])
-        others = np.delete(lengths, i)
-        gaps = np.abs(others - hyp_len)
-        closest = int(others[gaps == gaps.min()].min())
-        log_precision = 0.0
-        for order, grams in enumerate(per_order):
-            matched = 0
-            for gram, count in grams.items():
-                best, owner, second = top[order][gram]
-                matched += min(count, best if owner != i else second)
-            if order == 0 and matched == 0:
-                log_precision = -math.inf
-                break
-            denominator = max(1, sum(grams.values()))
-            log_precision += math.log((matched or epsilon) / denominator) / max_n
-        if log_precision == -math.inf:
-            scores.append(0.0)
-            continue
-        brevity = 1.0 if hyp_len > closest else math.exp(1.0 - closest / hyp_len)
-        scores.append(brevity * math.exp(log_precision))
-    return float(np.mean(scores))
+# --- relevance: a pure function -----------------------------------------------------------------
 
 
 def nearest_distances(queries: np.ndarray, references: np.ndarray) -> np.ndarray:
@@ -197,23 +135,15 @@ def generate_samples(generator: Any, checkpoint: Checkpoint, pool: TextDataset, 
 def trained_accuracy(reference: Reference, extra_items: Sequence[Item] = (), extra_labels: Sequence[int] = (), *,
                      seed: int) -> float:
     """Test accuracy of the classifier fine-tuned on L (plus extra labeled items) with ``seed``."""
-    from signal_al.classifier import predict
-    from signal_al.evaluation.metrics import classification_metrics
-    from signal_al.runtime import seed_everything
-    from signal_al.trainers.classifier_trainer import load_classifier, train_classifier
+    from signal_al.fit_eval import fit_and_evaluate
 
     if reference.test is None or reference.model_source is None:
         raise ValueError("reference: the accuracy gain needs the test split and the classifier's model source")
     train = as_dataset([*reference.labeled_items, *extra_items], [*reference.labeled_labels, *extra_labels])
-    seed_everything(seed)  # the new head's initialisation
-    model = load_classifier(reference.model_source, reference.spec.label_names)
-    train_classifier(model, reference.tokenizer, train, reference.classifier_config, seed=seed,
-                     device=reference.device, progress=False)
-    test = reference.test
-    outputs = predict(model, reference.tokenizer, test.texts, test.text_pairs,
-                      batch_size=reference.classifier_config.eval_batch_size,
-                      max_length=reference.classifier_config.max_length, device=reference.device)
-    return classification_metrics(test.labels, outputs.probs.argmax(axis=1), reference.spec.label_names)["accuracy"]
+    fit = fit_and_evaluate(reference.model_source, reference.tokenizer, train, reference.test,
+                           reference.spec.label_names, reference.classifier_config, seed=seed,
+                           device=reference.device)
+    return fit.metrics["accuracy"]
 
 
 @dataclass
@@ -228,7 +158,7 @@ class CheckpointResult:
 
 def checkpoint_metrics(candidates: Sequence[Candidate], reference: Reference) -> CheckpointResult:
     """The metrics of one checkpoint's candidates (kept and dropped) against ``reference``."""
-    from signal_al.evaluation.metrics import class_balance
+    from signal_al.metrics import class_balance
     from signal_al.rewards import signal_scores
     from signal_al.rl_round import generation_stats, synthetic_items
 
@@ -296,108 +226,9 @@ def evaluate_checkpoints(
             row.update(accuracy=accuracy, accuracy_gain=accuracy - baseline)
         rows.append(row)
         samples += [{"checkpoint": checkpoint.name, **record} for record in result.records]
-        log(f"{checkpoint.name}: {row['n_valid']}/{row['n']} valid, reward {_fmt(row['reward_mean'], '.4g')}, "
-            f"self-BLEU {_fmt(row['self_bleu'])}")
+        log(f"{checkpoint.name}: {row['n_valid']}/{row['n']} valid, reward {fmt_cell(row['reward_mean'], '.4g')}, "
+            f"self-BLEU {fmt_cell(row['self_bleu'])}")
     return rows, samples, baseline
-
-
-# --- outputs ------------------------------------------------------------------------------------------
-
-
-def _fmt(value: Any, spec: str = ".4f") -> str:
-    """A table cell: ``-`` for a missing value (never ``nan``)."""
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "-"
-    return format(value, spec) if isinstance(value, float) else str(value)
-
-
-def markdown_table(rows: Sequence[dict], label_names: Sequence[str]) -> str:
-    """One row per checkpoint; reward as mean ± std, label counts as ``a / b / ...``."""
-    gain = any("accuracy_gain" in row for row in rows)
-    header = ["checkpoint", "n", "valid", "reward (mean ± std)", "distinct-1", "distinct-2", "self-BLEU",
-              f"labels ({' / '.join(label_names)})", "label std", "distance to real"]
-    header += ["accuracy", "accuracy gain"] if gain else []
-    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
-    for row in rows:
-        # rewards have no fixed scale (KL over distance): significant digits, not decimals
-        reward = "-" if row["reward_mean"] is None else f"{row['reward_mean']:.4g} ± {row['reward_std']:.4g}"
-        cells = [row["checkpoint"], str(row["n"]), _fmt(row["valid_fraction"], ".3f"), reward,
-                 _fmt(row["distinct_1"]), _fmt(row["distinct_2"]), _fmt(row["self_bleu"]),
-                 " / ".join(str(row[f"label_{name}"]) for name in label_names), _fmt(row["label_std"], ".2f"),
-                 _fmt(row["relevance_distance"], ".4g")]
-        if gain:
-            cells += [_fmt(row.get("accuracy")), f"{row['accuracy_gain']:+.4f}" if "accuracy_gain" in row else "-"]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
-PANELS = (
-    ("valid_fraction", "valid fraction"),
-    ("reward_mean", "SIGnAL reward (mean ± std)"),
-    ("distinct_2", "distinct-1 / distinct-2"),
-    ("self_bleu", "self-BLEU (lower: more diverse)"),
-    ("label_std", "label count std (lower: balanced)"),
-    ("relevance_distance", "distance to nearest real (lower: closer)"),
-    ("accuracy_gain", "test accuracy gain"),
-)
-
-
-def plot_checkpoints(rows: Sequence[dict]) -> bytes:
-    """A PNG with one bar panel per metric across the checkpoints (missing values: no bar)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    panels = [(key, title) for key, title in PANELS if any(key in row for row in rows)]
-    columns = 4 if len(panels) > 6 else 3
-    lines = math.ceil(len(panels) / columns)
-    figure, axes = plt.subplots(lines, columns, figsize=(3.6 * columns, 3.0 * lines), dpi=110, squeeze=False)
-    names = [row["checkpoint"] for row in rows]
-    x = np.arange(len(rows))
-    value = lambda row, key: np.nan if row.get(key) is None else float(row[key])  # noqa: E731
-    for ax, (key, title) in zip(axes.ravel(), panels):
-        if key == "distinct_2":
-            ax.bar(x - 0.2, [value(r, "distinct_1") for r in rows], 0.4, label="distinct-1")
-            ax.bar(x + 0.2, [value(r, "distinct_2") for r in rows], 0.4, label="distinct-2")
-            ax.legend(fontsize=7)
-        elif key == "reward_mean":
-            ax.bar(x, [value(r, key) for r in rows], yerr=[0.0 if r.get("reward_std") is None else r["reward_std"]
-                                                           for r in rows], capsize=3)
-        else:
-            ax.bar(x, [value(r, key) for r in rows])
-        if key == "accuracy_gain":
-            ax.axhline(0.0, color="black", linewidth=0.8)
-        ax.set_title(title, fontsize=9)
-        ax.set_xticks(x, names, rotation=30, ha="right", fontsize=7)
-        ax.grid(axis="y", alpha=0.3)
-    for ax in axes.ravel()[len(panels):]:
-        ax.set_visible(False)
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    plt.close(figure)
-    return buffer.getvalue()
-
-
-CSV_COLUMNS = ("checkpoint", "n", "n_valid", "valid_fraction", "reward_mean", "reward_std", "distinct_1", "distinct_2",
-               "self_bleu")
-
-
-def write_outputs(rows: Sequence[dict], samples: Sequence[dict], out_dir: Path, label_names: Sequence[str],
-                  preamble: str = "") -> dict[str, Path]:
-    """generator_eval.csv / .md / .png and samples.jsonl in ``out_dir``, each written atomically."""
-    import pandas as pd
-
-    columns = [*CSV_COLUMNS, *(f"label_{name}" for name in label_names), "label_std", "relevance_distance",
-               "dropped_by_reason", *(["accuracy", "accuracy_gain"] if any("accuracy" in r for r in rows) else [])]
-    paths = {"csv": out_dir / "generator_eval.csv", "markdown": out_dir / "generator_eval.md",
-             "plot": out_dir / "generator_eval.png", "samples": out_dir / "samples.jsonl"}
-    atomic_write_text(paths["csv"], pd.DataFrame(list(rows), columns=columns).to_csv(index=False))
-    atomic_write_text(paths["markdown"], (preamble + "\n\n" if preamble else "") + markdown_table(rows, label_names))
-    atomic_write_bytes(paths["plot"], plot_checkpoints(rows))
-    atomic_write_jsonl(paths["samples"], samples)
-    return paths
 
 
 # --- a run directory ------------------------------------------------------------------------------------
@@ -409,7 +240,7 @@ class RunEvaluation:
 
     run_dir: Path
     config: ExperimentConfig
-    state: Any  # loop.RunState
+    state: Any  # run_store.RunState
     checkpoints: list[Checkpoint]
     output_dir: Path
 
@@ -435,8 +266,8 @@ def plan_run_evaluation(run_dir: Path, *, adapters: Sequence[str | Path] = (), a
     """The run's config, state and the checkpoints to compare: base, then the given adapters
     (default: the run's latest one; ``all_adapters``: every ``adapters/round-*``)."""
     from signal_al.config import load_experiment_config
-    from signal_al.loop import CONFIG_FILE, STATE_FILE, RunState
     from signal_al.rl_round import ADAPTERS_DIR
+    from signal_al.run_store import CONFIG_FILE, STATE_FILE, RunStore
 
     run_dir = Path(run_dir)
     if not (run_dir / CONFIG_FILE).is_file():
@@ -445,10 +276,7 @@ def plan_run_evaluation(run_dir: Path, *, adapters: Sequence[str | Path] = (), a
         raise UserError(f"{run_dir}: no {STATE_FILE}; the run has not started")
     config = load_experiment_config(run_dir / CONFIG_FILE, list(overrides))
     config.output_dir, config.name = str(run_dir.parent), run_dir.name
-    try:
-        state = RunState.from_dict(json.loads((run_dir / STATE_FILE).read_text()))
-    except (ValueError, KeyError, TypeError) as exc:
-        raise UserError(f"{run_dir / STATE_FILE}: not a readable run state ({exc})") from None
+    state = RunStore(run_dir).load_state()
     if state.checkpoint is None or not (run_dir / state.checkpoint).is_dir():
         raise UserError(f"{run_dir}: no classifier checkpoint to score with (state.json names "
                         f"{state.checkpoint or 'none'}); run at least one round")
@@ -472,14 +300,12 @@ def run_reference(plan: RunEvaluation, *, cache_root: Path | None = None, annota
     """The run's labeled set, latest classifier, real pool, test split and model annotator."""
     from transformers import AutoModelForSequenceClassification
 
-    from signal_al.assets import resolve_model
-    from signal_al.data import real_pool
     from signal_al.generation.cleaning import dedup_key
-    from signal_al.loop import ActiveLearningRun
+    from signal_al.run_context import RunContext
 
     config, state = plan.config, plan.state
-    run = ActiveLearningRun(config, cache_root=cache_root, progress=progress, log=log)
-    pool = real_pool(run.data, config.data, seed=config.seed)
+    run = RunContext(config, cache_root=cache_root, annotator=annotator, progress=progress, log=log)
+    pool = run.pool
     if len(pool) != state.pool_size:
         raise ConfigError(f"{plan.run_dir}: the config draws a real pool of {len(pool)} items but the run has "
                           f"{state.pool_size}; do not --set data.* or seed")
@@ -489,11 +315,11 @@ def run_reference(plan: RunEvaluation, *, cache_root: Path | None = None, annota
     classifier = AutoModelForSequenceClassification.from_pretrained(plan.run_dir / state.checkpoint).to(device)
     return Reference(
         spec=run.data.spec, pool=pool, labeled_items=[items[a.id] for a in labeled],
-        labeled_labels=[a.label for a in labeled], classifier=classifier.eval(), tokenizer=run.tokenizer(),
-        annotator=annotator if annotator is not None else run.model_annotator(), reward=config.reward,
+        labeled_labels=[a.label for a in labeled], classifier=classifier.eval(), tokenizer=run.tokenizer,
+        annotator=run.model_annotator(), reward=config.reward,
         classifier_config=config.classifier, device=device,
         known=[dedup_key(item.text, item.text_pair) for item in state.items], test=run.data.test,
-        model_source=resolve_model(config.classifier.model, cache_root),
+        model_source=run.model_source,
     )
 
 
@@ -533,6 +359,5 @@ def evaluate_run(plan: RunEvaluation, *, n: int, seed: int | None = None, accura
 
 
 __all__ = ["Checkpoint", "CheckpointResult", "Reference", "RunEvaluation", "checkpoint_metrics",
-           "evaluate_checkpoints", "evaluate_run", "generate_samples", "markdown_table", "nearest_distances",
-           "plan_run_evaluation", "plot_checkpoints", "run_reference", "self_bleu", "served_name", "trained_accuracy",
-           "write_outputs"]
+           "evaluate_checkpoints", "evaluate_run", "generate_samples", "nearest_distances",
+           "plan_run_evaluation", "run_reference", "served_name", "trained_accuracy"]

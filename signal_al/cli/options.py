@@ -1,0 +1,222 @@
+"""Arguments shared by several commands, and flags derived from the config dataclasses.
+
+A flag that mirrors a config key (``--backend`` for ``generator.backend``) is declared with
+:func:`add_config_flag`: its type, choices and help come from the field of
+:class:`~signal_al.config.ExperimentConfig` (see :func:`signal_al.config_io.field`), and
+its value reaches the config as a structured ``(key, value)`` pair (:func:`config_pairs`),
+applied after the ``--set`` overrides, never as a hand-built ``--set`` string.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import types
+from pathlib import Path
+from typing import Any, Literal, Sequence, Union, get_args, get_origin, get_type_hints
+
+from signal_al.errors import ConfigError
+
+CONFIG_FLAG_PREFIX = "config:"
+"""Namespace attributes named ``config:<dotted key>`` hold the config flags that were given."""
+
+
+def console():
+    from rich.console import Console
+
+    return Console()
+
+
+def log(message: str) -> None:
+    """Progress for humans on stderr, so stdout stays the command's result."""
+    import sys
+
+    print(message, file=sys.stderr, flush=True)
+
+
+# --- --config, --set, --cache-dir ---------------------------------------------------------------
+
+
+def add_set_arg(parser: argparse.ArgumentParser, help: str | None = None) -> None:
+    parser.add_argument(
+        "--set", "-s", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help=help or "Override a config key, e.g. --set reward.k=5 --set data.task=vader-sources (repeatable).",
+    )
+
+
+def add_config_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", "-c", metavar="FILE", help="YAML experiment config (see configs/).")
+    add_set_arg(parser)
+
+
+def add_cache_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--cache-dir", metavar="DIR", default=None,
+        help="Asset cache (default: $SIGNAL_AL_CACHE, else ~/.cache/signal-al).",
+    )
+
+
+def cache(args: argparse.Namespace) -> Path:
+    from signal_al.assets import cache_dir
+
+    return cache_dir(args.cache_dir)
+
+
+# --- flags derived from config fields -----------------------------------------------------------
+
+
+def config_field(key: str) -> tuple[dataclasses.Field, Any]:
+    """The dataclass field of the dotted config ``key`` and its resolved type hint."""
+    from signal_al.config import ExperimentConfig
+
+    cls: Any = ExperimentConfig
+    parts = key.split(".")
+    for depth, part in enumerate(parts):
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        if part not in fields:
+            raise KeyError(f"no config key {key!r}")
+        field, hint = fields[part], get_type_hints(cls)[part]
+        if depth < len(parts) - 1:
+            if not dataclasses.is_dataclass(hint):
+                raise KeyError(f"no config key {key!r}: {'.'.join(parts[:depth + 1])} is not a section")
+            cls = hint
+    return field, hint
+
+
+def field_default(field: dataclasses.Field) -> Any:
+    if field.default is not dataclasses.MISSING:
+        return field.default
+    if field.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+        return field.default_factory()  # type: ignore[misc]
+    return None
+
+
+def _without_none(hint: Any) -> Any:
+    """``X`` for ``X | None``; other hints unchanged."""
+    if get_origin(hint) in (Union, types.UnionType):
+        args = [a for a in get_args(hint) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return hint
+
+
+def _comma_list(item_type: Any):
+    convert = item_type if item_type in (int, float, str) else str
+
+    def parse(text: str) -> list:
+        return [convert(part.strip()) for part in text.split(",") if part.strip()]
+
+    parse.__name__ = f"comma-separated {convert.__name__} list"  # argparse names it in errors
+    return parse
+
+
+def _argparse_kwargs(hint: Any) -> dict[str, Any]:
+    """``type``, ``choices`` or ``action`` for a field's type hint (``X | None`` behaves as ``X``)."""
+    hint = _without_none(hint)
+    origin = get_origin(hint)
+    if origin is Literal:
+        return {"choices": get_args(hint)}
+    if origin in (list, tuple):
+        return {"type": _comma_list((get_args(hint) or (str,))[0])}
+    if hint is bool:
+        return {"action": "store_true"}
+    if hint in (int, float, str):
+        return {"type": hint}
+    if origin in (Union, types.UnionType):
+        return {"type": str}  # e.g. str | int: the config checks the value
+    raise TypeError(f"no command-line flag for a config field of type {hint!r}")
+
+
+def _format_default(value: Any) -> str:
+    if isinstance(value, list):
+        return ",".join(map(str, value)) or "none"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return "none" if value is None else str(value)
+
+
+def add_config_flag(parser: argparse.ArgumentParser, key: str, *flags: str, source: str = "the config's",
+                    override: bool = True, **kwargs: Any) -> argparse.Action:
+    """Add a flag (or, without ``flags``, a positional) that mirrors the config field ``key``.
+
+    Type, choices and help come from the field; ``kwargs`` refine them (``nargs``, ``metavar``,
+    ``action``); list fields take comma-separated values. With ``override`` (the default) a
+    given value becomes the pair ``(key, value)`` of :func:`config_pairs` and an absent flag
+    leaves the config alone (``source`` names where its value then comes from); without it,
+    the value lands in ``dest`` (default: the field name) with the field's default, for
+    commands that build a config section themselves.
+    """
+    field, hint = config_field(key)
+    spec = {**_argparse_kwargs(hint), **kwargs}
+    if spec.get("action") not in (None, "store"):
+        spec.pop("type", None)
+    if "type" in spec and flags:
+        spec.setdefault("metavar", flags[0].lstrip("-").upper().replace("-", "_"))
+    default = field_default(field)
+    text = str(field.metadata.get("help", ""))
+    if get_origin(_without_none(hint)) in (list, tuple):
+        text += " Comma-separated."
+    if override:
+        text += f" (default: {source} {key}, built in: {_format_default(default)})"
+        spec["default"] = argparse.SUPPRESS
+        dest = CONFIG_FLAG_PREFIX + key
+    else:
+        text += f" (default: {_format_default(default)})"
+        spec.setdefault("default", default)
+        dest = spec.pop("dest", None) or key.rsplit(".", 1)[-1]
+    spec.setdefault("help", text.replace("%", "%%"))  # argparse formats help with %
+    if not flags:  # a positional: its name is its dest
+        return parser.add_argument(dest, **spec)
+    return parser.add_argument(*flags, dest=dest, **spec)
+
+
+def config_pairs(args: argparse.Namespace) -> list[tuple[str, Any]]:
+    """The ``(dotted key, value)`` pairs of the config flags given on the command line."""
+    return [(name[len(CONFIG_FLAG_PREFIX):], value) for name, value in vars(args).items()
+            if name.startswith(CONFIG_FLAG_PREFIX)]
+
+
+def set_key(data: dict[str, Any], key: str, value: Any) -> None:
+    """Set the dotted ``key`` in the nested mapping ``data`` (sections created as needed)."""
+    node = data
+    parts = key.split(".")
+    for part in parts[:-1]:
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise ConfigError(f"{key}: '{part}' is not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def load_config(args: argparse.Namespace):
+    """The experiment config: the ``--config`` YAML, its ``--set`` overrides, then the config flags."""
+    from signal_al.config import ExperimentConfig
+    from signal_al.config_io import apply_overrides, from_dict, read_yaml
+
+    path = getattr(args, "config", None)
+    data = apply_overrides(read_yaml(path) if path is not None else {}, list(getattr(args, "overrides", [])))
+    for key, value in config_pairs(args):
+        set_key(data, key, value)
+    try:
+        return from_dict(ExperimentConfig, data)
+    except ConfigError as exc:
+        if path is not None:
+            raise ConfigError(f"{path}: {exc}") from None
+        raise
+
+
+def override_strings(pairs: Sequence[tuple[str, Any]]) -> list[str]:
+    """``KEY=VALUE`` texts that parse back to exactly ``pairs``, for APIs that take ``--set`` strings."""
+    import yaml
+
+    def text(value: Any) -> str:
+        dumped = yaml.safe_dump(value, default_flow_style=True, width=float("inf"))
+        return dumped.removesuffix("...\n").strip()  # a plain scalar ends its document with '...'
+
+    return [f"{key}={text(value)}" for key, value in pairs]
+
+
+__all__ = ["add_cache_arg", "add_config_args", "add_config_flag", "add_set_arg", "cache", "config_field",
+           "config_pairs", "console", "load_config", "log", "override_strings", "set_key"]

@@ -1,0 +1,140 @@
+"""``signal-al run|resume|experiment``: active learning runs and methods x seeds grids."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from signal_al.cli.options import add_cache_arg, add_config_args, add_config_flag, cache, console, load_config
+
+def print_rounds(state) -> None:
+    """The per-round table; SIGnAL rounds add the generator's columns."""
+    from rich.table import Table
+
+    generating = any(row.get("reward_mean") is not None or "kl" in row for row in state.metrics)
+    columns = ["round", "labeled", "acquired", "synthetic", "accuracy", "macro-F1", "class std"]
+    if generating:
+        columns += ["syn. selected", "reward mean", "KL", "dropped", "distinct-2", "seconds"]
+    table = Table(title="rounds")
+    for column in columns:
+        table.add_column(column, justify="right")
+
+    def number(value, spec: str) -> str:
+        return "-" if value is None else format(value, spec)
+
+    for row in state.metrics:
+        cells = [str(row["round"]), str(row["n_labeled"]), f"{row['acquired_pct']:.0f} %", str(row["n_synthetic"]),
+                 f"{row['accuracy']:.4f}", f"{row['macro_f1']:.4f}", f"{row['class_count_std']:.2f}"]
+        if generating:
+            cells += [number(row.get("n_synthetic_selected"), "d"), number(row.get("reward_mean"), ".3g"),
+                      number(row.get("kl"), ".3g"), number(row.get("dropped_fraction"), ".0%"),
+                      number(row.get("distinct_2"), ".2f"), number(sum((row.get("seconds") or {}).values()), ".0f")]
+        table.add_row(*cells)
+    console().print(table)
+
+
+def print_comparison(run_dir: Path, paths: dict[str, Path]) -> None:
+    """The run against its same-seed baselines at each acquired %, and where the plot is."""
+    import pandas as pd
+    from rich.table import Table
+
+    from signal_al.evaluation.report import collect_metrics
+
+    frame = collect_metrics(run_dir)
+    pivot = frame.pivot_table(index="acquired_pct", columns="strategy", values="accuracy")
+    main = str(frame[frame["run"] == run_dir.name]["strategy"].iloc[0])
+    others = [c for c in pivot.columns if c != main]
+    table = Table(title=f"test accuracy: {main} vs the same seed's baselines")
+    for column in ["acquired", main, *others, *[f"{main} - {o}" for o in others]]:
+        table.add_column(column, justify="right")
+    for pct, row in pivot.iterrows():
+        cells = [f"{pct:g} %", *[("-" if pd.isna(row[c]) else f"{100 * row[c]:.1f}") for c in [main, *others]]]
+        cells += ["-" if pd.isna(row[main]) or pd.isna(row[o]) else f"{100 * (row[main] - row[o]):+.1f}"
+                  for o in others]
+        table.add_row(*cells)
+    console().print(table)
+    print(f"plot: {paths['accuracy']}")
+
+
+def run_or_wait(config, *, resume: bool, cache_root: Path) -> int:
+    """Run ``config`` with its baselines; a batch waiting for human labels ends cleanly (exit 0)."""
+    from signal_al.experiment import run_with_baselines
+    from signal_al.oracle import AnnotationRequired
+
+    try:
+        state, paths = run_with_baselines(config, resume=resume, cache_root=cache_root)
+    except AnnotationRequired as waiting:
+        print(f"signal-al: waiting for annotation: {waiting}")
+        return 0
+    print_rounds(state)
+    if paths is not None:
+        print_comparison(paths["accuracy"].parent, paths)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from signal_al.loop import saved_config
+    from signal_al.run_store import STATE_FILE
+
+    config = load_config(args)
+    if args.resume and (config.run_dir / STATE_FILE).is_file():
+        config = saved_config(config.run_dir)  # a run continues with the config it started with
+    return run_or_wait(config, resume=args.resume, cache_root=cache(args))
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from signal_al.loop import saved_config
+
+    return run_or_wait(saved_config(Path(args.run_dir)), resume=True, cache_root=cache(args))
+
+
+def cmd_experiment(args: argparse.Namespace) -> int:
+    from signal_al.experiment import run_experiment
+
+    config = load_config(args)
+    for paths in run_experiment(config, cache_root=cache(args)):
+        print(f"## {paths['markdown'].parent}\n")
+        print(paths["markdown"].read_text())
+        for kind, path in paths.items():
+            print(f"{kind}: {path}")
+    return 0
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    formatter = argparse.RawDescriptionHelpFormatter
+    run = commands.add_parser(
+        "run", help="Run active learning for one strategy and seed (resumable).", formatter_class=formatter,
+        description="Rounds of select -> annotate -> retrain -> evaluate, persisted after every round in "
+        "output_dir/name. Interrupted runs continue with --resume and end exactly as an uninterrupted run.",
+        epilog="examples:\n  signal-al run -c configs/pool_rt_movies.yaml --set active_learning.strategy=badge\n"
+        "  signal-al run -c configs/pool_rt_movies.yaml --resume",
+    )
+    add_config_args(run)
+    run.add_argument("--resume", action="store_true", help="Continue the run in output_dir/name.")
+    add_cache_arg(run)
+    run.set_defaults(handler=cmd_run)
+
+    resume = commands.add_parser(
+        "resume", help="Continue a saved run (after a crash or after filling a human annotation file).",
+        description="Continue the run saved in RUN_DIR with its saved config. With the human annotator, this "
+        "imports the filled annotation file (every label is checked) and goes on to the next batch.",
+    )
+    resume.add_argument("run_dir", metavar="RUN_DIR", help="A run directory (holds config.yaml and state.json).")
+    add_cache_arg(resume)
+    resume.set_defaults(handler=cmd_resume)
+
+    experiment = commands.add_parser(
+        "experiment", help="Run methods x seeds and write the results table and plot.", formatter_class=formatter,
+        description="Run every method with every seed (the same seed gives every method the same pool and seed "
+        "set), resuming runs that exist, then write results.md/.csv and accuracy.png in output_dir/name.",
+        epilog="example:\n  signal-al experiment -c configs/pool_rt_movies.yaml --methods random,entropy --seeds 2",
+    )
+    add_config_args(experiment)
+    add_config_flag(experiment, "experiment.methods", "--methods", metavar="METHODS")
+    add_config_flag(experiment, "experiment.seeds", "--seeds")
+    add_config_flag(experiment, "output_dir", "--output-dir")
+    add_cache_arg(experiment)
+    experiment.set_defaults(handler=cmd_experiment)
+
+
+__all__ = ["add_parser", "cmd_experiment", "cmd_resume", "cmd_run", "print_comparison", "print_rounds"]

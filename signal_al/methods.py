@@ -1,0 +1,48 @@
+"""Method names: which strategies use the generator, and what a run's rows are called.
+
+The one place that knows that ``signal`` (and its ablations) is the generative strategy;
+the loop, the grid and reports ask these functions instead of testing strategy names.
+"""
+
+from __future__ import annotations
+
+from signal_al.config import ExperimentConfig
+
+__all__ = ["GENERATOR_STRATEGIES", "SIGNAL_VARIANTS", "method_name", "strategy_of", "uses_generator"]
+
+#: Selection strategies that need candidates from the generator every round.
+GENERATOR_STRATEGIES = frozenset({"signal"})
+
+#: Grid method names of SIGnAL and its ablations -> active_learning.generator_update.
+SIGNAL_VARIANTS = {"signal": "ppo", "signal-frozen": "frozen", "signal-shuffled": "shuffled"}
+
+
+def uses_generator(strategy: str) -> bool:
+    """Whether runs of this strategy (or grid method) generate candidates with the LLM.
+
+    >>> uses_generator("signal-frozen"), uses_generator("badge")
+    (True, False)
+    """
+    return strategy_of(strategy) in GENERATOR_STRATEGIES
+
+
+def strategy_of(method: str) -> str:
+    """The selection strategy behind a grid method name (the ablations select like SIGnAL).
+
+    >>> strategy_of("signal-shuffled")
+    'signal'
+    """
+    return "signal" if method in SIGNAL_VARIANTS else method
+
+
+def method_name(config: ExperimentConfig) -> str:
+    """The name a run's rows carry: its strategy, signal-frozen / signal-shuffled for the ablations,
+    a ``-share<start>-<end>`` suffix for SIGnAL with a real -> synthetic budget schedule, and
+    ``+<variant>`` when ``active_learning.variant`` labels the settings."""
+    al = config.active_learning
+    name = al.strategy
+    if uses_generator(al.strategy):
+        name = al.strategy if al.generator_update == "ppo" else f"{al.strategy}-{al.generator_update}"
+        if al.synthetic_share is not None:
+            name += "-share{:g}-{:g}".format(*al.synthetic_share)
+    return f"{name}+{al.variant}" if al.variant else name

@@ -1,0 +1,145 @@
+"""A run folder on disk: its config, its state (the commit point of every round) and the views
+people read (labeled.jsonl, metrics.jsonl), plus the latest classifier checkpoint.
+
+``state.json`` is written whole and atomically after every round; the previous good state
+is kept as ``state.prev.json`` so a damaged state can be recovered by hand. The JSONL
+files are views rewritten from the state, never read back by the loop.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import yaml
+
+from signal_al.config import ExperimentConfig
+from signal_al.config_io import from_dict, to_dict
+from signal_al.data.pools import Annotation, Item
+from signal_al.errors import UserError
+from signal_al.io_utils import atomic_directory, atomic_write_json, atomic_write_jsonl, atomic_write_text
+
+__all__ = ["CONFIG_FILE", "LABELED_FILE", "METRICS_FILE", "PREVIOUS_STATE_FILE", "STATE_FILE", "TIMING_KEYS",
+           "RunState", "RunStore", "same_run", "saved_config"]
+
+STATE_FILE = "state.json"
+PREVIOUS_STATE_FILE = "state.prev.json"
+CONFIG_FILE = "config.yaml"
+METRICS_FILE = "metrics.jsonl"
+LABELED_FILE = "labeled.jsonl"
+CHECKPOINTS_DIR = "checkpoints"
+TIMING_KEYS = ("seconds",)  # metric keys that differ between otherwise identical runs
+
+
+@dataclass
+class RunState:
+    """Everything a run needs to continue: written whole, atomically, after every round."""
+
+    round: int = -1
+    pool_size: int = 0
+    items: list[Item] = field(default_factory=list)
+    annotations: list[Annotation] = field(default_factory=list)
+    metrics: list[dict] = field(default_factory=list)
+    checkpoint: str | None = None
+    pending: dict | None = None
+    finished: bool = False
+    adapter: str | None = None  # run-relative folder of the generator's latest adapter (SIGnAL)
+    generation: dict | None = None  # the current round's candidates (and scores), until the round commits
+
+    def to_dict(self) -> dict:
+        return {"round": self.round, "pool_size": self.pool_size, "items": [i.to_dict() for i in self.items],
+                "annotations": [a.to_dict() for a in self.annotations], "metrics": self.metrics,
+                "checkpoint": self.checkpoint, "pending": self.pending, "finished": self.finished,
+                "adapter": self.adapter, "generation": self.generation}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "RunState":
+        return cls(round=data["round"], pool_size=data["pool_size"], items=[Item(**i) for i in data["items"]],
+                   annotations=[Annotation(**a) for a in data["annotations"]], metrics=data["metrics"],
+                   checkpoint=data["checkpoint"], pending=data["pending"], finished=data["finished"],
+                   adapter=data.get("adapter"), generation=data.get("generation"))
+
+    @property
+    def labeled_ids(self) -> set[str]:
+        return {a.id for a in self.annotations}
+
+    def unlabeled_count(self) -> int:
+        return len(self.items) - len(self.annotations)
+
+
+def same_run(a: dict, b: dict) -> bool:
+    """Two metrics rows agree apart from wall times."""
+    strip = lambda row: {k: v for k, v in row.items() if k not in TIMING_KEYS}  # noqa: E731
+    return strip(a) == strip(b)
+
+
+class RunStore:
+    """Reads and writes one run folder; ``keep_all_checkpoints`` keeps every round's classifier."""
+
+    def __init__(self, run_dir: Path, *, keep_all_checkpoints: bool = False) -> None:
+        self.run_dir = Path(run_dir)
+        self.keep_all_checkpoints = keep_all_checkpoints
+
+    # --- config and state ------------------------------------------------------------------
+
+    def load_config(self) -> ExperimentConfig:
+        path = self.run_dir / CONFIG_FILE
+        if not path.is_file():
+            raise UserError(f"{self.run_dir}: not a run directory (no {CONFIG_FILE})")
+        return from_dict(ExperimentConfig, yaml.safe_load(path.read_text()))
+
+    def write_config(self, config: ExperimentConfig) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.run_dir / CONFIG_FILE, yaml.safe_dump(to_dict(config), sort_keys=False))
+
+    def load_state(self) -> RunState | None:
+        """The saved state, None for a new run; a damaged file is a clear error saying how to recover."""
+        path = self.run_dir / STATE_FILE
+        if not path.is_file():
+            return None
+        try:
+            return RunState.from_dict(json.loads(path.read_text()))
+        except (ValueError, KeyError, TypeError) as exc:
+            hint = (f"; the previous round's state is {self.run_dir / PREVIOUS_STATE_FILE}: copy it over {path} "
+                    "to continue from there" if (self.run_dir / PREVIOUS_STATE_FILE).is_file() else "")
+            raise UserError(f"{path}: not a readable run state ({type(exc).__name__}: {exc}){hint}") from None
+
+    def persist(self, state: RunState, label_names: Sequence[str]) -> None:
+        """Commit ``state`` (keeping the previous one), then rewrite the views."""
+        current = self.run_dir / STATE_FILE
+        if current.is_file():
+            atomic_write_text(self.run_dir / PREVIOUS_STATE_FILE, current.read_text())
+        atomic_write_json(current, state.to_dict())
+        items = {item.id: item for item in state.items}
+        atomic_write_jsonl(self.run_dir / LABELED_FILE, [
+            {**items[a.id].to_dict(), "label": a.label, "label_name": label_names[a.label],
+             "acquired_round": a.round, "annotator": a.annotator} for a in state.annotations])
+        atomic_write_jsonl(self.run_dir / METRICS_FILE, state.metrics)
+
+    # --- classifier checkpoints --------------------------------------------------------------
+
+    def save_checkpoint(self, model: Any, round_index: int) -> str:
+        """The round's classifier, written atomically; returns its run-relative folder."""
+        name = f"{CHECKPOINTS_DIR}/classifier-round-{round_index:03d}"
+        with atomic_directory(self.run_dir / name) as staging:
+            model.save_pretrained(staging)
+        return name
+
+    def remove_stale_checkpoints(self, keep: str) -> None:
+        """Only the checkpoint the next round selects with is needed (unless all are kept)."""
+        if self.keep_all_checkpoints:
+            return
+        for path in (self.run_dir / CHECKPOINTS_DIR).glob("classifier-round-*"):
+            if path.name != Path(keep).name:
+                shutil.rmtree(path, ignore_errors=True)
+
+
+def saved_config(run_dir: Path) -> ExperimentConfig:
+    """The config a run saved, pointed at ``run_dir`` (the folder may have been moved)."""
+    config = RunStore(run_dir).load_config()
+    if Path(config.output_dir) / config.name != run_dir:
+        config.output_dir, config.name = str(run_dir.parent), run_dir.name
+    return config
