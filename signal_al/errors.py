@@ -22,3 +22,7 @@ class DataError(UserError, ValueError):
 
 class AssetError(UserError, RuntimeError):
     """An offline asset could not be fetched, verified or converted."""
+
+
+class ServerError(UserError, RuntimeError):
+    """The generator server could not be installed, started or reached."""

@@ -20,7 +20,6 @@ SIGnAL wants from a generator:
 from __future__ import annotations
 
 import hashlib
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -159,7 +158,7 @@ class CheckpointResult:
 def checkpoint_metrics(candidates: Sequence[Candidate], reference: Reference) -> CheckpointResult:
     """The metrics of one checkpoint's candidates (kept and dropped) against ``reference``."""
     from signal_al.metrics import class_balance
-    from signal_al.rewards import signal_scores
+    from signal_al.rewards import knn_mean_distances, score_kwargs, signal_scores
     from signal_al.rl_round import generation_stats, synthetic_items
 
     reference.prepare()
@@ -177,9 +176,10 @@ def checkpoint_metrics(candidates: Sequence[Candidate], reference: Reference) ->
     if items:
         outputs = reference.classify(texts, [item.text_pair for item in items])
         r = reference.reward
-        rewards = signal_scores(outputs.probs, outputs.embeddings, reference.probs_l, reference.emb_l, k=r.k,
-                                kl_direction=r.kl_direction, eps=r.eps, normalize=r.normalize,
-                                approximate=r.approximate, use_gpu=False)
+        real = None if r.relevance == "none" else knn_mean_distances(reference.emb_real, reference.emb_l, k=r.k,
+                                                                     normalize=r.normalize)
+        rewards = signal_scores(outputs.probs, outputs.embeddings, reference.probs_l, reference.emb_l,
+                                **score_kwargs(r), use_gpu=False, reference_distances=real)
         distances = nearest_distances(outputs.embeddings, reference.emb_real)
         labels = [int(label) for label in reference.annotator.annotate(items)]
         row["reward_mean"], row["reward_std"] = float(rewards.mean()), float(rewards.std())

