@@ -19,6 +19,7 @@ from typing import ClassVar, NamedTuple
 import numpy as np
 
 from signal_al.rewards.validation import check_embeddings, check_probs, squared_norms
+from signal_al.strategies.synthetic_share import split_top_indices, top_indices
 
 __all__ = ["PoolView", "QueryStrategy", "RankingStrategy", "Selection", "as_rng", "top_indices", "sklearn_seed"]
 
@@ -31,15 +32,6 @@ def as_rng(rng: np.random.Generator | int | None) -> np.random.Generator:
 def sklearn_seed(rng: np.random.Generator) -> int:
     """An int seed for sklearn estimators, drawn from ``rng`` so runs stay reproducible."""
     return int(rng.integers(0, 2**31 - 1))
-
-
-def top_indices(scores: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
-    """Positions of the ``n`` highest scores, best first; exact ties broken by ``rng``."""
-    scores = np.asarray(scores, dtype=np.float64)
-    if not np.isfinite(scores).all():
-        raise RuntimeError("strategy produced NaN or inf scores (a bug, please report it)")
-    order = np.lexsort((rng.random(len(scores)), -scores))
-    return order[:n]
 
 
 def _index_array(name: str, values: object, n: int) -> np.ndarray:
@@ -197,8 +189,6 @@ class RankingStrategy(QueryStrategy):
         if synthetic_share is None:
             positions = top_indices(scores, budget, rng)
         else:
-            # imported here: synthetic_share builds on top_indices from this module
-            from signal_al.strategies.synthetic_share import split_top_indices
 
             if not (isinstance(synthetic_share, (int, float)) and 0.0 <= synthetic_share <= 1.0):
                 raise ValueError(f"synthetic_share: must be a number in [0, 1], got {synthetic_share!r}")

@@ -1,4 +1,5 @@
-"""The real -> synthetic budget schedule (an option of SIGnAL's selection).
+"""Taking the top items by score: overall (:func:`top_indices`, every ranking strategy) or with
+the real -> synthetic budget schedule (an option of SIGnAL's selection).
 
 Plain SIGnAL ranks real and synthetic items together and takes the top b. The paper
 suggests shifting the budget from real to synthetic items as the generator improves;
@@ -11,7 +12,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from signal_al.strategies.base import top_indices
+
+def top_indices(scores: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Positions of the ``n`` highest scores, best first; exact ties broken by ``rng``."""
+    scores = np.asarray(scores, dtype=np.float64)
+    if not np.isfinite(scores).all():
+        raise RuntimeError("strategy produced NaN or inf scores (a bug, please report it)")
+    order = np.lexsort((rng.random(len(scores)), -scores))
+    return order[:n]
 
 
 def scheduled_share(round_index: int, rounds_total: int, schedule: tuple[float, float] | list[float]) -> float:

@@ -19,7 +19,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from signal_al.generation.backends.base import Completion, GenerationBackend, SamplingParams
-from signal_al.serving import ServerError
+from signal_al.errors import ServerError
 
 START_HINT = ("start one with `signal-al serve-generator`, or use `signal-al generate --start-server` "
               "or `--backend transformers`")
