@@ -14,7 +14,7 @@ def print_rounds(state) -> None:
     generating = any(row.get("reward_mean") is not None or "kl" in row for row in state.metrics)
     columns = ["round", "labeled", "acquired", "synthetic", "accuracy", "macro-F1", "class std"]
     if generating:
-        columns += ["syn. selected", "reward mean", "KL", "dropped", "distinct-2", "seconds"]
+        columns += ["syn. selected", "reward mean", "KL", "held-out lift", "dropped", "distinct-2", "seconds"]
     table = Table(title="rounds")
     for column in columns:
         table.add_column(column, justify="right")
@@ -27,7 +27,9 @@ def print_rounds(state) -> None:
                  f"{row['accuracy']:.4f}", f"{row['macro_f1']:.4f}", f"{row['class_count_std']:.2f}"]
         if generating:
             cells += [number(row.get("n_synthetic_selected"), "d"), number(row.get("reward_mean"), ".3g"),
-                      number(row.get("kl"), ".3g"), number(row.get("dropped_fraction"), ".0%"),
+                      number(row.get("kl"), ".3g"), number(row.get("heldout_lift_pct"), "+.0f") + (
+                          " %" if row.get("heldout_lift_pct") is not None else ""),
+                      number(row.get("dropped_fraction"), ".0%"),
                       number(row.get("distinct_2"), ".2f"), number(sum((row.get("seconds") or {}).values()), ".0f")]
         table.add_row(*cells)
     console().print(table)

@@ -16,8 +16,8 @@ from signal_al.io_utils import atomic_write_text, read_jsonl
 
 METRICS = ("accuracy", "macro_f1")
 #: Per-round generator statistics of SIGnAL runs (columns of metrics.jsonl, plus derived shares).
-GENERATOR_STATS = ("reward_mean", "kl", "distinct_2", "dropped_fraction", "synthetic_selected_share",
-                   "synthetic_labeled_share")
+GENERATOR_STATS = ("reward_mean", "heldout_lift_pct", "kl", "distinct_2", "dropped_fraction",
+                   "synthetic_selected_share", "synthetic_labeled_share")
 
 
 def collect_metrics(root: Path | Sequence[Path]) -> pd.DataFrame:
