@@ -1,0 +1,69 @@
+"""The small run-level modules the loop is built from: budgets, method names, metrics,
+the held-out lift and the run store."""
+
+from __future__ import annotations
+
+import doctest
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import signal_al.budgets
+import signal_al.heldout
+import signal_al.methods
+import signal_al.metrics
+from signal_al.errors import UserError
+from signal_al.heldout import lift_stats
+from signal_al.run_store import PREVIOUS_STATE_FILE, STATE_FILE, RunState, RunStore
+
+
+@pytest.mark.parametrize("module", [signal_al.budgets, signal_al.heldout, signal_al.methods, signal_al.metrics])
+def test_doctests(module) -> None:
+    result = doctest.testmod(module)
+    assert result.failed == 0 and result.attempted > 0, module.__name__
+
+
+def test_lift_stats_pairs_only_prompts_where_both_wrote_valid_text() -> None:
+    base = np.array([0.10, 0.20, np.nan, 0.40, 0.30, 0.25])
+    adapter = np.array([0.15, 0.22, 0.90, np.nan, 0.45, 0.35])
+    row = lift_stats(base, adapter)
+    both = [0, 1, 4, 5]
+    diff = adapter[both] - base[both]  # 0.05, 0.02, 0.15, 0.10
+    mean_d = sum(diff) / 4
+    sd = math.sqrt(sum((d - mean_d) ** 2 for d in diff) / 3)
+    assert row["heldout_paired_n"] == 4
+    assert row["heldout_paired_z"] == pytest.approx(mean_d / (sd / 2.0))
+    assert row["heldout_reward_base"] == pytest.approx((0.10 + 0.20 + 0.40 + 0.30 + 0.25) / 5)
+    assert row["heldout_reward_adapter"] == pytest.approx((0.15 + 0.22 + 0.90 + 0.45 + 0.35) / 5)
+    expected_lift = 100 * (row["heldout_reward_adapter"] - row["heldout_reward_base"]) / row["heldout_reward_base"]
+    assert row["heldout_lift_pct"] == pytest.approx(expected_lift)
+    assert row["heldout_valid_base"] == pytest.approx(5 / 6) and row["heldout_valid_adapter"] == pytest.approx(5 / 6)
+
+
+def test_lift_stats_without_valid_text_is_none_not_nan() -> None:
+    row = lift_stats(np.array([np.nan, np.nan]), np.array([np.nan, 1.0]))
+    assert row["heldout_reward_base"] is None and row["heldout_lift_pct"] is None
+    assert row["heldout_paired_z"] is None and row["heldout_paired_n"] == 0
+
+
+def test_run_store_keeps_the_previous_state_and_names_it_when_the_state_is_damaged(tmp_path: Path) -> None:
+    store = RunStore(tmp_path)
+    first, second = RunState(round=0, pool_size=3), RunState(round=1, pool_size=3)
+    store.persist(first, ["neg", "pos"])
+    store.persist(second, ["neg", "pos"])
+    assert json.loads((tmp_path / PREVIOUS_STATE_FILE).read_text())["round"] == 0
+    assert store.load_state().round == 1
+    (tmp_path / STATE_FILE).write_text('{"round": 1, "pool')  # a torn write by something else
+    with pytest.raises(UserError, match=PREVIOUS_STATE_FILE):
+        store.load_state()
+
+
+def test_stale_checkpoint_cleanup_removes_only_classifier_checkpoints(tmp_path: Path) -> None:
+    store = RunStore(tmp_path)
+    for name in ("classifier-round-000", "classifier-round-001", "notes"):
+        (tmp_path / "checkpoints" / name).mkdir(parents=True)
+    store.remove_stale_checkpoints("checkpoints/classifier-round-001")
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["classifier-round-001", "notes"]
