@@ -12,6 +12,13 @@ stops the whole process group with SIGTERM (SIGKILL after a grace period). Port 
 missing model folder and a server that exits during start are :class:`ServerError`\\ s
 that quote the server's last log lines.
 
+Access: a server started here listens on loopback unless told otherwise, and a server this
+package starts for a run (:func:`managed_server`) gets a fresh API key (``VLLM_API_KEY`` in
+its environment, so not on its command line) that only this process's clients send
+(:func:`api_key_for`). Its ``/v1`` routes, adapter loading included, answer 401 without it.
+Binding another address logs what it exposes: anyone who reaches the port and has the key
+(everyone, without a key) can generate and hot-load adapters from any path the server can read.
+
 A run killed with ``kill -9`` cannot stop its server, so the server is asked to die with
 it (Linux parent-death signal) and its process group is written to a pid file next to
 its log: the resumed run stops any server that file still names before starting its own.
@@ -19,7 +26,9 @@ its log: the resumed run stops any server that file still names before starting 
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -27,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import contextlib
 from collections import deque
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -40,6 +50,75 @@ from signal_al.errors import ServerError
 from signal_al.generation.dtype import resolve_generator_dtype
 from signal_al.server_venv import (DEFAULT_VENV, LOCK_FILE, VENV_ENV, default_venv, ensure_server_venv,  # noqa: F401
                                    has_vllm, lock_file, tail_text, venv_is_ready, venv_python)
+
+#: Clients send this key to servers this process did not start (e.g. `serve-generator`, launch scripts).
+API_KEY_ENV = "SIGNAL_AL_VLLM_API_KEY"
+_RUN_KEYS: dict[str, str] = {}  # normalised URL -> API key of a server this process started
+
+
+def _url_key(url: str) -> str:
+    host, port = server_host_port(url)
+    return f"{'127.0.0.1' if host in ('localhost', '::1') else host}:{port}"
+
+
+def api_key_for(url: str) -> str | None:
+    """The API key for the server at ``url``: the one this process started it with, else ``$SIGNAL_AL_VLLM_API_KEY``."""
+    return _RUN_KEYS.get(_url_key(url)) or os.environ.get(API_KEY_ENV) or None
+
+
+def new_api_key() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def exposure_warning(host: str, port: int, api_key: str | None) -> str | None:
+    """What a non-loopback bind exposes (None on loopback)."""
+    if is_loopback(host):
+        return None
+    where = "every network interface" if host in ("0.0.0.0", "::") else host
+    access = ("requests need its API key" if api_key else
+              "it has NO API key: anyone who reaches the port can use it")
+    return (f"warning: the vLLM server listens on {where} port {port}; {access}. Whoever can call it can generate "
+            f"with the model and hot-load LoRA adapters from any path the server process can read "
+            f"(/v1/load_lora_adapter). Keep it on 127.0.0.1 unless other machines must reach it, and firewall the port.")
+
+
+def same_model(served: str, expected: str) -> bool:
+    """Whether a server's model id (its ``--model`` path or ``--served-model-name``) is ``generator.model``.
+
+    ``expected`` may be an offline asset name, a folder or a hub name; the served id is
+    usually the resolved folder, so folders compare resolved and names by their last part.
+    """
+    if served == expected:
+        return True
+    candidates = {expected}
+    try:
+        from signal_al.assets import resolve_model
+
+        candidates.add(str(resolve_model(expected)))
+    except Exception:  # noqa: BLE001  (an unknown name: compare as given)
+        pass
+    norm = lambda m: os.path.normpath(os.path.expanduser(m)) if m.startswith((".", "/", "~")) else m  # noqa: E731
+    served_n = norm(served)
+    for name in candidates:
+        name_n = norm(name)
+        if served_n == name_n:
+            return True
+        if Path(served_n).is_absolute() and Path(name_n).is_absolute():
+            try:
+                if Path(served_n).resolve() == Path(name_n).resolve():
+                    return True
+            except OSError:
+                pass
+    return False
 
 def port_is_free(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -82,6 +161,7 @@ class ServerSettings:
     start_timeout: float = 300.0
     log_file: Path | None = None
     env: dict[str, str] = field(default_factory=dict)
+    api_key: str | None = None  # sent to the server as VLLM_API_KEY (never on its command line)
 
     @property
     def pid_file(self) -> Path | None:
@@ -193,9 +273,16 @@ class VLLMServer:
         command = server_command(settings, python, cpu=cpu)
         dtype = command[command.index("--dtype") + 1]
         self.log(f"starting vLLM server on {settings.url} ({dtype}; log: {self.log_path})")
+        warning = exposure_warning(settings.host, settings.port, settings.api_key)
+        if warning:
+            self.log(warning)
+        env = server_env(python, cpu=cpu, kv_cache_gib=settings.kv_cache_gib, extra=settings.env)
+        env.pop("VLLM_API_KEY", None)
+        if settings.api_key:
+            env["VLLM_API_KEY"] = settings.api_key
         self.process = subprocess.Popen(
             command, stdout=self._log_handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env=server_env(python, cpu=cpu, kv_cache_gib=settings.kv_cache_gib, extra=settings.env),
+            env=env,
             start_new_session=True, preexec_fn=_die_with_parent,
         )
         if settings.pid_file is not None:
@@ -231,8 +318,12 @@ class VLLMServer:
         raise ServerError(f"the vLLM server at {self.url} was not healthy after {self.settings.start_timeout:.0f} s; "
                           f"last log lines:\n{self.log_tail()}")
 
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.settings.api_key}"} if self.settings.api_key else {}
+
     def model_name(self) -> str:
-        response = requests.get(f"{self.url}/v1/models", timeout=10)
+        response = requests.get(f"{self.url}/v1/models", timeout=10, headers=self.headers)
         response.raise_for_status()
         return response.json()["data"][0]["id"]
 
@@ -240,7 +331,8 @@ class VLLMServer:
         """One short request: the first one pays a one-time compile (3-18 s on CPU)."""
         start = time.perf_counter()
         payload = {"model": self.model_name(), "prompt": "Hello", "max_tokens": 4, "temperature": 0.0}
-        response = requests.post(f"{self.url}/v1/completions", json=payload, timeout=self.settings.start_timeout)
+        response = requests.post(f"{self.url}/v1/completions", json=payload, timeout=self.settings.start_timeout,
+                                 headers=self.headers)
         if response.status_code != 200:
             raise ServerError(f"warm-up request to {self.url} failed with {response.status_code}: "
                               f"{response.text[:300]}")
@@ -341,14 +433,19 @@ def server_host_port(url: str) -> tuple[str, int]:
     return parsed.hostname or "127.0.0.1", parsed.port or 8000
 
 
-def settings_from_config(config, *, log_file: Path | None = None) -> ServerSettings:
-    """Server settings for a GeneratorConfig: its model, the host and port of its server_url.
+def server_urls(config) -> list[str]:
+    """The generator's servers: ``generator.server_urls`` (data-parallel replicas), else ``[server_url]``."""
+    return list(getattr(config, "server_urls", None) or [config.server_url])
+
+
+def settings_from_config(config, *, log_file: Path | None = None, url: str | None = None) -> ServerSettings:
+    """Server settings for a GeneratorConfig: its model, the host and port of ``url`` (default: its server_url).
 
     ``$SIGNAL_AL_VLLM_VENV`` overrides ``generator.server_venv`` (e.g. one shared venv for CI).
     """
     from signal_al.assets import resolve_model
 
-    host, port = server_host_port(config.server_url)
+    host, port = server_host_port(url or config.server_url)
     venv = Path(os.environ.get(VENV_ENV) or config.server_venv)
     return ServerSettings(model=resolve_model(config.model), host=host, port=port, python=config.server_python,
                           venv=venv, dtype=config.dtype,
@@ -361,17 +458,29 @@ def managed_server(config, *, log_file: Path | None = None,
                    log: Callable[[str], None] = print) -> Iterator[VLLMServer | None]:
     """For the duration of a run: start a server when ``config.start_server``; yields it (or None).
 
-    The server is stopped on exit, also after an exception or Ctrl-C; if it died on the
-    way, the ServerError quotes its last log lines.
+    With ``generator.server_urls`` one server is started per URL (replicas; the first one is
+    yielded, the others log to ``<log_file>.<i>``). They get one fresh API key, which this
+    process's clients send (:func:`api_key_for`). The servers are stopped on exit, also after an
+    exception or Ctrl-C; if one died on the way, the ServerError quotes its last log lines.
     """
     if config.backend != "vllm-server" or not config.start_server:
         yield None
         return
-    with VLLMServer(settings_from_config(config, log_file=log_file), log=log) as server:
+    key = new_api_key()
+    with contextlib.ExitStack() as stack:
+        servers = []
+        for i, url in enumerate(server_urls(config)):
+            path = log_file if log_file is None or i == 0 else Path(f"{log_file}.{i}")
+            settings = settings_from_config(config, log_file=path, url=url)
+            settings.api_key = key
+            servers.append(stack.enter_context(VLLMServer(settings, log=log)))
+            _RUN_KEYS[_url_key(settings.url)] = key
+            stack.callback(_RUN_KEYS.pop, _url_key(settings.url), None)
         try:
-            yield server
+            yield servers[0]
         except ServerError as exc:
-            if not server.running():
-                raise ServerError(f"{exc} -- the vLLM server started for this run has exited; last log lines:\n"
-                                  f"{server.log_tail()}") from exc
+            dead = [s for s in servers if not s.running()]
+            if dead:
+                raise ServerError(f"{exc} -- the vLLM server started for this run at {dead[0].url} has exited; "
+                                  f"last log lines:\n{dead[0].log_tail()}") from exc
             raise

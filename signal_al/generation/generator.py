@@ -26,9 +26,24 @@ from signal_al.generation.prompts import (
 from signal_al.generation.records import Candidate
 
 
-def adapter_name(round_index: int) -> str:
-    """The served name of round ``round_index``'s adapter (a new name every round)."""
-    return f"round-{round_index}"
+def adapter_name(round_index: int, path: str | Path | None = None) -> str:
+    """The served name of round ``round_index``'s adapter folder: ``round-N-<content hash>``.
+
+    A server keeps the first adapter loaded under a name (loading it again is accepted), so
+    names must be unique to the adapter: two runs sharing a server would otherwise generate
+    with each other's round-N adapter. The hash covers the weights and adapter config only,
+    so the same adapter reloaded after a resume keeps its name. Without ``path``: ``round-N``.
+    """
+    if path is None:
+        return f"round-{round_index}"
+    import hashlib
+
+    digest = hashlib.sha256()
+    folder = Path(path)
+    for file in sorted(p for p in folder.iterdir() if p.is_file() and p.name.startswith("adapter_")):
+        digest.update(file.name.encode() + b"\0")
+        digest.update(file.read_bytes())
+    return f"round-{round_index}-{digest.hexdigest()[:12]}"
 
 
 def pool_keys(*datasets: TextDataset) -> list[str]:
@@ -60,8 +75,8 @@ class CandidateGenerator:
                                    drop_meta_commentary=config.drop_meta_commentary)
 
     def load_adapter(self, path: str | Path, round_index: int) -> str:
-        """Serve round ``round_index``'s adapter folder under a new name and use it from now on."""
-        name = adapter_name(round_index)
+        """Serve round ``round_index``'s adapter folder under a name unique to its content and use it from now on."""
+        name = adapter_name(round_index, path)
         self.backend.load_adapter(name, path)
         self.adapter = name
         return name

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from signal_al.errors import UserError
 from signal_al.trainers.ppo_config import PPOConfig
+from signal_al.trainers.accelerator import make_accelerator, trainable_state_dict  # noqa: F401 (re-exported)
 from signal_al.trainers.adapter_io import METRICS_FILE
 
 
@@ -62,4 +63,4 @@ def run_update_job(command: list[str], out_dir: Path, log_file: Path, ppo: PPOCo
     return json.loads(metrics_file.read_text())
 
 
-__all__ = ["launch_command", "run_update_job"]
+__all__ = ["launch_command", "make_accelerator", "run_update_job", "trainable_state_dict"]

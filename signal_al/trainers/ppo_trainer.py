@@ -41,6 +41,7 @@ from typing import Any, Callable, Sequence
 import torch
 
 from signal_al.errors import ConfigError, UserError
+from signal_al.trainers.accelerator import is_fsdp, make_accelerator
 from signal_al.trainers.adapter_io import (METRICS_FILE, STATE_FILE, check_output_folder, check_vllm_loadable,
                                            model_fingerprint, save_adapter)
 from signal_al.trainers.batches import (collate_full, collate_shared, group_shuffled_order, local_chunks,
@@ -63,8 +64,6 @@ class PPOTrainer:
     def __init__(self, base_model: str | Path, config: PPOConfig | None = None, *, adapter: str | Path | None = None,
                  accelerator: Any = None, cpu: bool | None = None, eos_token_ids: Sequence[int] | None = None,
                  log: Callable[[str], None] | None = None) -> None:
-        from accelerate import Accelerator
-
         from signal_al.assets import resolve_model
 
         self.config = config or PPOConfig()
@@ -75,8 +74,7 @@ class PPOTrainer:
         self.micro_steps = c.gradient_accumulation_steps
         if accelerator is None:
             # no visible GPU: CPU processes over gloo, also under a MULTI_GPU `accelerate launch` config
-            cpu = (not torch.cuda.is_available()) if cpu is None else cpu
-            accelerator = Accelerator(gradient_accumulation_steps=self.micro_steps, cpu=cpu)
+            accelerator = make_accelerator(self.micro_steps, cpu)
         elif accelerator.gradient_accumulation_steps != self.micro_steps:
             raise ConfigError(f"accelerator has gradient_accumulation_steps={accelerator.gradient_accumulation_steps}, "
                               f"ppo.gradient_accumulation_steps is {self.micro_steps}")
@@ -84,8 +82,9 @@ class PPOTrainer:
         self.log = log if log is not None else (lambda msg: None)
         prev_state = read_adapter_state(self.adapter, self.model_path, self.base_model) if self.adapter else {}
         self.kl_coef = float(prev_state.get("kl_coef", c.kl_coef)) if c.adaptive_kl else c.kl_coef
-        # a cache cannot be replayed by gradient checkpointing: training forwards then run full sequences
-        self.share_train = c.share_prompt_forward and not c.gradient_checkpointing
+        # a cache cannot be replayed by gradient checkpointing, and FSDP reshards the weights the prompt's
+        # cache came from before backward: training forwards then run full sequences
+        self.share_train = c.share_prompt_forward and not c.gradient_checkpointing and not is_fsdp(accelerator)
 
         torch.manual_seed(c.seed)  # identical LoRA initialisation on every process
         base = load_base(self.model_path, self.base_model, c, accelerator.device, accelerator.local_process_index)

@@ -13,8 +13,7 @@ def make_backend(config, *, model: str | None = None, device: str = "cpu") -> Ge
     if config.backend == "vllm-server":
         from signal_al.generation.backends.server import VLLMServerBackend
 
-        return VLLMServerBackend(config.server_url, parallel=config.parallel_requests, retries=config.request_retries,
-                                 timeout=config.request_timeout)
+        return VLLMServerBackend.from_config(config)
     if config.backend == "transformers":
         from signal_al.generation.backends.hf import TransformersBackend
 
