@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["round_targets", "target_pct", "total_budget"]
+from signal_al.errors import ConfigError
+
+__all__ = ["check_grid", "round_targets", "target_pct", "total_budget"]
 
 
 def _round_half_up(value: float) -> int:
@@ -53,3 +55,15 @@ def total_budget(pool_size: int, stop_fraction: float, *, pool_based: bool) -> i
     """
     total = int(round(stop_fraction * pool_size))
     return min(total, pool_size) if pool_based else total
+
+
+def check_grid(pool_size: int, stop_fraction: float, seed_size: int | None, *, pool_based: bool) -> None:
+    """The acquisition grid fits the real pool; a ConfigError naming the key otherwise (checked
+    before a run writes anything)."""
+    if pool_size < 1:
+        raise ConfigError("the real pool is empty: raise data.pool_size or data.pool_fraction")
+    if seed_size is not None and seed_size > pool_size:
+        raise ConfigError(f"active_learning.seed_size={seed_size} exceeds the real pool of {pool_size}")
+    if total_budget(pool_size, stop_fraction, pool_based=pool_based) < 1:
+        raise ConfigError(f"active_learning.stop_fraction={stop_fraction:g} acquires no label from a real pool of "
+                          f"{pool_size}: raise it")

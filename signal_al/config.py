@@ -60,9 +60,11 @@ class ActiveLearningConfig:
 
     def __post_init__(self) -> None:
         check(0.0 < self.round_fraction <= 1.0, "active_learning.round_fraction", f"must be in (0, 1], got {self.round_fraction}")
-        check(self.stop_fraction > 0, "active_learning.stop_fraction", f"must be positive, got {self.stop_fraction}")
-        if self.seed_size is not None:
-            check(self.seed_size >= 0, "active_learning.seed_size", f"must be >= 0, got {self.seed_size}")
+        check(0.0 < self.stop_fraction <= MAX_STOP_FRACTION, "active_learning.stop_fraction",
+              f"must be in (0, {MAX_STOP_FRACTION:g}], got {self.stop_fraction}")
+        if self.seed_size is not None:  # 0 would leave round 0 nothing to train on
+            check(self.seed_size > 0, "active_learning.seed_size", f"must be positive or null, got {self.seed_size}")
+        check(bool(self.strategy.strip()), "active_learning.strategy", "must not be empty")
         check(re.fullmatch(r"[A-Za-z0-9._-]*", self.variant) is not None, "active_learning.variant",
               f"must be letters, digits, '.', '_' or '-', got {self.variant!r}")
         if self.synthetic_share is not None:
@@ -73,6 +75,12 @@ class ActiveLearningConfig:
             check(self.annotator_max_steps > 0, "active_learning.annotator_max_steps",
                   f"must be positive, got {self.annotator_max_steps}")
 
+
+#: Upper bound of stop fractions: 100 x the real pool is far past any experiment, and a larger value
+#: only makes the acquisition grid huge.
+MAX_STOP_FRACTION = 100.0
+#: Seeds are combined into training seeds as seed x 1000 + round, which must stay a 64-bit integer.
+MAX_SEED = 2**31 - 1
 
 POOL_BASED = ["random", "entropy", "bertkm", "badge", "cal", "coreset", "cluster", "qbc"]
 
@@ -97,6 +105,11 @@ class GridConfig:
 
     def __post_init__(self) -> None:
         check(self.seeds > 0, "experiment.seeds", f"must be positive, got {self.seeds}")
+        check(self.seeds <= 10_000, "experiment.seeds", f"must be at most 10000, got {self.seeds}")
+        check(0.0 < self.pool_based_stop_fraction <= MAX_STOP_FRACTION, "experiment.pool_based_stop_fraction",
+              f"must be in (0, {MAX_STOP_FRACTION:g}], got {self.pool_based_stop_fraction}")
+        for task in self.tasks:
+            check(bool(task.strip()), "experiment.tasks", "must not hold an empty task")
         check(self.parallel_runs > 0, "experiment.parallel_runs", f"must be positive, got {self.parallel_runs}")
         check(self.parallel_generator_runs > 0, "experiment.parallel_generator_runs",
               f"must be positive, got {self.parallel_generator_runs}")
@@ -129,6 +142,15 @@ class ExperimentConfig:
     experiment: GridConfig = field(default_factory=GridConfig, help="Methods x seeds grid of `signal-al experiment`.")
 
     def __post_init__(self) -> None:
+        # the run folder is output_dir/name: a name that leaves output_dir would make the run write (and delete
+        # stale checkpoints) in a folder it does not own
+        check(bool(self.name) and self.name not in (".", "..") and not any(c in self.name for c in "/\\")
+              and self.name.strip() == self.name, "name",
+              f"must be a folder name (no '/', '\\', '..' or surrounding spaces), got {self.name!r}")
+        check(bool(self.output_dir.strip()), "output_dir", "must not be empty (use . for the current folder)")
+        check(0 <= self.seed <= MAX_SEED, "seed", f"must be in [0, {MAX_SEED}], got {self.seed}")
+        check(re.fullmatch(r"auto|cpu|mps|(cuda|xpu)(:\d+)?", self.device) is not None, "device",
+              f"must be auto, cpu, mps, cuda or cuda:N, got {self.device!r}")
         generator = self.generator
         check(self.experiment.parallel_generator_runs == 1 or generator.backend != "vllm-server"
               or generator.start_server, "experiment.parallel_generator_runs",

@@ -18,7 +18,19 @@ from signal_al.evaluation.report import write_report
 from signal_al.loop import ActiveLearningRun
 from signal_al.methods import SIGNAL_VARIANTS, strategy_of, uses_generator
 from signal_al.run_context import RunContext
-from signal_al.run_store import STATE_FILE
+from signal_al.run_store import STATE_FILE, RunStore
+
+
+def check_run_folders(configs: list[ExperimentConfig]) -> None:
+    """Before any run starts: every run folder is resumable (a readable state) or free for a new run.
+
+    So a grid or a run with baselines stops with its one-line error before it writes anything,
+    not after hours of other runs.
+    """
+    for config in configs:
+        store = RunStore(config.run_dir)
+        if store.load_state() is None:
+            store.check_new(config)
 
 
 def run_config(base: ExperimentConfig, method: str, seed: int) -> ExperimentConfig:
@@ -57,6 +69,7 @@ def run_with_baselines(config: ExperimentConfig, *, resume: bool = False, cache_
 
     for method in config.active_learning.baselines:
         get_strategy(strategy_of(method))
+    check_run_folders([baseline_config(config, method) for method in config.active_learning.baselines])
     state = ActiveLearningRun(config, cache_root=cache_root, progress=progress, log=log).run(resume=resume)
     if not config.active_learning.baselines:
         return state, None
@@ -183,6 +196,8 @@ def run_experiment(
     groups = settings(base)
     cells = [run_config(group, method, seed) for group in groups
              for seed in range(base.experiment.seeds) for method in base.experiment.methods]
+    RunStore(base.run_dir).check_folder()
+    check_run_folders(cells)
     parallel = [cell for cell in cells if not uses_generator(cell.active_learning.strategy)]
     jobs = min(base.experiment.parallel_runs, len(parallel))
     if jobs > 1:

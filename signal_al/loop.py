@@ -30,10 +30,10 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from signal_al.annotation import annotate_round, pending_items
-from signal_al.budgets import round_targets, target_pct, total_budget
+from signal_al.budgets import check_grid, round_targets, target_pct, total_budget
 from signal_al.config import ExperimentConfig
 from signal_al.data.pools import as_dataset, real_items
-from signal_al.errors import ConfigError, UserError
+from signal_al.errors import UserError
 from signal_al.fit_eval import fit_and_evaluate
 from signal_al.generator_agent import build_agent
 from signal_al.methods import method_name
@@ -63,17 +63,27 @@ class ActiveLearningRun:
         self.strategy = build_strategy(config.active_learning.strategy, config.reward)  # unknown names fail here
         self.agent = build_agent(config, self.context, self.run_dir)
 
+    def _check_grid(self, pool_size: int) -> None:
+        al = self.config.active_learning
+        check_grid(pool_size, al.stop_fraction, al.seed_size, pool_based=not self.agent.generates)
+
     def _commit(self, state: RunState) -> None:
         self.store.persist(state, self.context.label_names)
 
     def _start(self, resume: bool) -> RunState:
+        """The saved state, or a new run's first one; nothing is written before every check passed."""
         state = self.store.load_state()
         if state is not None and not resume:
             raise UserError(f"{self.run_dir} already holds a run; pass --resume to continue it or choose another name")
         if state is None:
+            self.store.check_new(self.config)  # never overwrite or delete what this run did not write
+            pool = self.context.pool  # data errors come before the folder is written
+            self._check_grid(len(pool))
             self.store.write_config(self.config)
-            state = RunState(pool_size=len(self.context.pool), items=real_items(self.context.pool))
+            state = RunState(pool_size=len(pool), items=real_items(pool))
             self._commit(state)
+        else:
+            self._check_grid(state.pool_size)
         return state
 
     def run(self, *, resume: bool = False) -> RunState:
@@ -83,8 +93,6 @@ class ActiveLearningRun:
         config, al, agent = self.config, self.config.active_learning, self.agent
         state = self._start(resume)
         total = total_budget(state.pool_size, al.stop_fraction, pool_based=not agent.generates)
-        if al.seed_size is not None and al.seed_size > state.pool_size:
-            raise ConfigError(f"active_learning.seed_size={al.seed_size} exceeds the real pool of {state.pool_size}")
         targets = round_targets(state.pool_size, al.round_fraction, total, al.seed_size)
         if state.finished and len(state.annotations) < total and (agent.generates or state.unlabeled_count() > 0):
             # a larger stop_fraction continues a finished run (e.g. a grid first run to 100 %, then to 200 %)

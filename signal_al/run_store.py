@@ -14,12 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-import yaml
-
 from signal_al.config import ExperimentConfig
-from signal_al.config_io import from_dict, to_dict
+from signal_al.config_io import from_dict, read_yaml, to_dict
 from signal_al.data.pools import Annotation, Item
-from signal_al.errors import UserError
+from signal_al.errors import ConfigError, UserError
 from signal_al.io_utils import atomic_directory, atomic_write_json, atomic_write_jsonl, atomic_write_text
 
 __all__ = ["CONFIG_FILE", "LABELED_FILE", "METRICS_FILE", "PREVIOUS_STATE_FILE", "STATE_FILE", "TIMING_KEYS",
@@ -85,24 +83,81 @@ class RunStore:
 
     # --- config and state ------------------------------------------------------------------
 
+    def check_folder(self) -> None:
+        """The run folder is a folder (or can become one): not a file, not under a file."""
+        for path in (self.run_dir, *self.run_dir.parents):
+            if path.exists():
+                if not path.is_dir():
+                    what = "the run folder" if path == self.run_dir else f"a parent of the run folder {self.run_dir}"
+                    raise UserError(f"{path}: {what} is a file, not a folder; choose another output_dir or name")
+                return
+
     def load_config(self) -> ExperimentConfig:
+        self.check_folder()
         path = self.run_dir / CONFIG_FILE
         if not path.is_file():
             raise UserError(f"{self.run_dir}: not a run directory (no {CONFIG_FILE})")
-        return from_dict(ExperimentConfig, yaml.safe_load(path.read_text()))
+        try:
+            return from_dict(ExperimentConfig, read_yaml(path))
+        except ConfigError as exc:
+            message = str(exc)
+            raise ConfigError(message if message.startswith(str(path)) else f"{path}: {message}") from None
 
     def write_config(self, config: ExperimentConfig) -> None:
+        import yaml
+
         self.run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.run_dir / CONFIG_FILE, yaml.safe_dump(to_dict(config), sort_keys=False))
 
+    def check_new(self, config: ExperimentConfig) -> None:
+        """Refuse to start a new run in a folder that holds anything this run did not write.
+
+        A new run may start in a missing or empty folder, or in one that holds only the
+        ``config.yaml`` this same config writes (a run stopped before its first commit). Anything
+        else (another run's files, a run whose ``state.json`` is gone, a human annotation file)
+        would be overwritten or deleted, so it is a one-line error saying what to do.
+        """
+        self.check_folder()
+        if not self.run_dir.is_dir():
+            return
+        entries = sorted(path.name for path in self.run_dir.iterdir())
+        if entries == [CONFIG_FILE] and self._same_config(config):
+            return
+        if not entries:
+            return
+        shown = ", ".join(entries[:4]) + (f" and {len(entries) - 4} more" if len(entries) > 4 else "")
+        if (self.run_dir / PREVIOUS_STATE_FILE).is_file():
+            hint = (f"copy {self.run_dir / PREVIOUS_STATE_FILE} to {self.run_dir / STATE_FILE} to continue from the "
+                    "previous round")
+        elif CONFIG_FILE in entries or any(name in entries for name in (LABELED_FILE, METRICS_FILE, CHECKPOINTS_DIR)):
+            hint = f"restore its {STATE_FILE}, or move the folder away, or choose another name or output_dir"
+        else:
+            hint = "choose another name or output_dir, or move those files away"
+        raise UserError(f"{self.run_dir}: no {STATE_FILE}, but the folder holds files a new run would overwrite "
+                        f"({shown}); {hint}")
+
+    def _same_config(self, config: ExperimentConfig) -> bool:
+        try:
+            saved = to_dict(self.load_config())
+        except UserError:
+            return False
+        ours = to_dict(config)
+        for data in (saved, ours):
+            data.pop("name", None)
+            data.pop("output_dir", None)
+        return saved == ours
+
     def load_state(self) -> RunState | None:
         """The saved state, None for a new run; a damaged file is a clear error saying how to recover."""
+        self.check_folder()
         path = self.run_dir / STATE_FILE
+        if path.exists() and not path.is_file():
+            raise UserError(f"{path}: not a file; move it away to use {self.run_dir} as a run folder")
         if not path.is_file():
             return None
         try:
-            return RunState.from_dict(json.loads(path.read_text()))
-        except (ValueError, KeyError, TypeError) as exc:
+            return RunState.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             hint = (f"; the previous round's state is {self.run_dir / PREVIOUS_STATE_FILE}: copy it over {path} "
                     "to continue from there" if (self.run_dir / PREVIOUS_STATE_FILE).is_file() else "")
             raise UserError(f"{path}: not a readable run state ({type(exc).__name__}: {exc}){hint}") from None
@@ -132,8 +187,8 @@ class RunStore:
         """Only the checkpoint the next round selects with is needed (unless all are kept)."""
         if self.keep_all_checkpoints:
             return
-        for path in (self.run_dir / CHECKPOINTS_DIR).glob("classifier-round-*"):
-            if path.name != Path(keep).name:
+        for path in (self.run_dir / CHECKPOINTS_DIR).glob("classifier-round-[0-9][0-9][0-9]*"):
+            if path.name != Path(keep).name and path.is_dir() and not path.is_symlink():
                 shutil.rmtree(path, ignore_errors=True)
 
 

@@ -190,3 +190,51 @@ def test_run_resume_continues_with_the_saved_config(tmp_path: Path, monkeypatch:
     assert seen[-1][0] == saved  # a started run continues with the config it started with
     assert main(argv) == 0
     assert seen[-1][0].reward.k == 4 and seen[-1][1]["resume"] is False
+
+
+def test_run_resume_says_which_command_line_keys_it_ignores(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    import yaml
+
+    import signal_al.cli.run as run_command
+    from signal_al.config import ExperimentConfig
+    from signal_al.config_io import to_dict
+
+    monkeypatch.setattr(run_command, "run_or_wait", lambda config, **kwargs: 0)
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "config.yaml").write_text(yaml.safe_dump(to_dict(ExperimentConfig(output_dir=str(tmp_path),
+                                                                                          name="r"))))
+    (tmp_path / "r" / "state.json").write_text("{}")
+    argv = ["run", "--set", f"output_dir={tmp_path}", "--set", "name=r", "--resume"]
+    assert main([*argv, "--set", "reward.k=4", "--set", "ppo.cliprange=0.3"]) == 0
+    err = capsys.readouterr().err
+    assert "--resume continues" in err and "reward.k, ppo.cliprange differ from it and are ignored" in err
+    assert main(argv) == 0
+    assert "ignored" not in capsys.readouterr().err  # the same command line: nothing to say
+
+
+def test_an_os_error_on_a_path_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from signal_al.cli import error_message
+
+    import json
+
+    (tmp_path / "f").write_text("x")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "metrics.jsonl").write_text(json.dumps({"round": 0, "strategy": "random", "seed": 0,
+                                                                "acquired_pct": 10.0, "accuracy": 0.5,
+                                                                "macro_f1": 0.5}) + "\n")
+    assert main(["report", str(tmp_path), "--out", str(tmp_path / "f" / "sub")]) == 2
+    err = capsys.readouterr().err
+    assert str(tmp_path / "f" / "sub") in err
+    assert err.startswith("signal-al: error: ") and len(err.splitlines()) == 1 and "Traceback" not in err
+    assert error_message(PermissionError(13, "Permission denied", "/x")) == "/x: Permission denied"
+    assert error_message(ConnectionRefusedError(111, "Connection refused")) is None  # no path: a bug's traceback
+    assert error_message(ValueError("x")) is None
+
+
+def test_argparse_errors_are_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["generate", "--n", "0"])
+    assert info.value.code == 2
+    assert capsys.readouterr().err == ("signal-al: error: generate: argument --n: expected a positive integer, "
+                                       "got '0' (see `signal-al generate --help`)\n")

@@ -117,3 +117,34 @@ def test_every_field_has_help_text() -> None:
     assert len(rows) > 40
     missing = [key for key, _, _, help_text in rows if not help_text]
     assert missing == []
+
+
+def _float_keys() -> list[str]:
+    """Every float field of the experiment config (also ``float | None`` and lists of floats)."""
+    return [key for key, type_name, _, _ in describe_fields(ExperimentConfig)
+            if "float" in type_name and "'" not in type_name]  # not Literal['float32', ...]
+
+
+@pytest.mark.parametrize("value", [".nan", ".inf", "-.inf", "1e400"])
+def test_every_float_field_rejects_non_finite_values(value: str) -> None:
+    keys = _float_keys()
+    assert "ppo.cliprange" in keys and "active_learning.stop_fraction" in keys and len(keys) > 20
+    for key, type_name in [(k, t) for k, t, _, _ in describe_fields(ExperimentConfig) if k in keys]:
+        text = f"[{value}, {value}]" if type_name.startswith("list") else value
+        with pytest.raises(ConfigError, match=rf"^{key}(\[0\])?: must be a finite number"):
+            load_experiment_config(overrides=[f"{key}={text}"])
+
+
+def test_every_shipped_yaml_has_no_duplicate_keys_and_a_duplicate_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("reward:\n  k: 3\nppo:\n  seed: 1\nreward:\n  k: 4\n")
+    with pytest.raises(ConfigError, match=r"c.yaml:5: invalid YAML: duplicate key 'reward'"):
+        load_experiment_config(path)
+    for shipped in sorted(CONFIG_DIR.glob("*.yaml")):
+        load_experiment_config(shipped)  # the loader rejects duplicates, so this checks every shipped file
+
+
+@pytest.mark.parametrize("name", ["", ".", "..", "a/b", "/abs", "..\\up", " padded"])
+def test_a_run_name_is_one_folder_inside_output_dir(name: str) -> None:
+    with pytest.raises(ConfigError, match="^name: must be a folder name"):
+        from_dict(ExperimentConfig, {"name": name})

@@ -196,3 +196,30 @@ def test_real_pool_depends_on_run_seed_but_test_split_does_not() -> None:
     assert load_task(config).test.ids == data.test.ids
     small = load_task(DataConfig(task="rt-movies", max_test_size=100))
     assert len(small.test) == 100 and set(small.test.ids) <= set(data.test.ids)
+
+
+def test_duplicate_and_empty_ids_are_errors(tmp_path: Path) -> None:
+    path = tmp_path / "d.jsonl"
+    path.write_text("".join(json.dumps({"id": i, "text": t, "label": l}) + "\n"
+                            for i, (t, l) in zip([7, 8, 7], ROWS)))
+    with pytest.raises(DataError, match=r"d.jsonl: row 3: id '7' already used at row 1"):
+        load_local_file(path)
+    path.write_text("".join(json.dumps({"id": i, "text": t, "label": l}) + "\n"
+                            for i, (t, l) in zip([7, None], ROWS)))
+    with pytest.raises(DataError, match=r"row 2: empty value in column 'id'"):
+        load_local_file(path)
+
+
+@pytest.mark.parametrize("missing", ["NaN", "nan", "NULL", "N/A", "None", ""])
+def test_missing_label_spellings_are_not_classes(tmp_path: Path, missing: str) -> None:
+    path = tmp_path / "d.csv"
+    path.write_text(f"text,label\na fine film,pos\ndull,{missing}\nboring,neg\n")
+    with pytest.raises(DataError, match=r"line 3: missing label"):
+        load_local_file(path)
+
+
+def test_a_configured_label_named_like_a_missing_value_is_kept(tmp_path: Path) -> None:
+    path = tmp_path / "d.csv"
+    path.write_text("text,label\na fine film,NA\ndull,EU\n")
+    _, data = load_local_file(path, label_names=["NA", "EU"])
+    assert data.labels.tolist() == [0, 1]

@@ -398,3 +398,50 @@ def test_parallel_generator_slots_get_their_own_port_and_gpu(tmp_path: Path, mon
     with pytest.raises(ConfigError, match="experiment.parallel_generator_runs: must be positive"):
         load_experiment_config(None, ["experiment.parallel_generator_runs=0"])
     load_experiment_config(None, ["experiment.parallel_generator_runs=2", "generator.backend=transformers"])
+
+
+def test_a_damaged_state_names_the_previous_one_which_continues_the_run(tmp_path: Path) -> None:
+    from signal_al.data.pools import Annotation, Item
+    from signal_al.errors import UserError
+    from signal_al.run_store import PREVIOUS_STATE_FILE, RunState, RunStore
+
+    store = RunStore(tmp_path / "run")
+    items = [Item(id=f"i{n}", text=f"text {n}") for n in range(3)]
+    first = RunState(round=0, pool_size=3, items=items, annotations=[Annotation("i0", 1, 0, "ground_truth")])
+    second = RunState(round=1, pool_size=3, items=items,
+                      annotations=[*first.annotations, Annotation("i1", 0, 1, "ground_truth")])
+    store.persist(first, ["neg", "pos"])
+    store.persist(second, ["neg", "pos"])
+    state_file = tmp_path / "run" / STATE_FILE
+    state_file.write_text(state_file.read_text()[:40])  # a disk that filled up mid-write, or a bad copy
+    with pytest.raises(UserError) as info:
+        store.load_state()
+    message = str(info.value)
+    assert "\n" not in message and "not a readable run state (JSONDecodeError" in message
+    assert f"the previous round's state is {tmp_path / 'run' / PREVIOUS_STATE_FILE}: copy it over {state_file}" in message
+    state_file.write_text((tmp_path / "run" / PREVIOUS_STATE_FILE).read_text())
+    assert store.load_state().to_dict() == first.to_dict()
+
+
+def test_resume_without_state_keeps_a_filled_human_annotation_file(tmp_path: Path, tiny_classifier_dir: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """The data-loss report of issue 17: pause a human-annotator run, fill the CSV, lose state.json, resume."""
+    from signal_al.cli import main
+
+    path = _config_file(tmp_path, tiny_classifier_dir, "human", data={"pool_size": 20},
+                        active_learning={"annotator": "human", "strategy": "random"})
+    assert main(["run", "-c", str(path)]) == 0  # round 0 waits for a person
+    run_dir = load_experiment_config(path).run_dir
+    batch_file = run_dir / "annotation" / "round_000.csv"
+    batch = pd.read_csv(batch_file, comment="#", keep_default_na=False)
+    batch["label"] = "positive"
+    batch.to_csv(batch_file, index=False)
+    (run_dir / STATE_FILE).unlink()
+    before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+    capsys.readouterr()
+    for argv in (["resume", str(run_dir)], ["run", "-c", str(path), "--resume"], ["run", "-c", str(path)]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"signal-al: error: {run_dir}: no {STATE_FILE}, but the folder holds files") and \
+            f"copy {run_dir / 'state.prev.json'} to {run_dir / STATE_FILE}" in err and len(err.splitlines()) == 1
+        assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == before

@@ -6,8 +6,9 @@ the ``handler`` of its subcommands): :mod:`.assets_cmd`, :mod:`.data_cmd`, :mod:
 :mod:`.generate`, :mod:`.evaluate` (evaluate-generator) and :mod:`.serve`
 (serve-generator). A handler parses nothing itself: it calls library functions and
 prints. A :class:`~signal_al.errors.UserError` (bad config, missing file, unfetched asset)
-is printed as one line on stderr with exit code 2, never as a traceback; Ctrl-C exits
-with 130.
+or an ``OSError`` on a path is printed as one line on stderr with exit code 2, never as a
+traceback (:func:`error_message` decides); Ctrl-C exits with 130. When stderr is not a
+terminal, progress bars print as occasional plain lines (:func:`~signal_al.cli.options.plain_output`).
 """
 
 from __future__ import annotations
@@ -17,18 +18,21 @@ import os
 import sys
 from typing import Sequence
 
-from signal_al.cli import (assets_cmd, config_cmd, data_cmd, evaluate, generate, report, run, serve,
-                           train_generator)
+from signal_al.cli import (assets_cmd, config_cmd, data_cmd, evaluate, generate, report, run, score, serve,
+                           serve_reward, train_generator)
 from signal_al.errors import UserError
 
-COMMAND_MODULES = (assets_cmd, data_cmd, run, report, config_cmd, train_generator, generate, evaluate, serve)
+COMMAND_MODULES = (assets_cmd, data_cmd, run, report, config_cmd, train_generator, generate, evaluate, serve,
+                   score, serve_reward)
 """In the order ``signal-al --help`` lists their commands."""
 
 
 def build_parser() -> argparse.ArgumentParser:
     from signal_al import __version__
 
-    parser = argparse.ArgumentParser(
+    from signal_al.cli.options import Parser
+
+    parser = Parser(
         prog="signal-al",
         description="SIGnAL: train an LLM data generator with RL to write the examples a classifier needs most.",
         epilog="Start with `signal-al assets fetch`, then `signal-al data describe rt-movies`.",
@@ -41,18 +45,42 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def error_message(exc: BaseException) -> str | None:
+    """The one-line message of an error the user caused, or None for a bug (which keeps its traceback).
+
+    The one place that decides which exceptions are the user's: every :class:`UserError`, and
+    an ``OSError`` on a path (a folder where a file should be, a file where a folder should be,
+    no permission, a full disk).
+    """
+    if isinstance(exc, UserError):  # ConfigError, DataError, AssetError, ServerError
+        text = str(exc)
+    elif isinstance(exc, OSError) and exc.strerror and exc.filename is not None:
+        where = " -> ".join(str(name) for name in (exc.filename, exc.filename2) if name is not None)
+        text = f"{where}: {exc.strerror}"
+    else:
+        return None
+    return " ".join(text.split()) or type(exc).__name__
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    from signal_al.cli.options import plain_output
+
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     args = build_parser().parse_args(argv)
-    try:
-        return int(args.handler(args) or 0)
-    except UserError as exc:  # ConfigError and DataError are UserErrors
-        message = " ".join(str(exc).split())
-        print(f"signal-al: error: {message}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("signal-al: interrupted", file=sys.stderr)
-        return 130
+    with plain_output():
+        try:
+            return int(args.handler(args) or 0)
+        except KeyboardInterrupt:
+            print("signal-al: interrupted", file=sys.stderr)
+            return 130
+        except BrokenPipeError:  # e.g. `signal-al config keys | head`: the reader went away
+            return 0
+        except Exception as exc:
+            message = error_message(exc)
+            if message is None:
+                raise
+            print(f"signal-al: error: {message}", file=sys.stderr)
+            return 2
 
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "error_message", "main"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from signal_al.cli.options import add_cache_arg, add_config_flag, cache, console
+from signal_al.cli.options import add_cache_arg, add_config_flag, cache, console, positive_int
 
 
 def cmd_assets_fetch(args: argparse.Namespace) -> int:
@@ -18,6 +18,7 @@ def cmd_assets_fetch(args: argparse.Namespace) -> int:
 
 def cmd_assets_list(args: argparse.Namespace) -> int:
     from rich.table import Table
+    from rich.text import Text
 
     from signal_al.assets import ASSETS, folder_size
 
@@ -29,7 +30,7 @@ def cmd_assets_list(args: argparse.Namespace) -> int:
         path = asset.path(root)
         ready = asset.is_ready(root)
         size = f"{folder_size(path) / 1e6:.0f} MB" if ready else "-"
-        status = "[green]ready[/green]" if ready else "[red]missing[/red]"
+        status = Text("ready", style="green") if ready else Text("missing", style="red")
         table.add_row(asset.name, asset.kind, status, size, str(path) if ready else "-", asset.source.requirement)
     console().print(table)
     return 0
@@ -67,8 +68,8 @@ def cmd_assets_verify(args: argparse.Namespace) -> int:
     out.print(f"loss {result.loss_before:.4f} -> {result.loss_after:.4f} after 3 AdamW steps "
               f"(grad norm {result.grad_norm:.3f}); probabilities {result.probs_shape}")
     ok = result.loss_after < result.loss_before and all(check.completion for check in generations)
-    out.print("[green]offline models work[/green]" if ok
-              else "[red]empty generation or classifier loss did not decrease[/red]")
+    out.print("offline models work" if ok else "empty generation or classifier loss did not decrease",
+              style="green" if ok else "red")
     return 0 if ok else 1
 
 
@@ -107,7 +108,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     )
     # not config overrides (verify reads no config): the fields give type, default and help
     add_config_flag(verify, "data.task", "--task", override=False)
-    verify.add_argument("--prompts", type=int, default=2, help="Number of prompts to generate for.")
+    verify.add_argument("--prompts", type=positive_int, default=2, help="Number of prompts to generate for.")
     add_config_flag(verify, "seed", "--seed", override=False)
     add_cache_arg(verify)
     verify.set_defaults(handler=cmd_assets_verify)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from signal_al.cli.options import add_cache_arg, add_config_args, add_config_flag, cache, console, load_config
+from signal_al.cli.options import (add_cache_arg, add_config_args, add_config_flag, cache, console, load_config,
+                                   non_negative_int)
 
 
 def cmd_data_describe(args: argparse.Namespace) -> int:
     from rich.table import Table
+    from rich.text import Text
 
     from signal_al.data import load_task, real_pool
 
@@ -17,9 +19,9 @@ def cmd_data_describe(args: argparse.Namespace) -> int:
     pool = real_pool(data, config.data, seed=config.seed)
     spec = data.spec
     out = console()
-    out.print(f"[bold]{spec.name}[/bold]: {'text pair' if spec.is_pair else 'single text'} classification, "
-              f"{spec.num_labels} labels")
-    out.print(f"instruction: {spec.instruction}", markup=False)
+    out.print(Text.assemble((spec.name, "bold"), f": {'text pair' if spec.is_pair else 'single text'} "
+                            f"classification, {spec.num_labels} labels"))
+    out.print(f"instruction: {spec.instruction}")
     table = Table(title="label counts")
     table.add_column("label")
     for split_name in ("train", "test", "real pool"):
@@ -27,7 +29,7 @@ def cmd_data_describe(args: argparse.Namespace) -> int:
     counts = [split.label_counts(spec.num_labels) for split in (data.train, data.test, pool)]
     for i, name in enumerate(spec.label_names):
         table.add_row(name, *[f"{c[i]} ({c[i] / max(c.sum(), 1):.0%})" for c in counts])
-    table.add_row("[bold]total[/bold]", *[str(int(c.sum())) for c in counts])
+    table.add_row(Text("total", style="bold"), *[str(int(c.sum())) for c in counts])
     out.print(table)
     lengths = [len(t.split()) for t in data.train.texts]
     out.print(f"train text length in words: median {sorted(lengths)[len(lengths) // 2]}, max {max(lengths)}")
@@ -63,7 +65,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     add_config_flag(describe, "data.text_pair_column", "--text-pair-column")
     add_config_flag(describe, "data.label_column", "--label-column")
     add_config_flag(describe, "data.label_names", "--label-names")
-    describe.add_argument("--rows", type=int, default=5, help="Example rows to show.")
+    describe.add_argument("--rows", type=non_negative_int, default=5, help="Example rows to show.")
     add_config_args(describe)
     add_cache_arg(describe)
     describe.set_defaults(handler=cmd_data_describe)

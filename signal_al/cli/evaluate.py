@@ -6,7 +6,8 @@ import argparse
 from pathlib import Path
 
 from signal_al.cli.generate import add_generator_flags
-from signal_al.cli.options import add_cache_arg, add_set_arg, cache, config_pairs, log, override_strings
+from signal_al.cli.options import (add_cache_arg, add_set_arg, cache, config_pairs, log, non_negative_int,
+                                   override_strings, positive_int)
 
 DESCRIPTION = (
     "Generate N examples with every checkpoint from the same in-context prompts and sampling seeds "
@@ -55,8 +56,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                           help="Adapter folders to compare with the base model (absolute, or relative to the "
                           "current folder or to RUN_DIR; default: the run's latest adapter).")
     evaluate.add_argument("--all-adapters", action="store_true", help="Every adapters/round-* folder of the run.")
-    evaluate.add_argument("--n", type=int, default=64, help="Samples (prompts) per checkpoint (default 64).")
-    evaluate.add_argument("--seed", dest="sample_seed", type=int, default=None, metavar="S",
+    evaluate.add_argument("--n", type=positive_int, default=64, help="Samples (prompts) per checkpoint (default 64).")
+    evaluate.add_argument("--seed", dest="sample_seed", type=non_negative_int, default=None, metavar="S",
                           help="Seed of the prompts and sampling (default: the run's seed).")
     evaluate.add_argument("--accuracy-gain", action="store_true",
                           help="Also train the classifier on the labeled set with and without each "

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from signal_al.cli.options import add_cache_arg, add_config_args, add_config_flag, cache, load_config, log
+from signal_al.cli.options import add_cache_arg, add_config_args, add_config_flag, cache, load_config, log, positive_int
+from signal_al.errors import UserError
 
 
 def add_generator_flags(parser: argparse.ArgumentParser, *, source: str = "the config's",
@@ -16,6 +18,17 @@ def add_generator_flags(parser: argparse.ArgumentParser, *, source: str = "the c
                     action=argparse.BooleanOptionalAction if negatable else "store_true")
 
 
+def check_adapter(adapter: str | None) -> None:
+    """A LoRA adapter folder given on the command line exists and is one (before any server starts)."""
+    if adapter is None:
+        return
+    path = Path(adapter)
+    if not path.exists():
+        raise UserError(f"{adapter}: no such adapter folder")
+    if not path.is_dir() or not (path / "adapter_config.json").is_file():
+        raise UserError(f"{adapter}: not a LoRA adapter folder (no adapter_config.json)")
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     from signal_al.data import load_task, real_pool
     from signal_al.generation.generator import create_generator, generate_kept
@@ -23,6 +36,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from signal_al.serving import managed_server
 
     config = load_config(args)
+    check_adapter(args.adapter)
+    if args.output and Path(args.output).is_dir():
+        raise UserError(f"{args.output}: is a folder; --output takes a file name")
     with managed_server(config.generator, log=log):
         if config.generator.backend == "vllm-server":  # fail fast, before loading data and tokenizer
             from signal_al.generation.backends.server import VLLMServerBackend
@@ -61,7 +77,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "  signal-al generate --task rt-movies --n 8 --backend transformers --output candidates.jsonl",
     )
     add_config_flag(generate, "data.task", "--task")
-    generate.add_argument("--n", type=int, default=32, help="Number of kept candidates to print (default 32).")
+    generate.add_argument("--n", type=positive_int, default=32, help="Number of kept candidates to print (default 32).")
     add_generator_flags(generate)
     add_config_flag(generate, "generator.model", "--model")
     generate.add_argument("--adapter", metavar="DIR", help="A LoRA adapter folder to generate with.")
@@ -72,4 +88,4 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     generate.set_defaults(handler=cmd_generate)
 
 
-__all__ = ["add_generator_flags", "add_parser", "cmd_generate"]
+__all__ = ["add_generator_flags", "add_parser", "check_adapter", "cmd_generate"]

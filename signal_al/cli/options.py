@@ -10,10 +10,12 @@ applied after the ``--set`` overrides, never as a hand-built ``--set`` string.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import io
 import types
 from pathlib import Path
-from typing import Any, Literal, Sequence, Union, get_args, get_origin, get_type_hints
+from typing import Any, Iterator, Literal, Sequence, TextIO, Union, get_args, get_origin, get_type_hints
 
 from signal_al.errors import ConfigError
 
@@ -22,9 +24,143 @@ CONFIG_FLAG_PREFIX = "config:"
 
 
 def console():
+    """A rich console for the command's tables on stdout.
+
+    Markup is off, so text from data files, configs and run folders (``[/x]``, ``[bold]``) prints as
+    it is instead of raising or restyling; style with ``rich.text.Text``. When stdout is not a
+    terminal (a log file, CI, SLURM, ``tee``) tables print whole instead of cut to 80 columns.
+    """
     from rich.console import Console
 
-    return Console()
+    out = Console(markup=False, emoji=False)
+    if not out.is_terminal:
+        out.width = 100_000  # tables are as wide as their content (they do not expand)
+    return out
+
+
+# --- output that is not a terminal ----------------------------------------------------------------
+
+class PlainLines(io.TextIOBase):
+    """A text stream for logs: progress bars' carriage returns become whole lines.
+
+    tqdm redraws a bar with ``\r`` (and moves between nested bars with ANSI cursor codes); in a
+    file that makes one line of thousands of characters. Here every redraw becomes its own line
+    (blank ones dropped), and with ``TQDM_MININTERVAL`` (see :func:`plain_output`) they are few.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        import re
+
+        super().__init__()
+        self.stream = stream
+        self.pending = ""
+        self.redraw = False  # ``pending`` is a bar drawn after a carriage return
+        self.codes = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(self.stream, "encoding", None) or "utf-8"
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
+
+    @property
+    def buffer(self):  # bytes written here bypass the line handling
+        return self.stream.buffer
+
+    def write(self, text: str) -> int:
+        if self.redraw and self.pending and not text.startswith(("\r", "\n")):
+            self._emit(self.pending)  # a plain message after a bar: the bar gets its own line
+            self.pending = ""
+        cleaned = self.codes.sub("", text)
+        if "\r" in cleaned:
+            self.redraw = True
+        elif "\n" in cleaned:
+            self.redraw = False
+        parts = (self.pending + cleaned.replace("\r", "\n")).split("\n")
+        self.pending = parts.pop()
+        for line in parts:
+            self._emit(line)
+        return len(text)
+
+    def _emit(self, line: str) -> None:
+        if line.strip():
+            self.stream.write(line.rstrip() + "\n")
+
+    def flush(self) -> None:
+        if self.pending and not self.redraw:
+            self._emit(self.pending)
+            self.pending = ""
+        self.stream.flush()
+
+    def close_pending(self) -> None:
+        if self.pending:
+            self._emit(self.pending)
+            self.pending = ""
+        self.stream.flush()
+
+
+@contextlib.contextmanager
+def plain_output() -> Iterator[None]:
+    """While a command runs with stderr not a terminal: progress bars as occasional plain lines.
+
+    Sets ``TQDM_MININTERVAL`` (a bar redraws at most every 30 s, unless set already) and routes
+    stderr through :class:`PlainLines`. In a terminal it changes nothing.
+    """
+    import os
+    import sys
+
+    stream = sys.stderr
+    if stream is None or getattr(stream, "isatty", lambda: False)():
+        yield
+        return
+    ours = "TQDM_MININTERVAL" not in os.environ
+    if ours:
+        os.environ["TQDM_MININTERVAL"] = "30"
+    plain = PlainLines(stream)
+    sys.stderr = plain
+    try:
+        yield
+    finally:
+        plain.close_pending()
+        if sys.stderr is plain:
+            sys.stderr = stream
+        if ours:
+            os.environ.pop("TQDM_MININTERVAL", None)
+
+
+# --- counts and ports on the command line ---------------------------------------------------------
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    return _bounded_int(text, 1, None, "a positive integer")
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    return _bounded_int(text, 0, None, "an integer >= 0")
+
+
+def port(text: str) -> int:
+    """argparse type: a TCP port, 1 to 65535."""
+    return _bounded_int(text, 1, 65535, "a port from 1 to 65535")
+
+
+def _bounded_int(text: str, low: int, high: int | None, what: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if value < low or (high is not None and value > high):
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+    return value
 
 
 def log(message: str) -> None:
@@ -32,6 +168,15 @@ def log(message: str) -> None:
     import sys
 
     print(message, file=sys.stderr, flush=True)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with the project's one-line errors: ``signal-al: error: <command>: <problem> (see ... --help)``."""
+
+    def error(self, message: str):  # type: ignore[override]
+        command = self.prog.removeprefix("signal-al").strip()
+        where = f"{command}: " if command else ""
+        self.exit(2, f"signal-al: error: {where}{message} (see `{self.prog} --help`)\n")
 
 
 # --- --config, --set, --cache-dir ---------------------------------------------------------------
@@ -218,5 +363,6 @@ def override_strings(pairs: Sequence[tuple[str, Any]]) -> list[str]:
     return [f"{key}={text(value)}" for key, value in pairs]
 
 
-__all__ = ["add_cache_arg", "add_config_args", "add_config_flag", "add_set_arg", "cache", "config_field",
-           "config_pairs", "console", "load_config", "log", "override_strings", "set_key"]
+__all__ = ["Parser", "PlainLines", "add_cache_arg", "add_config_args", "add_config_flag", "add_set_arg", "cache",
+           "config_field", "config_pairs", "console", "load_config", "log", "non_negative_int", "override_strings",
+           "plain_output", "port", "positive_int", "set_key"]

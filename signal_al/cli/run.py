@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from signal_al.cli.options import add_cache_arg, add_config_args, add_config_flag, cache, console, load_config
+from signal_al.cli.options import add_cache_arg, add_config_args, add_config_flag, cache, console, load_config, log
 
 def print_rounds(state) -> None:
     """The per-round table; SIGnAL rounds add the generator's columns."""
@@ -80,8 +80,31 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     config = load_config(args)
     if args.resume and (config.run_dir / STATE_FILE).is_file():
-        config = saved_config(config.run_dir)  # a run continues with the config it started with
+        saved = saved_config(config.run_dir)  # a run continues with the config it started with
+        ignored = differing_keys(config, saved)
+        if ignored:
+            shown = ", ".join(ignored[:6]) + (f" and {len(ignored) - 6} more" if len(ignored) > 6 else "")
+            log(f"signal-al: note: --resume continues {config.run_dir} with its saved config; the command line's "
+                f"{shown} differ from it and are ignored (start a new run under another name to change them)")
+        config = saved
     return run_or_wait(config, resume=args.resume, cache_root=cache(args))
+
+
+def differing_keys(given, saved) -> list[str]:
+    """Dotted keys whose value differs between two experiment configs (the run folder's name aside)."""
+    from signal_al.config_io import to_dict
+
+    def flat(data: dict, prefix: str = "") -> dict:
+        out: dict = {}
+        for key, value in data.items():
+            if isinstance(value, dict):
+                out.update(flat(value, f"{prefix}{key}."))
+            else:
+                out[f"{prefix}{key}"] = value
+        return out
+
+    a, b = flat(to_dict(given)), flat(to_dict(saved))
+    return [key for key in a if key not in ("name", "output_dir") and a[key] != b.get(key)]
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -139,4 +162,5 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     experiment.set_defaults(handler=cmd_experiment)
 
 
-__all__ = ["add_parser", "cmd_experiment", "cmd_resume", "cmd_run", "print_comparison", "print_rounds"]
+__all__ = ["add_parser", "cmd_experiment", "cmd_resume", "cmd_run", "differing_keys", "print_comparison",
+           "print_rounds"]

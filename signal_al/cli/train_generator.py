@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from signal_al.cli.options import add_config_args, load_config
+from signal_al.cli.options import add_config_args, load_config, positive_int
 
 DESCRIPTION = """\
 Run one PPO (default) or TRL GRPO replay update of the generator on stored rollouts and write a new LoRA
@@ -67,7 +67,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--model", metavar="NAME_OR_DIR", help="Base model (default: the config's generator.model).")
     train.add_argument("--trainer", choices=("ppo", "grpo"), default="ppo",
                        help="ppo: our PPO with a value head; grpo: trl.GRPOTrainer replaying the rollouts.")
-    train.add_argument("--num-generations", type=int, default=4, help="GRPO: rollouts per replay group.")
+    train.add_argument("--num-generations", type=positive_int, default=4, help="GRPO: rollouts per replay group.")
     train.add_argument("--overwrite", action="store_true", help="Replace a non-empty --out folder.")
     train.set_defaults(handler=cmd_train_generator)
 

@@ -40,3 +40,19 @@ class DataConfig:
         if self.max_test_size is not None:
             check(self.max_test_size > 0, "data.max_test_size", f"must be positive, got {self.max_test_size}")
         check(bool(self.task.strip()), "data.task", "must not be empty")
+        check(0 <= self.split_seed <= 2**31 - 1, "data.split_seed",
+              f"must be in [0, 2147483647], got {self.split_seed}")
+        for key in ("text_column", "label_column"):
+            check(bool(getattr(self, key).strip()), f"data.{key}", "must not be empty")
+        if self.text_pair_column is not None:
+            check(bool(self.text_pair_column.strip()), "data.text_pair_column", "must not be empty (or null)")
+            check(self.text_pair_column != self.text_column, "data.text_pair_column",
+                  "must differ from data.text_column")
+        if self.label_names is not None:
+            names = [str(name).strip() for name in self.label_names]
+            check(len(names) >= 2, "data.label_names", f"must name at least two labels, got {self.label_names}")
+            check(all(names), "data.label_names", f"must not hold an empty name, got {self.label_names}")
+            duplicates = sorted({name for name in names if names.count(name) > 1})
+            check(not duplicates, "data.label_names", f"names {', '.join(duplicates)} more than once")
+        if self.test_file is not None:
+            check(bool(self.test_file.strip()), "data.test_file", "must not be empty (or null)")

@@ -86,6 +86,10 @@ def _texts(frame: pd.DataFrame, column: str, path: Path, kind: str) -> list[str]
     return texts
 
 
+#: Label cells that mean "no label" in some tool (pandas, R, spreadsheets), compared in lower case.
+MISSING_LABELS = frozenset({"", "none", "null", "nan", "-nan", "na", "n/a", "#n/a", "<na>"})
+
+
 def _label_key(value: object) -> str:
     """Labels compare as strings so that 1, 1.0 and "1" from different formats agree."""
     if isinstance(value, float) and value.is_integer():
@@ -107,9 +111,11 @@ def _labels(
     if column not in frame.columns:
         raise DataError(f"{path}: no label column '{column}' (columns: {', '.join(map(str, frame.columns))})")
     raw = [_label_key(v) for v in frame[column].tolist()]
+    configured = set(label_names or ())
     for index, value in enumerate(raw):
-        if value in ("", "None", "nan"):
-            raise DataError(f"{path}: {_row_label(kind, index)}: missing label in column '{column}'")
+        if value.lower() in MISSING_LABELS and value not in configured:
+            shown = f" ({value!r})" if value else ""
+            raise DataError(f"{path}: {_row_label(kind, index)}: missing label{shown} in column '{column}'")
     names = list(label_names) if label_names is not None else infer_label_names(raw)
     lookup = {name: i for i, name in enumerate(names)}
     ids_allowed = label_names is not None
@@ -124,6 +130,22 @@ def _labels(
                 f"{path}: {_row_label(kind, index)}: label '{value}' is not one of {', '.join(names)}"
             )
     return labels, names
+
+
+def _ids(frame: pd.DataFrame, path: Path, kind: str) -> list[str]:
+    """The ``id`` column as strings: every id present and unique (an id names one item of the pool)."""
+    ids: list[str] = []
+    first: dict[str, int] = {}
+    for index, value in enumerate(frame["id"].tolist()):
+        text = "" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)
+        if not text:
+            raise DataError(f"{path}: {_row_label(kind, index)}: empty value in column 'id'")
+        if text in first:
+            raise DataError(f"{path}: {_row_label(kind, index)}: id '{text}' already used at "
+                            f"{_row_label(kind, first[text])}; ids in column 'id' must be unique")
+        first[text] = index
+        ids.append(text)
+    return ids
 
 
 def load_local_file(
@@ -153,5 +175,5 @@ def load_local_file(
         is_pair=pairs is not None,
         instruction=instruction or "",
     )
-    ids = [str(v) for v in frame["id"].tolist()] if "id" in frame.columns else []
+    ids = _ids(frame, path, kind) if "id" in frame.columns else []
     return spec, TextDataset(texts=texts, labels=labels, text_pairs=pairs, ids=ids)

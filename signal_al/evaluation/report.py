@@ -7,17 +7,54 @@ so ``signal-al report`` can regenerate everything from saved runs.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Sequence
 
 import pandas as pd
 
-from signal_al.io_utils import atomic_write_text, read_jsonl
+from signal_al.io_utils import atomic_write_text
 
 METRICS = ("accuracy", "macro_f1")
 #: Per-round generator statistics of SIGnAL runs (columns of metrics.jsonl, plus derived shares).
 GENERATOR_STATS = ("reward_mean", "heldout_lift_pct", "kl", "distinct_2", "dropped_fraction",
                    "synthetic_selected_share", "synthetic_labeled_share")
+
+
+#: Keys every metrics row of a run has; a metrics.jsonl without them was not written by a run.
+REQUIRED_KEYS = ("round", "strategy", "seed", "acquired_pct", *METRICS)
+
+
+def _metrics_rows(path: Path) -> list[dict]:
+    """The rows of a run's ``metrics.jsonl``; anything else is a one-line error naming the file and line."""
+    from signal_al.errors import DataError
+
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not a signal-al metrics file (not UTF-8 text: {exc.reason})") from None
+    rows = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{path}:{number}: not a signal-al metrics file (invalid JSON: {exc.msg})") from None
+        if not isinstance(row, dict):
+            raise DataError(f"{path}:{number}: not a signal-al metrics file (a line is not a JSON object)")
+        missing = [key for key in REQUIRED_KEYS if key not in row]
+        if missing:
+            raise DataError(f"{path}:{number}: not a signal-al metrics file (no {', '.join(missing)})")
+        bad = [key for key in ("acquired_pct", *METRICS) if not _is_number(row[key])]
+        if bad:
+            raise DataError(f"{path}:{number}: {', '.join(bad)} must be numbers")
+        rows.append(row)
+    return rows
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def collect_metrics(root: Path | Sequence[Path]) -> pd.DataFrame:
@@ -31,7 +68,7 @@ def collect_metrics(root: Path | Sequence[Path]) -> pd.DataFrame:
     frames = []
     for top in roots:
         for metrics_file in sorted(top.rglob("metrics.jsonl")):
-            rows = read_jsonl(metrics_file)
+            rows = _metrics_rows(metrics_file)
             if not rows:
                 continue
             frame = pd.DataFrame(rows)
@@ -141,6 +178,8 @@ def paired_gain(frame: pd.DataFrame, metric: str = "accuracy", baseline: str = "
     if base.empty:
         return pd.DataFrame(columns=["strategy", "acquired_pct", "gain", "seeds"])
     rows = frame[frame["strategy"] != baseline].groupby(["strategy", *keys])[metric].mean().reset_index()
+    if rows.empty:  # only the baseline ran: no gain to show
+        return pd.DataFrame(columns=["strategy", "acquired_pct", "gain", "seeds"])
     rows = rows.join(base, on=keys, how="inner")
     rows["gain"] = rows[metric] - rows["base"]
     return rows.groupby(["strategy", "acquired_pct"]).agg(gain=("gain", "mean"), seeds=("seed", "nunique")).reset_index()
@@ -202,32 +241,51 @@ def plot_curves(table: pd.DataFrame, path: Path, metric: str = "accuracy", title
 
 def write_report(root: Path | Sequence[Path], out_dir: Path | None = None, title: str = "") -> dict[str, Path]:
     """results.csv, results.md and accuracy.png (and macro_f1.png) for the runs under ``root``
-    (one folder or several), plus generator_stats.csv/.md/.png when SIGnAL runs are among them."""
+    (one folder or several), plus generator_stats.csv/.md/.png when SIGnAL runs are among them.
+
+    Every file is first written to a staging folder and moved into place only when all of them
+    were made, so a failing report leaves the previous one whole.
+    """
+    import shutil
+    import tempfile
+
+    from signal_al.errors import UserError
+
     if out_dir is None:
         if not isinstance(root, (str, Path)):
             raise ValueError("several roots need an out_dir")
         out_dir = Path(root)
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"{out_dir}: is a file, not a folder to write the report into")
     frame = collect_metrics(root)
     if frame.empty:
-        from signal_al.errors import UserError
-
         raise UserError(f"{root}: no metrics.jsonl found in any run folder")
     table = summary_table(frame)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out_dir / "results.csv", table.to_csv(index=False))
     text = "\n".join(f"## {metric}\n\n{markdown_table(table, metric)}" for metric in METRICS)
     gains = paired_gain(frame, "accuracy")
     if not gains.empty:
         text += ("\n## accuracy gain over random (points; same seed and %, mean over the seeds both ran)\n\n"
                  + gain_markdown(gains))
-    atomic_write_text(out_dir / "results.md", text)
-    paths = {"csv": out_dir / "results.csv", "markdown": out_dir / "results.md"}
-    for metric in METRICS:
-        paths[metric] = plot_curves(table, out_dir / f"{metric}.png", metric, title, paired_gain(frame, metric))
     generator = generator_summary(frame)
-    if not generator.empty:
-        atomic_write_text(out_dir / "generator_stats.csv", generator.to_csv(index=False))
-        atomic_write_text(out_dir / "generator_stats.md", generator_markdown(generator))
-        paths["generator_stats"] = plot_generator_stats(generator, out_dir / "generator_stats.png")
-    atomic_write_text(out_dir / "runs.json", json.dumps(sorted(frame["run"].unique().tolist()), indent=2) + "\n")
-    return paths
+    out_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out_dir, prefix=".report-staging-"))
+    try:
+        atomic_write_text(staging / "results.csv", table.to_csv(index=False))
+        atomic_write_text(staging / "results.md", text)
+        names = {"csv": "results.csv", "markdown": "results.md"}
+        for metric in METRICS:
+            plot_curves(table, staging / f"{metric}.png", metric, title, paired_gain(frame, metric))
+            names[metric] = f"{metric}.png"
+        if not generator.empty:
+            atomic_write_text(staging / "generator_stats.csv", generator.to_csv(index=False))
+            atomic_write_text(staging / "generator_stats.md", generator_markdown(generator))
+            plot_generator_stats(generator, staging / "generator_stats.png")
+            names["generator_stats"] = "generator_stats.png"
+        runs = json.dumps(sorted(frame["run"].unique().tolist()), indent=2) + "\n"
+        atomic_write_text(staging / "runs.json", runs)
+        for made in sorted(staging.iterdir()):
+            os.replace(made, out_dir / made.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return {kind: out_dir / name for kind, name in names.items()}

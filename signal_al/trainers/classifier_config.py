@@ -35,4 +35,10 @@ class ClassifierConfig:
         check(0.0 <= self.dev_fraction < 1.0, "classifier.dev_fraction", f"must be in [0, 1), got {self.dev_fraction}")
         if self.max_steps is not None:
             check(self.max_steps >= self.min_steps, "classifier.max_steps", "must be >= classifier.min_steps")
+        check(self.min_steps >= 0, "classifier.min_steps", f"must be >= 0, got {self.min_steps}")
+        if self.max_steps is not None:
+            check(self.max_steps > 0, "classifier.max_steps", f"must be positive or null, got {self.max_steps}")
+        check(self.weight_decay >= 0, "classifier.weight_decay", f"must be >= 0, got {self.weight_decay}")
+        check(self.patience > 0, "classifier.patience", f"must be positive, got {self.patience}")
+        check(bool(self.model.strip()), "classifier.model", "must not be empty")
         check(0.0 <= self.warmup_ratio < 1.0, "classifier.warmup_ratio", f"must be in [0, 1), got {self.warmup_ratio}")

@@ -87,7 +87,7 @@ class PPOConfig:
         for key in positive:
             if not getattr(self, key) > 0:
                 raise ConfigError(f"ppo.{key}: must be positive, got {getattr(self, key)}")
-        for key in ("cliprange", "cliprange_value", "kl_coef", "lora_dropout"):
+        for key in ("cliprange", "cliprange_value", "kl_coef", "lora_dropout", "vf_coef"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"ppo.{key}: must be >= 0, got {getattr(self, key)}")
         if not 0.0 <= self.gamma <= 1.0 or not 0.0 <= self.lam <= 1.0:
@@ -95,6 +95,12 @@ class PPOConfig:
         if self.lora_r not in VLLM_LORA_RANKS:
             raise ConfigError(f"ppo.lora_r: must be one of {', '.join(map(str, VLLM_LORA_RANKS))} "
                               f"(ranks vLLM can serve), got {self.lora_r}")
+        if not self.lora_dropout < 1.0:
+            raise ConfigError(f"ppo.lora_dropout: must be below 1, got {self.lora_dropout}")
+        if self.target_kl <= 0:
+            raise ConfigError(f"ppo.target_kl: must be positive, got {self.target_kl}")
+        if not 0 <= self.seed <= 2**31 - 1:
+            raise ConfigError(f"ppo.seed: must be in [0, 2147483647], got {self.seed}")
         if self.temperature <= 0:
             raise ConfigError(f"ppo.temperature: must be positive, got {self.temperature}")
         if not self.lora_target_modules:
