@@ -28,10 +28,15 @@ from signal_al.trainers.classifier_config import ClassifierConfig
 class AnnotationRequired(UserError):
     """The run stopped to wait for a person to label a batch file (not a failure)."""
 
-    def __init__(self, path: Path, count: int, run_dir: Path) -> None:
+    def __init__(self, path: Path, count: int, run_dir: Path, *, labelstudio: Path | None = None) -> None:
         self.path = path
+        self.labelstudio = labelstudio
+        alternative = "" if labelstudio is None else (
+            f" (or import {labelstudio} into Label Studio, label there, and save its JSON export as "
+            f"{labelstudio.with_name(labelstudio.name.replace('.labelstudio.json', '.labelstudio-export.json'))})")
         super().__init__(
-            f"{count} items need labels: fill the 'label' column of {path} and run `signal-al resume {run_dir}`"
+            f"{count} items need labels: fill the 'label' column of {path}{alternative} and run "
+            f"`signal-al resume {run_dir}`"
         )
 
 
@@ -127,9 +132,35 @@ def load_or_train_model_annotator(
 
 # --- human annotation through files ----------------------------------------------------------
 
+#: A spreadsheet runs a cell starting with one of these as a formula (CSV injection); ``'`` is
+#: here too so that neutralising stays reversible for text that already starts with it.
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r", "'")
+CSV_DELIMITERS = (",", ";", "\t", "|")
+
+
+def neutralize_cell(value: str) -> str:
+    """A CSV cell a spreadsheet shows as text: a leading ``'`` before a formula-starting character.
+
+    >>> neutralize_cell("=1+1"), neutralize_cell("fine")
+    ("'=1+1", 'fine')
+    """
+    return "'" + value if value.startswith(FORMULA_PREFIXES) else value
+
+
+def restore_cell(value: str) -> str:
+    """Undo :func:`neutralize_cell` (a cell a spreadsheet saved without the ``'`` is left as it is).
+
+    >>> restore_cell("'=1+1"), restore_cell("=1+1"), restore_cell("'tis")
+    ('=1+1', '=1+1', "'tis")
+    """
+    return value[1:] if value.startswith("'") and value[1:2] and value[1] in "".join(FORMULA_PREFIXES) else value
+
 
 def export_batch(items: list[Item], path: Path, label_names: tuple[str, ...]) -> Path:
-    """Write the items to label as CSV (or JSONL by suffix) with an empty ``label`` column."""
+    """Write the items to label as CSV (or JSONL by suffix) with an empty ``label`` column.
+
+    CSV cells that a spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@`` ...) get a
+    leading ``'`` (:func:`neutralize_cell`); :func:`import_labels` removes it again."""
     rows = [{"id": item.id, "text": item.text, **({"text_pair": item.text_pair} if item.text_pair else {}),
              "source": item.source, "label": ""} for item in items]
     if path.suffix == ".jsonl":
@@ -141,33 +172,86 @@ def export_batch(items: list[Item], path: Path, label_names: tuple[str, ...]) ->
         fields = ["id", "text", *(["text_pair"] if any("text_pair" in r for r in rows) else []), "source", "label"]
         writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore")
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({key: neutralize_cell(str(value)) for key, value in row.items()} for row in rows)
         buffer.write(f"# allowed labels: {', '.join(label_names)}\n")
         atomic_write_text(path, buffer.getvalue())
     return path
 
 
+def _decode(path: Path) -> str:
+    """The file's text: UTF-8 (with or without a BOM), else Windows-1252 (what Excel saves as "CSV")."""
+    raw = path.read_bytes()
+    for encoding in ("utf-8-sig", "cp1252"):
+        try:
+            return raw.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    raise DataError(f"{path}: not UTF-8 or Windows-1252 text; save it as \"CSV UTF-8\"")
+
+
+def _csv_rows(path: Path) -> list[tuple[str, dict[str, str]]]:
+    """``(where, row)`` of a filled CSV batch: any of , ; TAB | as separator, header names in any case,
+    comment and empty lines skipped, formula-neutralised cells restored."""
+    import io
+
+    text = _decode(path)
+    lines = text.splitlines()
+    header_line = next((line for line in lines if line.strip() and not line.lstrip().startswith(("#", '"#'))), "")
+    header_names = None
+    for delimiter in CSV_DELIMITERS:
+        names = [restore_cell(n.strip().strip('"').strip().lower()) for n in next(csv.reader([header_line],
+                                                                                            delimiter=delimiter))]
+        if "id" in names and "label" in names:
+            header_names = (delimiter, names)
+            break
+    if header_names is None:
+        raise DataError(f"{path}: the header has no 'id' and 'label' columns (found: {header_line[:80]!r}); "
+                        "keep the header row the batch was written with")
+    delimiter, names = header_names
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    rows: list[tuple[str, dict[str, str]]] = []
+    seen_header = False
+    start = 1
+    for cells in reader:
+        where = f"line {start}"
+        start = reader.line_num + 1
+        if not cells or all(not c.strip() for c in cells) or cells[0].lstrip().startswith("#"):
+            continue
+        if not seen_header:
+            seen_header = True
+            continue
+        rows.append((where, {name: restore_cell(cells[i].strip()) if i < len(cells) else ""
+                             for i, name in enumerate(names)}))
+    return rows
+
+
 def import_labels(path: Path, expected_ids: list[str], label_names: tuple[str, ...]) -> dict[str, int]:
-    """Labels from a filled batch file; every row is checked against the batch and label set."""
+    """Labels from a filled batch file; every row is checked against the batch and label set.
+
+    A CSV may come back from a spreadsheet with a byte-order mark, ``;`` separators, an ``ID``
+    header or in Windows-1252: all read; anything else wrong is a one-line DataError."""
     if not path.is_file():
         raise DataError(f"{path}: annotation file not found")
     if path.suffix == ".jsonl":
         rows = []
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        for number, line in enumerate(_decode(path).splitlines(), start=1):
             if line.strip():
                 try:
-                    rows.append((f"line {number}", json.loads(line)))
+                    row = json.loads(line)
                 except json.JSONDecodeError as exc:
                     raise DataError(f"{path}: line {number}: invalid JSON ({exc.msg})") from None
+                if not isinstance(row, dict):
+                    raise DataError(f"{path}: line {number}: expected a JSON object")
+                rows.append((f"line {number}", {str(k).strip().lower(): v for k, v in row.items()}))
     else:
-        with open(path, encoding="utf-8", newline="") as handle:
-            lines = [line for line in handle if not line.startswith("#")]
-        rows = [(f"line {number}", row) for number, row in enumerate(csv.DictReader(lines), start=2)]
+        rows = _csv_rows(path)
     lookup = {name.lower(): i for i, name in enumerate(label_names)}
     expected = set(expected_ids)
     labels: dict[str, int] = {}
     for where, row in rows:
-        item_id = str(row.get("id", "")).strip()
+        item_id = str(row.get("id", "") if row.get("id") is not None else "").strip()
+        if not item_id:
+            raise DataError(f"{path}: {where}: no id (the row's 'id' cell is empty)")
         if item_id not in expected:
             raise DataError(f"{path}: {where}: id '{item_id}' is not in this annotation batch")
         if item_id in labels:
@@ -185,4 +269,3 @@ def import_labels(path: Path, expected_ids: list[str], label_names: tuple[str, .
     if missing:
         raise DataError(f"{path}: {len(missing)} items of the batch have no row, e.g. id '{missing[0]}'")
     return labels
-

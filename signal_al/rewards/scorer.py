@@ -9,16 +9,34 @@ k-NN distances of the optional real reference texts that ``reward.relevance`` ca
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from signal_al.classifier import predict
 from signal_al.rewards.config import RewardConfig, score_kwargs
+from signal_al.rewards.divergence import neighbor_kl, safe_log
 from signal_al.rewards.knn import LabeledIndex
 from signal_al.rewards.relevance import knn_mean_distances
 from signal_al.rewards.score import SignalScores, prepare_embeddings, signal_scores
 
-__all__ = ["SignalScorer"]
+__all__ = ["ScoreDetails", "SignalScorer"]
+
+
+class ScoreDetails(NamedTuple):
+    """Scores with the parts they are made of (:meth:`SignalScorer.score_details`), one row per text."""
+
+    scores: np.ndarray
+    """(N,) the SIGnAL scores, identical to :meth:`SignalScorer.score`'s."""
+    distance: np.ndarray
+    """(N,) mean Euclidean distance to the k nearest labeled items."""
+    kl: np.ndarray
+    """(N,) mean KL divergence to their predictions (in ``kl_direction``)."""
+    prediction: np.ndarray
+    """(N,) int64 the classifier's predicted class."""
+    confidence: np.ndarray
+    """(N,) its probability."""
 
 
 class SignalScorer:
@@ -72,8 +90,30 @@ class SignalScorer:
         self.device = device
         self._cache: tuple[np.ndarray, LabeledIndex] | None = None
         self._reference: np.ndarray | None = None
+        self.run: Any = None
+        """For :meth:`from_run`: the :class:`~signal_al.integrations.runs.RunReward` it was read from."""
         self.set_labeled(labeled_texts, labeled_pairs)
         self.set_reference(reference_texts, reference_pairs)
+
+    @classmethod
+    def from_run(cls, run_dir: str | Path, round: int | None = None, *, device: Any = None,
+                 batch_size: int | None = None) -> "SignalScorer":
+        """The scorer of a run folder: round ``round``'s classifier checkpoint (default: the latest
+        round), the labeled set it was trained on and the run's ``reward`` config.
+
+        Pair tasks are scored with ``scorer(texts, pairs)``. ``scorer.run`` says what was read
+        (round, checkpoint, label names). Raises :class:`~signal_al.errors.UserError` for a folder
+        that is not a run, a run without a finished round, or a round whose checkpoint is gone.
+
+        >>> scorer = SignalScorer.from_run("runs/demo")            # doctest: +SKIP
+        >>> scorer(["a new review"])                               # doctest: +SKIP
+        array([0.0123])
+        """
+        from signal_al.integrations.runs import load_run_scorer  # reads run folders: a higher layer
+
+        scorer, info = load_run_scorer(run_dir, round, device=device, batch_size=batch_size)
+        scorer.run = info
+        return scorer
 
     @property
     def k(self) -> int:
@@ -168,6 +208,22 @@ class SignalScorer:
                              return_neighbors=return_neighbors, reference_distances=self.reference_distances())
 
     __call__ = score
+
+    def score_details(self, texts: Sequence[str], pairs: Sequence[str] | None = None) -> ScoreDetails:
+        """:meth:`score` with its parts: mean neighbour distance and KL, and the prediction."""
+        texts = list(texts)
+        if not texts:
+            empty = np.zeros(0, dtype=np.float64)
+            return ScoreDetails(empty, empty, empty, np.zeros(0, np.int64), empty)
+        probs_l, index = self.labeled_features()
+        out = self._predict(texts, pairs)
+        result = signal_scores(out.probs, out.embeddings, probs_l, None, **self.params, index=index,
+                               return_neighbors=True, reference_distances=self.reference_distances())
+        probs_u = np.asarray(out.probs, dtype=np.float64)
+        p_l = np.asarray(probs_l, dtype=np.float64)
+        kl = neighbor_kl(probs_u, safe_log(probs_u), p_l, safe_log(p_l), result.neighbors, self.kl_direction)
+        return ScoreDetails(result.scores, result.distances.mean(axis=1), kl.mean(axis=1),
+                            out.probs.argmax(axis=1).astype(np.int64), out.probs.max(axis=1).astype(np.float64))
 
     def _predict(self, texts: list[str], pairs: Sequence[str] | None):
         return predict(self.model, self.tokenizer, texts, pairs, batch_size=self.batch_size,
