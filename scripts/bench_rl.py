@@ -6,7 +6,8 @@ disjoint halves of the train split. SmolLM2-135M starts from the base model; eac
 iteration generates ``--prompts`` x ``--samples`` candidates on training prompts, scores
 them, and runs one policy update (``ppo.advantage``) that continues the previous adapter.
 Then the base model and the final adapter answer the same ``--heldout`` held-out prompts
-with the same seeds, scored by the same scorer; the last line is
+with the same seeds, scored by the reward they were trained on (``--relevance``); the line
+before the last gives the paper's score too. The last line is
 
     rl: reward_base=… reward_trained=… gain_pct=… paired_z=… kl=… distinct2_base=…
         distinct2_trained=… offdist_base=… offdist_trained=… wall_s=…
@@ -59,6 +60,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--offdist-quantile", type=float, default=0.9, help="Quantile of the off-distribution check.")
     p.add_argument("--backend", choices=["transformers", "vllm-server"], default="transformers",
                    help="Generation backend (vllm-server starts a managed CPU server from .venv-vllm).")
+    p.add_argument("--server-url", default="http://127.0.0.1:8000",
+                   help="vllm-server: where the managed server listens (one port per concurrent bench).")
     p.add_argument("--out", type=Path, default=None, help="Keep adapters and samples here (default: a temp dir).")
     return p.parse_args(argv)
 
@@ -116,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     ref_distances = gate.reference_distances()
 
     gen_config = GeneratorConfig(model="smollm2-135m-instruct", backend=args.backend, dtype="auto",
+                                 server_url=args.server_url,
                                  start_server=args.backend == "vllm-server", max_new_tokens=args.max_new_tokens,
                                  temperature=1.0, num_in_context=3, hf_batch_size=64)
     ppo = PPOConfig(learning_rate=args.lr, kl_coef=args.kl_coef, advantage=args.advantage,
@@ -163,12 +167,14 @@ def main(argv: list[str] | None = None) -> int:
         distances = plain.score(texts, return_neighbors=True).distances.mean(axis=1)
         return float(offdist_flags(distances, ref_distances, quantile=args.offdist_quantile, two_sided=True).mean())
 
-    stats = lift_stats(score_kept(base, plain), score_kept(trained, plain))
-    d2 = lambda cs: distinct_n([c.text for c in cs if c.kept], 2)  # noqa: E731
-    print(f"held-out: valid base {stats['heldout_valid_base']:.2f}, trained {stats['heldout_valid_adapter']:.2f}; "
-          f"paired n {stats['heldout_paired_n']}; gated reward base {np.nanmean(score_kept(base, scorer)):.4f}, "
-          f"trained {np.nanmean(score_kept(trained, scorer)):.4f}")
     fmt = lambda v, spec=".4f": "nan" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)  # noqa: E731
+    d2 = lambda cs: distinct_n([c.text for c in cs if c.kept], 2)  # noqa: E731
+    paper = lift_stats(score_kept(base, plain), score_kept(trained, plain))
+    stats = lift_stats(score_kept(base, scorer), score_kept(trained, scorer))  # the reward it was trained on
+    print(f"held-out: valid base {fmt(stats['heldout_valid_base'], '.2f')}, trained "
+          f"{fmt(stats['heldout_valid_adapter'], '.2f')}, paired n {stats['heldout_paired_n']}; the paper's score "
+          f"(no relevance gate): base {fmt(paper['heldout_reward_base'])}, trained {fmt(paper['heldout_reward_adapter'])}, "
+          f"gain {fmt(paper['heldout_lift_pct'], '.1f')} %, paired z {fmt(paper['heldout_paired_z'], '.2f')}")
     print(f"rl: reward_base={fmt(stats['heldout_reward_base'])} reward_trained={fmt(stats['heldout_reward_adapter'])} "
           f"gain_pct={fmt(stats['heldout_lift_pct'], '.1f')} paired_z={fmt(stats['heldout_paired_z'], '.2f')} "
           f"kl={fmt(kl)} distinct2_base={fmt(d2(base), '.3f')} distinct2_trained={fmt(d2(trained), '.3f')} "
