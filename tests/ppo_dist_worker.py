@@ -45,6 +45,7 @@ def main(model: str, rl_data: str, out: str, config_json: str) -> None:
         "backend": torch.distributed.get_backend() if torch.distributed.is_initialized() else None,
     }))
     trainer.save(Path(out) / "adapter", metrics, overwrite=True)
+    trainer.accelerator.end_training()  # tear the process group down before exit (no gloo threads left)
 
 
 if __name__ == "__main__":

@@ -114,8 +114,9 @@ def test_hot_loaded_lora_adapter_changes_the_outputs(server: VLLMServer, adapter
     assert [c.token_ids for c in base] != [c.token_ids for c in tuned]
     assert [c.prompt_token_ids for c in base] == [c.prompt_token_ids for c in tuned]
     # Through the generator: candidates record the adapter they came from.
-    generator.load_adapter(adapter, round_index=1)
-    assert all(c.adapter == "round-1" and c.round == 1 for c in generator.generate(pool, 2, round_index=1))
+    name = generator.load_adapter(adapter, round_index=1)
+    assert name.startswith("round-1-")  # unique to the adapter's content
+    assert all(c.adapter == name and c.round == 1 for c in generator.generate(pool, 2, round_index=1))
 
 
 def test_a_bad_adapter_path_is_an_error_and_the_server_keeps_running(server: VLLMServer, tmp_path: Path) -> None:

@@ -42,7 +42,7 @@ def _config(tmp_path: Path, classifier_dir: Path, generator_dir: Path, name: str
                        "eval_batch_size": 64, "learning_rate": 1e-3},
         "generator": {"model": str(generator_dir), "backend": "transformers", "dtype": "float32",
                       "candidates_per_round": 4, "max_new_tokens": 20, "min_words": 1, "num_in_context": 1},
-        "active_learning": {"strategy": "signal", "round_fraction": 0.1, "stop_fraction": 0.3},
+        "active_learning": {"strategy": "signal", "round_fraction": 0.1, "stop_fraction": 0.3, "heldout_samples": 4},
         "reward": {"k": 3},
         "ppo": {"num_ppo_epochs": 1, "per_device_train_batch_size": 4, "learning_rate": 1e-3},
     }
@@ -126,6 +126,9 @@ def test_signal_rounds_grow_the_pool_and_train_the_generator(reference: tuple[Ac
         assert row["n_synthetic_selected"] == sum(1 for a in state.annotations if a.round == r
                                                   and a.id.startswith("syn:"))
         assert {"generate", "select", "annotate", "train_eval", "ppo"} <= row["seconds"].keys()
+        # the new adapter against the base model on the held-out prompts, scored by the round's classifier
+        assert {"heldout_reward_base", "heldout_reward_adapter", "heldout_lift_pct", "heldout_paired_z"} <= row.keys()
+        assert 0.0 <= row["heldout_valid_adapter"] <= 1.0 and row["heldout_paired_n"] <= 4
 
 
 def test_shuffled_scores_permute_the_values_among_the_same_candidates() -> None:
@@ -281,7 +284,7 @@ def _real_config_file(folder: Path, name: str) -> Path:
                       "parallel_requests": 1,  # one request at a time: batch composition cannot differ on resume
                       "server_venv": str(ROOT / ".venv-vllm")},
         "active_learning": {"strategy": "signal", "round_fraction": 0.1, "stop_fraction": 0.3,
-                            "annotator": "model", "annotator_max_steps": 5},
+                            "annotator": "model", "annotator_max_steps": 5, "heldout_samples": 4},
         "reward": {"k": 3},
         "ppo": {"num_ppo_epochs": 1, "per_device_train_batch_size": 2, "learning_rate": 1e-5},
     }
