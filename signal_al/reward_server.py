@@ -236,7 +236,7 @@ class DynamicBatcher:
 def create_app(scorer: Any, settings: ServerSettings | None = None, *, info: Any = None, shaping: Any = None):
     """The FastAPI app serving ``scorer`` (a :class:`~signal_al.rewards.SignalScorer` or any
     ``(texts, pairs) -> scores`` callable with ``labeled_texts``); ``info`` is the run's
-    :class:`~signal_al.integrations.runs.RunReward`, ``shaping`` the :class:`RewardShaping`."""
+    :class:`~signal_al.rewards.run_reward.RunReward`, ``shaping`` the :class:`RewardShaping`."""
     from signal_al.rewards.shaping import RewardShaping, invalid_reasons, shape_rewards
 
     settings = settings or ServerSettings()

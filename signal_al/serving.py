@@ -47,7 +47,7 @@ from urllib.parse import urlparse
 import requests
 
 from signal_al.errors import ServerError
-from signal_al.generation.dtype import resolve_generator_dtype
+from signal_al.dtypes import resolve_generator_dtype
 from signal_al.server_venv import (DEFAULT_VENV, LOCK_FILE, VENV_ENV, default_venv, ensure_server_venv,  # noqa: F401
                                    has_vllm, lock_file, tail_text, venv_is_ready, venv_python)
 

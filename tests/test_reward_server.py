@@ -34,9 +34,9 @@ def scorer(run_dir):
 def _client(scorer, **settings):
     from fastapi.testclient import TestClient
 
-    from signal_al.integrations.runs import run_shaping
+    from signal_al.integrations.runs import run_config, run_shaping
 
-    app = create_app(scorer, ServerSettings(**settings), info=scorer.run, shaping=run_shaping(scorer.run.config))
+    app = create_app(scorer, ServerSettings(**settings), info=scorer.run, shaping=run_shaping(run_config(scorer.run.run_dir)))
     return TestClient(app)
 
 

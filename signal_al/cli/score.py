@@ -7,14 +7,16 @@ import argparse
 
 def cmd_score(args: argparse.Namespace) -> int:
     from signal_al.integrations.files import score_file
+    from signal_al.integrations.runs import run_config
     from signal_al.rewards.scorer import SignalScorer
 
     scorer = SignalScorer.from_run(args.run, args.round, device=args.device)
     info = scorer.run
-    text_column = args.text_column or info.config.data.text_column
+    config = run_config(info.run_dir)
+    text_column = args.text_column or config.data.text_column
     pair_column = args.text_pair_column
     if pair_column is None and info.pair_task:
-        pair_column = info.config.data.text_pair_column or "text_pair"
+        pair_column = config.data.text_pair_column or "text_pair"
     out, details = score_file(scorer, args.file, args.output, text_column=text_column, text_pair_column=pair_column,
                               label_names=info.label_names)
     mean = float(details.scores.mean()) if len(details.scores) else 0.0

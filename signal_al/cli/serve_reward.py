@@ -7,7 +7,7 @@ import os
 
 
 def cmd_serve_reward(args: argparse.Namespace) -> int:
-    from signal_al.integrations.runs import run_shaping
+    from signal_al.integrations.runs import run_config, run_shaping
     from signal_al.reward_server import ServerSettings, serve
     from signal_al.rewards.scorer import SignalScorer
 
@@ -24,7 +24,7 @@ def cmd_serve_reward(args: argparse.Namespace) -> int:
     info = scorer.run
     print(f"round {info.round} of {info.run_dir}: {info.n_labeled} labeled, classifier {info.checkpoint}", flush=True)
     try:
-        serve(scorer, settings, info=info, shaping=run_shaping(info.config), log=lambda m: print(m, flush=True))
+        serve(scorer, settings, info=info, shaping=run_shaping(run_config(info.run_dir)), log=lambda m: print(m, flush=True))
     except KeyboardInterrupt:
         pass
     return 0

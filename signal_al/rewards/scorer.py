@@ -91,7 +91,7 @@ class SignalScorer:
         self._cache: tuple[np.ndarray, LabeledIndex] | None = None
         self._reference: np.ndarray | None = None
         self.run: Any = None
-        """For :meth:`from_run`: the :class:`~signal_al.integrations.runs.RunReward` it was read from."""
+        """For :meth:`from_run`: the :class:`~signal_al.rewards.run_reward.RunReward` it was read from."""
         self.set_labeled(labeled_texts, labeled_pairs)
         self.set_reference(reference_texts, reference_pairs)
 
@@ -109,10 +109,13 @@ class SignalScorer:
         >>> scorer(["a new review"])                               # doctest: +SKIP
         array([0.0123])
         """
-        from signal_al.integrations.runs import load_run_scorer  # reads run folders: a higher layer
+        from signal_al.rewards.run_reward import read_run_reward
 
-        scorer, info = load_run_scorer(run_dir, round, device=device, batch_size=batch_size)
-        scorer.run = info
+        parts = read_run_reward(run_dir, round, device=device, batch_size=batch_size)
+        scorer = cls(parts.model, parts.tokenizer, parts.labeled_texts, parts.labeled_pairs, config=parts.reward,
+                     reference_texts=parts.reference_texts, reference_pairs=parts.reference_pairs,
+                     batch_size=parts.batch_size, max_length=parts.max_length, device=parts.device)
+        scorer.run = parts.info
         return scorer
 
     @property

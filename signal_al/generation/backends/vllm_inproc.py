@@ -10,7 +10,7 @@ from typing import Any, Sequence
 
 from signal_al.errors import UserError
 from signal_al.generation.backends.base import Completion, GenerationBackend, SamplingParams
-from signal_al.generation.dtype import resolve_generator_dtype
+from signal_al.dtypes import resolve_generator_dtype
 
 
 class VLLMInProcessBackend(GenerationBackend):

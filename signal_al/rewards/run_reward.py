@@ -1,0 +1,133 @@
+"""A run folder's reward, read with nothing above this package: round r's classifier checkpoint,
+the labels of rounds 0..r and the run's ``reward`` and ``classifier`` sections.
+
+Round r's classifier is the checkpoint the loop saved after training on the labels of rounds
+0..r, so a scorer built from these pieces scores against exactly those labels, as round
+r + 1's selection does. :meth:`SignalScorer.from_run <signal_al.rewards.SignalScorer.from_run>`
+builds the scorer; ``signal-al score``, ``signal-al serve-reward`` and the verl hook call it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from signal_al.config_io import from_dict
+from signal_al.errors import UserError
+from signal_al.rewards.config import RewardConfig
+
+__all__ = ["RunReward", "RunRewardParts", "read_run_reward"]
+
+CHECKPOINTS_DIR = "checkpoints"  # as the run store writes them: checkpoints/classifier-round-NNN
+
+
+@dataclass
+class RunReward:
+    """What was read from the run folder (``scorer.run`` of a scorer from a run)."""
+
+    run_dir: Path
+    round: int
+    checkpoint: Path
+    label_names: tuple[str, ...]
+    n_labeled: int
+    pair_task: bool
+
+
+@dataclass
+class RunRewardParts:
+    """Everything a :class:`~signal_al.rewards.SignalScorer` of a run is built from."""
+
+    model: Any
+    tokenizer: Any
+    labeled_texts: list[str]
+    labeled_pairs: list[str] | None
+    reference_texts: list[str] | None
+    reference_pairs: list[str] | None
+    reward: RewardConfig
+    batch_size: int
+    max_length: int
+    device: Any
+    info: RunReward
+
+
+def _read(path: Path, parse: Any, what: str) -> Any:
+    if not path.is_file():
+        raise UserError(f"{path.parent}: not a run directory (no {path.name})" if what == "config" else
+                        f"{path.parent}: no round has finished yet, so there is no classifier to score with")
+    try:
+        return parse(path.read_text(encoding="utf-8"))
+    except (ValueError, yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: not a readable run {what} ({type(exc).__name__})") from None
+
+
+def _checkpoint(run_dir: Path, saved: str | None, round_index: int) -> Path:
+    name = f"classifier-round-{round_index:03d}"
+    folder = run_dir / CHECKPOINTS_DIR / name
+    if saved and Path(saved).name == name:
+        folder = run_dir / saved
+    if not (folder / "config.json").is_file():
+        kept = sorted(p.name for p in (run_dir / CHECKPOINTS_DIR).glob("classifier-round-*")) if (
+            run_dir / CHECKPOINTS_DIR).is_dir() else []
+        raise UserError(f"{run_dir}: round {round_index}'s classifier checkpoint {folder} is missing "
+                        f"(kept: {', '.join(kept) or 'none'}; a run keeps only its latest classifier)")
+    return folder
+
+
+def read_run_reward(run_dir: str | Path, round: int | None = None, *, device: Any = None,
+                    batch_size: int | None = None, cache_root: Path | None = None) -> RunRewardParts:
+    """The pieces of round ``round``'s scorer of the run in ``run_dir`` (default: the latest round).
+
+    Raises:
+        UserError: not a run folder, no finished round yet, an unknown round or a missing checkpoint.
+    """
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from signal_al.assets import resolve_model
+    from signal_al.runtime import resolve_device
+    from signal_al.trainers.classifier_config import ClassifierConfig
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise UserError(f"{run_dir}: run directory not found")
+    config = _read(run_dir / "config.yaml", yaml.safe_load, "config") or {}
+    state = _read(run_dir / "state.json", json.loads, "state")
+    try:
+        reward = from_dict(RewardConfig, config.get("reward") or {}, where="reward")
+        classifier = from_dict(ClassifierConfig, config.get("classifier") or {}, where="classifier")
+        finished, items, annotations = int(state["round"]), state["items"], state["annotations"]
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise UserError(f"{run_dir}: not a readable run ({type(exc).__name__}: {exc})") from None
+    if finished < 0:
+        raise UserError(f"{run_dir}: no round has finished yet, so there is no classifier to score with")
+    if round is None:
+        round = finished
+    if isinstance(round, bool) or not isinstance(round, int) or not 0 <= round <= finished:
+        raise UserError(f"round: the run has rounds 0 to {finished}, got {round!r}")
+    checkpoint = _checkpoint(run_dir, state.get("checkpoint"), round)
+    by_id = {item["id"]: item for item in items}
+    labeled = [by_id[a["id"]] for a in annotations if a["round"] <= round]
+    labeled_ids = {item["id"] for item in labeled}
+    pair_task = any(item.get("text_pair") is not None for item in items)
+    pairs = (lambda rows: [item.get("text_pair") or "" for item in rows] if pair_task else None)  # noqa: E731
+    reference = None
+    if reward.relevance != "none":
+        # the relevance reference is the real unlabeled pool, as in the loop's selection pass
+        reference = [item for item in items if item.get("source") == "real" and item["id"] not in labeled_ids]
+        reference = reference or [item for item in labeled if item.get("source") == "real"]
+    device = resolve_device(config.get("device") or "auto") if device is None else device
+    model = AutoModelForSequenceClassification.from_pretrained(checkpoint).to(device).eval()
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model(classifier.model, cache_root))
+    id2label = {int(k): v for k, v in (getattr(model.config, "id2label", None) or {}).items()}
+    label_names = tuple(str(id2label.get(i, i)) for i in range(int(model.config.num_labels)))
+    info = RunReward(run_dir=run_dir, round=round, checkpoint=checkpoint, label_names=label_names,
+                     n_labeled=len(labeled), pair_task=pair_task)
+    return RunRewardParts(
+        model=model, tokenizer=tokenizer, labeled_texts=[item["text"] for item in labeled],
+        labeled_pairs=pairs(labeled), reference_texts=None if reference is None else [i["text"] for i in reference],
+        reference_pairs=None if reference is None else pairs(reference), reward=reward,
+        batch_size=batch_size or classifier.eval_batch_size, max_length=classifier.max_length, device=device,
+        info=info)
