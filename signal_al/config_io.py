@@ -208,6 +208,20 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.split("."), value
 
 
+def set_key(data: dict[str, Any], path: list[str], value: Any, *, where: str) -> None:
+    """Set ``value`` at ``path`` in the nested mapping ``data`` (sections created as needed);
+    ``where`` names the override in the error when a part of the path is not a section."""
+    node = data
+    for part in path[:-1]:
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise ConfigError(f"{where}: '{part}' is not a section")
+        node = child
+    node[path[-1]] = value
+
+
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Return a copy of the nested mapping ``data`` with each ``a.b=value`` applied."""
     import copy
@@ -215,15 +229,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     merged = copy.deepcopy(data)
     for text in overrides:
         path, value = parse_override(text)
-        node = merged
-        for part in path[:-1]:
-            child = node.get(part)
-            if child is None:
-                child = node[part] = {}
-            if not isinstance(child, dict):
-                raise ConfigError(f"--set {text!r}: '{part}' is not a section")
-            node = child
-        node[path[-1]] = value
+        set_key(merged, path, value, where=f"--set {text!r}")
     return merged
 
 

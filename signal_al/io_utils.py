@@ -8,7 +8,7 @@ import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -38,6 +38,24 @@ def atomic_write_json(path: str | Path, data: Any) -> None:
 
 def atomic_write_jsonl(path: str | Path, rows: Iterable[Any]) -> None:
     atomic_write_text(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+
+
+def json_object_lines(lines: Iterable[str], source: str | Path, *,
+                      problem: Callable[[str], str] = lambda what: what) -> Iterator[tuple[int, dict]]:
+    """``(line number, object)`` for each non-blank line of a JSONL text; a line that is not a JSON
+    object is a :class:`~signal_al.errors.DataError` ``"<source>:<n>: <problem(what)>"``."""
+    from signal_al.errors import DataError
+
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{source}:{number}: {problem(f'invalid JSON ({exc.msg})')}") from None
+        if not isinstance(row, dict):
+            raise DataError(f"{source}:{number}: {problem('expected a JSON object per line')}")
+        yield number, row
 
 
 def read_jsonl(path: str | Path) -> list[Any]:

@@ -21,7 +21,7 @@ from typing import Any
 from signal_al.data.pools import Item
 from signal_al.data.task import TaskData
 from signal_al.errors import DataError, UserError
-from signal_al.io_utils import atomic_directory, atomic_write_json, atomic_write_text
+from signal_al.io_utils import atomic_directory, atomic_write_json, atomic_write_text, json_object_lines
 from signal_al.trainers.classifier_config import ClassifierConfig
 
 
@@ -233,16 +233,8 @@ def import_labels(path: Path, expected_ids: list[str], label_names: tuple[str, .
     if not path.is_file():
         raise DataError(f"{path}: annotation file not found")
     if path.suffix == ".jsonl":
-        rows = []
-        for number, line in enumerate(_decode(path).splitlines(), start=1):
-            if line.strip():
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise DataError(f"{path}: line {number}: invalid JSON ({exc.msg})") from None
-                if not isinstance(row, dict):
-                    raise DataError(f"{path}: line {number}: expected a JSON object")
-                rows.append((f"line {number}", {str(k).strip().lower(): v for k, v in row.items()}))
+        rows = [(f"line {number}", {str(k).strip().lower(): v for k, v in row.items()})
+                for number, row in json_object_lines(_decode(path).splitlines(), path)]
     else:
         rows = _csv_rows(path)
     lookup = {name.lower(): i for i, name in enumerate(label_names)}

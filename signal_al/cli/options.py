@@ -323,16 +323,9 @@ def config_pairs(args: argparse.Namespace) -> list[tuple[str, Any]]:
 
 def set_key(data: dict[str, Any], key: str, value: Any) -> None:
     """Set the dotted ``key`` in the nested mapping ``data`` (sections created as needed)."""
-    node = data
-    parts = key.split(".")
-    for part in parts[:-1]:
-        child = node.get(part)
-        if child is None:
-            child = node[part] = {}
-        if not isinstance(child, dict):
-            raise ConfigError(f"{key}: '{part}' is not a section")
-        node = child
-    node[parts[-1]] = value
+    from signal_al.config_io import set_key as set_path
+
+    set_path(data, key.split("."), value, where=key)
 
 
 def load_config(args: argparse.Namespace):

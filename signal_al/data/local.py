@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from signal_al.data.task import TaskSpec, TextDataset
+from signal_al.io_utils import json_object_lines
 from signal_al.errors import DataError
 
 SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "json", ".parquet": "parquet", ".pq": "parquet"}
@@ -25,18 +26,8 @@ def is_local_file(task: str) -> bool:
 
 
 def _read_jsonl(path: Path) -> pd.DataFrame:
-    rows = []
     with open(path, encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}:{line_number}: invalid JSON ({exc.msg})") from None
-            if not isinstance(row, dict):
-                raise DataError(f"{path}:{line_number}: expected a JSON object per line")
-            rows.append(row)
+        rows = [row for _, row in json_object_lines(handle, path)]
     return pd.DataFrame(rows)
 
 

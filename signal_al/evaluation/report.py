@@ -13,7 +13,7 @@ from typing import Sequence
 
 import pandas as pd
 
-from signal_al.io_utils import atomic_write_text
+from signal_al.io_utils import atomic_write_text, json_object_lines
 
 METRICS = ("accuracy", "macro_f1")
 #: Per-round generator statistics of SIGnAL runs (columns of metrics.jsonl, plus derived shares).
@@ -34,15 +34,7 @@ def _metrics_rows(path: Path) -> list[dict]:
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not a signal-al metrics file (not UTF-8 text: {exc.reason})") from None
     rows = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{path}:{number}: not a signal-al metrics file (invalid JSON: {exc.msg})") from None
-        if not isinstance(row, dict):
-            raise DataError(f"{path}:{number}: not a signal-al metrics file (a line is not a JSON object)")
+    for number, row in json_object_lines(lines, path, problem=lambda what: f"not a signal-al metrics file ({what})"):
         missing = [key for key in REQUIRED_KEYS if key not in row]
         if missing:
             raise DataError(f"{path}:{number}: not a signal-al metrics file (no {', '.join(missing)})")
