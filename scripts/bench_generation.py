@@ -30,7 +30,7 @@ from signal_al.assets import resolve_model
 from signal_al.config import DataConfig
 from signal_al.data import load_task, real_pool
 from signal_al.generation.backends.base import GenerationBackend, SamplingParams
-from signal_al.generation.dtype import GENERATOR_DTYPES, resolve_generator_dtype
+from signal_al.dtypes import GENERATOR_DTYPES, resolve_generator_dtype
 from signal_al.generation.prompts import apply_chat_template, make_prompts
 from signal_al.serving import ServerSettings, VLLMServer, free_port
 
