@@ -84,3 +84,17 @@ def test_two_cpu_processes_match_one_process(tmp_path, setup, advantage):
     params = {n: p.detach().flatten()[:8].tolist() for n, p in trainer.model.named_parameters() if p.requires_grad}
     for name, values in ranks[0]["weights"].items():
         assert values == pytest.approx(params[name], abs=1e-5), name
+    # the adapter file the job saved is whole (gathered from the shards under FSDP) and is the plain
+    # LoRA vLLM hot-loads: every saved tensor equals the one-process model's full parameter
+    from safetensors.torch import load_file
+
+    from signal_al.trainers.adapter_io import check_vllm_loadable
+
+    check_vllm_loadable(json.loads((out / "adapter" / "adapter_config.json").read_text()), where="fsdp adapter")
+    saved = load_file(out / "adapter" / "adapter_model.safetensors")
+    full = {n: p.detach() for n, p in trainer.model.named_parameters() if p.requires_grad and "lora_" in n}
+    assert len(saved) == len(full) > 0
+    for name, tensor in saved.items():
+        match = [p for n, p in full.items() if n.endswith(name.replace(".weight", ".default.weight"))]
+        assert len(match) == 1 and tensor.shape == match[0].shape, name
+        assert torch.allclose(tensor.float(), match[0].float(), atol=1e-5), name
