@@ -417,6 +417,8 @@ def train_generator(base_model: str | Path, rl_data: str | Path | Sequence[Rollo
     trainer = PPOTrainer(base_model, config, adapter=adapter, accelerator=accelerator, cpu=cpu, log=log)
     metrics = trainer.train(rollouts, source=str(rl_data) if isinstance(rl_data, (str, Path)) else "D_RL")
     trainer.save(out, metrics, overwrite=overwrite)
+    if trainer.accelerator.num_processes > 1:  # tear the process group down before exit: a live gloo thread
+        trainer.accelerator.end_training()     # at interpreter exit aborts the process (SIGABRT, seen on CI)
     return metrics
 
 
