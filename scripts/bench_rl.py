@@ -57,6 +57,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--relevance-quantile", type=float, default=0.9, help="reward.relevance_quantile.")
     p.add_argument("--invalid-penalty", type=float, default=None,
                    help="Reward of a dropped candidate (default: the lowest kept reward of the iteration).")
+    p.add_argument("--gated-penalty", type=float, default=None,
+                   help="Reward of a kept candidate the relevance gate scored 0 (reward.gated_penalty; default: 0).")
     p.add_argument("--offdist-quantile", type=float, default=0.9, help="Quantile of the off-distribution check.")
     p.add_argument("--backend", choices=["transformers", "vllm-server"], default="transformers",
                    help="Generation backend (vllm-server starts a managed CPU server from .venv-vllm).")
@@ -93,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     from signal_al.metrics import distinct_n
     from signal_al.rewards import RewardConfig, offdist_flags
     from signal_al.rewards.scorer import SignalScorer
+    from signal_al.rewards.shaping import RewardShaping, shape_rewards
     from signal_al.serving import managed_server
     from signal_al.trainers.classifier_config import ClassifierConfig
     from signal_al.trainers.classifier_trainer import load_tokenizer
@@ -140,9 +143,12 @@ def main(argv: list[str] | None = None) -> int:
             kept = ~np.isnan(scores)
             penalty = args.invalid_penalty if args.invalid_penalty is not None else (
                 float(np.nanmin(scores)) if kept.any() else 0.0)
+            shaping = RewardShaping(invalid_penalty=penalty,
+                                    gated_penalty=args.gated_penalty if args.relevance != "none" else None)
+            rewards = shape_rewards(np.where(kept, scores, 0.0), ~kept, shaping)
             rollouts = [Rollout(prompt_token_ids=list(c.prompt_token_ids), completion_token_ids=list(c.completion_token_ids),
-                                reward=float(s) if not math.isnan(s) else penalty, group=f"{it}:{c.group}")
-                        for c, s in zip(candidates, scores) if c.completion_token_ids and c.prompt_token_ids]
+                                reward=float(r), group=f"{it}:{c.group}")
+                        for c, r in zip(candidates, rewards) if c.completion_token_ids and c.prompt_token_ids]
             t1 = time.perf_counter()
             target = out / f"iter-{it:02d}"
             metrics = train_generator(base_model, rollouts, target, dataclasses.replace(ppo, seed=args.seed * 100 + it),
@@ -150,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
             adapter = target
             generator.load_adapter(adapter, it + 1)
             kl = metrics["kl_final"]
-            print(f"iter {it}: kept {int(kept.sum())}/{len(candidates)}, reward mean {np.nanmean(scores):.4f}, "
+            gated = int((kept & (np.nan_to_num(scores) == 0.0)).sum()) if args.relevance != "none" else 0
+            print(f"iter {it}: kept {int(kept.sum())}/{len(candidates)} (gated {gated}), reward mean {np.nanmean(scores):.4f}, "
                   f"kl {kl:.4f}, generate+score {t1 - t0:.0f} s, update {time.perf_counter() - t1:.0f} s", flush=True)
 
         def sample(use_adapter: bool):

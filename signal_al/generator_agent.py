@@ -155,8 +155,9 @@ class SignalAgent:
             return state.adapter, {}
         if update == "shuffled":
             scores = shuffled_scores(scores, np.random.default_rng([config.seed, round_index, 1]))
+        gated_penalty = None if config.reward.relevance == "none" else config.reward.gated_penalty
         rollouts = rl_dataset(candidates, scores, round_index, config.reward.invalid_penalty,
-                              config.reward.whiten_kept)
+                              config.reward.whiten_kept, gated_penalty)
         if not rollouts:
             self.log(f"round {round_index}: no candidate to learn from; the generator keeps its adapter")
             return state.adapter, {}

@@ -62,19 +62,23 @@ def generation_stats(candidates: Sequence[Candidate]) -> dict:
 
 
 def rl_dataset(candidates: Sequence[Candidate], scores: dict[str, float], round_index: int,
-               invalid_penalty: float | None, whiten_kept: bool = False) -> list[Rollout]:
+               invalid_penalty: float | None, whiten_kept: bool = False,
+               gated_penalty: float | None = None) -> list[Rollout]:
     """D_RL: every candidate with its SIGnAL score as reward (standardised over the kept
     candidates with ``whiten_kept``).
 
     ``scores`` maps a synthetic item id to its score from the round's classifier pass.
     Dropped candidates get ``invalid_penalty`` (so chatter and copies are not free), or
     are left out when it is None; those without completion tokens are always left out.
+    Kept candidates scored exactly 0 (the relevance gate's off-distribution text) get
+    ``gated_penalty`` when it is set.
     """
     rows = [(i, c) for i, c in enumerate(candidates)
             if c.completion_token_ids and c.prompt_token_ids and (c.kept or invalid_penalty is not None)]
     raw = np.array([scores[synthetic_id(round_index, i)] if c.kept else 0.0 for i, c in rows], dtype=np.float64)
     invalid = np.array([not c.kept for _, c in rows], dtype=bool)
-    shaping = RewardShaping(whiten=whiten_kept, invalid_penalty=0.0 if invalid_penalty is None else invalid_penalty)
+    shaping = RewardShaping(whiten=whiten_kept, invalid_penalty=0.0 if invalid_penalty is None else invalid_penalty,
+                            gated_penalty=gated_penalty)
     rewards = shape_rewards(raw, invalid, shaping) if rows else raw
     return [Rollout(prompt_token_ids=list(c.prompt_token_ids), completion_token_ids=list(c.completion_token_ids),
                     reward=float(r), prompt=c.prompt_text, completion=c.raw_output,

@@ -145,3 +145,33 @@ def test_rl_dataset_whitens_the_kept_scores_and_penalises_the_dropped_in_std_uni
         assert rollout.reward == (pytest.approx(next(expected)) if k else -2.0)
     plain = rl_dataset(candidates, raw, 1, -2.0)
     assert [r.reward for r in plain if r.metadata["kept"]] == pytest.approx(list(raw.values()))
+
+
+def test_rl_dataset_penalises_gated_candidates_and_whitens_only_the_informative_ones():
+    from signal_al.generation.records import Candidate
+    from signal_al.rl_round import rl_dataset, synthetic_id
+
+    kept = [True, True, False, True, True]
+    candidates = [Candidate(prompt="p", prompt_text="p", raw_output=f"o{i}", text=f"text {i}" if k else None,
+                            drop_reason=None if k else "empty", prompt_token_ids=[1, 2], completion_token_ids=[3, i + 4])
+                  for i, k in enumerate(kept)]
+    # candidate 1 was gated by reward.relevance (score exactly 0)
+    raw = {synthetic_id(2, 0): 0.3, synthetic_id(2, 1): 0.0, synthetic_id(2, 3): 0.1, synthetic_id(2, 4): 0.5}
+    plain = rl_dataset(candidates, raw, 2, -1.0)
+    assert [r.reward for r in plain] == [0.3, 0.0, -1.0, 0.1, 0.5]  # without gated_penalty a gated 0 stays 0
+    gated = rl_dataset(candidates, raw, 2, -1.0, gated_penalty=-0.4)
+    assert [r.reward for r in gated] == [0.3, -0.4, -1.0, 0.1, 0.5]
+    whitened = rl_dataset(candidates, raw, 2, -2.0, whiten_kept=True, gated_penalty=-3.0)
+    informative = np.array([0.3, 0.1, 0.5])  # the gated 0 is not part of the whitening statistics
+    z = (informative - informative.mean()) / informative.std()
+    assert [r.reward for r in whitened] == pytest.approx([z[0], -3.0, -2.0, z[1], z[2]])
+
+
+def test_reward_gated_penalty_must_be_finite():
+    from signal_al.config_io import ConfigError
+    from signal_al.rewards import RewardConfig
+
+    with pytest.raises(ConfigError, match="reward.gated_penalty"):
+        RewardConfig(gated_penalty=float("inf"))
+    with pytest.raises(ValueError, match="gated_penalty"):
+        RewardShaping(gated_penalty=float("nan"))

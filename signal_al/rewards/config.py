@@ -39,6 +39,10 @@ class RewardConfig:
         False, help="Standardise the kept candidates' scores within each round for D_RL, so reward.invalid_penalty "
         "is in standard deviations (e.g. -2): keeps the ranking among kept candidates and still penalises dropped "
         "ones (ppo.whiten_rewards over all rewards lets a -1 penalty swamp scores of ~1e-3).")
+    gated_penalty: float | None = field(
+        None, help="D_RL reward of a kept candidate the relevance gate scored 0 (off-distribution); null keeps its 0. "
+        "Negative values teach the generator to avoid off-distribution text instead of being indifferent to it "
+        "(scripts/bench_rl.py --gated-penalty). Ignored with relevance: none.")
     invalid_penalty: float | None = field(
         -1.0, help="D_RL reward of a candidate dropped by cleaning (empty, chatter, duplicate); null leaves dropped "
         "candidates out of D_RL. Kept candidates get their raw SIGnAL score (whitening/clipping: ppo.*)."
@@ -51,6 +55,8 @@ class RewardConfig:
               f"must be one of {', '.join(map(repr, RELEVANCE_MODES))}, got {self.relevance!r}")
         check(0.5 <= self.relevance_quantile <= 1.0, "reward.relevance_quantile",
               f"must be in [0.5, 1], got {self.relevance_quantile}")
+        if self.gated_penalty is not None:
+            check(math.isfinite(self.gated_penalty), "reward.gated_penalty", "must be a finite number or null")
         if self.invalid_penalty is not None:
             check(math.isfinite(self.invalid_penalty), "reward.invalid_penalty", "must be a finite number or null")
 

@@ -31,12 +31,18 @@ class RewardShaping:
     """Longest valid generation in characters (after stripping); ``None`` for no limit."""
     penalize_copies: bool = True
     """Treat a copy of an in-context example or of a labeled text as invalid."""
+    gated_penalty: float | None = None
+    """Reward of a valid generation whose score is exactly 0, i.e. one the relevance gate
+    (``reward.relevance``) marked off-distribution; ``None`` keeps its 0. Gated rows are left
+    out of the whitening statistics, like invalid ones."""
 
     def __post_init__(self) -> None:
         if self.clip is not None and not (np.isfinite(self.clip) and self.clip > 0):
             raise ValueError(f"clip: must be a positive number or None, got {self.clip!r}")
         if not np.isfinite(self.invalid_penalty):
             raise ValueError(f"invalid_penalty: must be finite, got {self.invalid_penalty!r}")
+        if self.gated_penalty is not None and not np.isfinite(self.gated_penalty):
+            raise ValueError(f"gated_penalty: must be finite or None, got {self.gated_penalty!r}")
         if self.max_chars is not None and self.max_chars < 1:
             raise ValueError(f"max_chars: must be positive or None, got {self.max_chars!r}")
 
@@ -89,11 +95,15 @@ def whiten(values: np.ndarray) -> np.ndarray:
 
 
 def shape_rewards(scores: np.ndarray, invalid: np.ndarray, shaping: RewardShaping) -> np.ndarray:
-    """Rewards from raw ``scores``: valid ones whitened/clipped per ``shaping``, invalid ones penalised.
+    """Rewards from raw ``scores``: valid ones whitened/clipped per ``shaping``, invalid ones penalised
+    (and, with ``shaping.gated_penalty``, valid ones the relevance gate scored 0).
 
     >>> shape_rewards(np.array([1.0, 3.0, 0.0]), np.array([False, False, True]),
     ...               RewardShaping(whiten=True, invalid_penalty=-2.0)).tolist()
     [-1.0, 1.0, -2.0]
+    >>> shape_rewards(np.array([0.5, 0.0, 0.0]), np.array([False, False, True]),
+    ...               RewardShaping(invalid_penalty=-1.0, gated_penalty=-0.25)).tolist()
+    [0.5, -0.25, -1.0]
     """
     scores = np.asarray(scores, dtype=np.float64)
     invalid = np.asarray(invalid, dtype=bool)
@@ -103,6 +113,10 @@ def shape_rewards(scores: np.ndarray, invalid: np.ndarray, shaping: RewardShapin
     if not np.isfinite(scores[valid]).all():
         raise ValueError("scores: contains NaN or inf for a valid generation")
     rewards = np.full(scores.shape, float(shaping.invalid_penalty))
+    if shaping.gated_penalty is not None:
+        gated = valid & (scores == 0.0)
+        rewards[gated] = float(shaping.gated_penalty)
+        valid = valid & ~gated
     values = scores[valid]
     if shaping.whiten:
         values = whiten(values)
