@@ -28,3 +28,43 @@ def random_lora(model_dir: Path, out: Path) -> Path:
                         lora_dropout=0.0, bias="none", task_type="CAUSAL_LM")
     get_peft_model(model, config).save_pretrained(out)
     return out
+
+
+class JSONServer:
+    """A local JSON-over-HTTP server on a free port, for fake vLLM servers in tests.
+
+    ``route(path, headers, payload)`` answers each request (``payload`` is None for GET) with
+    ``(status, body)``; the server runs in a daemon thread from construction until :meth:`stop`.
+    """
+
+    def __init__(self, route) -> None:
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:  # keep pytest output clean
+                pass
+
+            def _answer(self, payload: dict | None) -> None:
+                status, body = route(self.path, self.headers, payload)
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:
+                self._answer(None)
+
+            def do_POST(self) -> None:
+                self._answer(json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0)))))
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

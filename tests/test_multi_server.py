@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Iterator
 
@@ -14,6 +12,7 @@ import pytest
 
 from signal_al.generation.backends.base import SamplingParams
 from signal_al.generation.backends.server import VLLMServerBackend
+from helpers import JSONServer
 from signal_al.serving import API_KEY_ENV, ServerError, ServerSettings, VLLMServer, api_key_for, free_port
 
 
@@ -26,62 +25,40 @@ class FakeVLLM:
         self.adapters: dict[str, str] = {}
         self.requests: list[tuple[str, dict | None]] = []
         self.fail = False
-        owner = self
+        self.server = JSONServer(self._route)
+        self.url = self.server.url
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args) -> None:
-                pass
-
-            def _reply(self, status: int, body: dict) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def _handle(self, payload: dict | None) -> None:
-                owner.requests.append((self.path, payload))
-                if owner.fail:
-                    return self._reply(503, {"error": "down"})
-                if self.path == "/health":
-                    return self._reply(200, {})
-                if owner.api_key and self.headers.get("Authorization") != f"Bearer {owner.api_key}":
-                    return self._reply(401, {"error": "Unauthorized"})
-                if self.path == "/v1/models":
-                    rows = [{"id": owner.model, "parent": None}]
-                    return self._reply(200, {"data": rows + [{"id": n, "parent": owner.model} for n in owner.adapters]})
-                if self.path == "/v1/load_lora_adapter":
-                    name = payload["lora_name"]
-                    if name in owner.adapters:
-                        return self._reply(400, {"error": f"The lora adapter '{name}' has already been loaded."})
-                    owner.adapters[name] = payload["lora_path"]
-                    return self._reply(200, {})
-                if self.path == "/v1/completions":
-                    model = payload["model"]
-                    source = owner.adapters.get(model, model)
-                    choices = [{"index": j, "text": f"{source}|{payload['seed']}|{payload['prompt']}|{j}",
-                                "token_ids": [5, j], "prompt_token_ids": [1, 2], "finish_reason": "stop"}
-                               for j in range(payload["n"])]
-                    return self._reply(200, {"choices": choices})
-                return self._reply(404, {"error": "not found"})
-
-            def do_GET(self) -> None:
-                self._handle(None)
-
-            def do_POST(self) -> None:
-                self._handle(json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0)))))
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+    def _route(self, path: str, headers, payload: dict | None) -> tuple[int, dict]:
+        self.requests.append((path, payload))
+        if self.fail:
+            return 503, {"error": "down"}
+        if path == "/health":
+            return 200, {}
+        if self.api_key and headers.get("Authorization") != f"Bearer {self.api_key}":
+            return 401, {"error": "Unauthorized"}
+        if path == "/v1/models":
+            rows = [{"id": self.model, "parent": None}]
+            return 200, {"data": rows + [{"id": n, "parent": self.model} for n in self.adapters]}
+        if path == "/v1/load_lora_adapter":
+            name = payload["lora_name"]
+            if name in self.adapters:
+                return 400, {"error": f"The lora adapter '{name}' has already been loaded."}
+            self.adapters[name] = payload["lora_path"]
+            return 200, {}
+        if path == "/v1/completions":
+            model = payload["model"]
+            source = self.adapters.get(model, model)
+            choices = [{"index": j, "text": f"{source}|{payload['seed']}|{payload['prompt']}|{j}",
+                        "token_ids": [5, j], "prompt_token_ids": [1, 2], "finish_reason": "stop"}
+                       for j in range(payload["n"])]
+            return 200, {"choices": choices}
+        return 404, {"error": "not found"}
 
     def posts(self, path: str = "/v1/completions") -> list[dict]:
         return [p for q, p in self.requests if q == path]
 
     def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.server.stop()
 
 
 @pytest.fixture

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Iterator
 
 import pytest
 
+from helpers import JSONServer
 from signal_al.generation.backends.base import SamplingParams
 from signal_al.generation.backends.server import VLLMServerBackend
 from signal_al.serving import ServerError, free_port
@@ -21,67 +20,43 @@ class FlakyServer:
         self.failures = failures
         self.requests: list[tuple[str, dict | None]] = []
         self.lock = threading.Lock()
-        owner = self
+        self.server: JSONServer | None = None
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args) -> None:  # keep pytest output clean
-                pass
-
-            def _reply(self, status: int, body: dict) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def _handle(self, payload: dict | None) -> None:
-                with owner.lock:
-                    owner.requests.append((self.path, payload))
-                    failing = owner.failures > 0
-                    owner.failures -= failing
-                if failing:
-                    return self._reply(503, {"error": "overloaded"})
-                if self.path == "/health":
-                    return self._reply(200, {})
-                if self.path == "/v1/models":
-                    return self._reply(200, {"data": [{"id": "base-model", "parent": None},
-                                                      {"id": "round-1", "parent": "base-model"}]})
-                if self.path == "/v1/load_lora_adapter":
-                    if payload["lora_name"] == "round-1":
-                        return self._reply(400, {"error": "The lora adapter 'round-1' has already been loaded."})
-                    return self._reply(200, {})
-                if self.path == "/v1/completions":
-                    if "too long" in payload["prompt"]:  # vLLM's answer to a prompt over max_model_len
-                        return self._reply(400, {"error": {"message": "This model's maximum context length is "
-                                                           "1024 tokens.", "type": "BadRequestError", "code": 400}})
-                    # n choices, listed out of order; like vLLM, only one carries the prompt's ids.
-                    choices = [{
-                        "index": j, "text": f"{payload['model']}|{payload['seed']}|{payload['prompt']}|{j}",
-                        "token_ids": [5, 6, j], "prompt_token_ids": [1, len(payload["prompt"])] if j == 0 else None,
-                        "finish_reason": "stop", "logprobs": {"token_logprobs": [-0.5, -1.0, -0.1]},
-                    } for j in range(payload["n"])]
-                    return self._reply(200, {"choices": choices[::-1]})
-                return self._reply(404, {"error": "not found"})
-
-            def do_GET(self) -> None:
-                self._handle(None)
-
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", 0))
-                self._handle(json.loads(self.rfile.read(length)))
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+    def _route(self, path: str, headers, payload: dict | None) -> tuple[int, dict]:
+        with self.lock:
+            self.requests.append((path, payload))
+            failing = self.failures > 0
+            self.failures -= failing
+        if failing:
+            return 503, {"error": "overloaded"}
+        if path == "/health":
+            return 200, {}
+        if path == "/v1/models":
+            return 200, {"data": [{"id": "base-model", "parent": None}, {"id": "round-1", "parent": "base-model"}]}
+        if path == "/v1/load_lora_adapter":
+            if payload["lora_name"] == "round-1":
+                return 400, {"error": "The lora adapter 'round-1' has already been loaded."}
+            return 200, {}
+        if path == "/v1/completions":
+            if "too long" in payload["prompt"]:  # vLLM's answer to a prompt over max_model_len
+                return 400, {"error": {"message": "This model's maximum context length is 1024 tokens.",
+                                       "type": "BadRequestError", "code": 400}}
+            # n choices, listed out of order; like vLLM, only one carries the prompt's ids.
+            choices = [{
+                "index": j, "text": f"{payload['model']}|{payload['seed']}|{payload['prompt']}|{j}",
+                "token_ids": [5, 6, j], "prompt_token_ids": [1, len(payload["prompt"])] if j == 0 else None,
+                "finish_reason": "stop", "logprobs": {"token_logprobs": [-0.5, -1.0, -0.1]},
+            } for j in range(payload["n"])]
+            return 200, {"choices": choices[::-1]}
+        return 404, {"error": "not found"}
 
     def __enter__(self) -> "FlakyServer":
-        self.thread.start()
+        self.server = JSONServer(self._route)
+        self.url = self.server.url
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.server.stop()
 
 
 @pytest.fixture
