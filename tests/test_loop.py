@@ -234,6 +234,27 @@ def test_report_matches_an_independent_aggregation(tmp_path: Path) -> None:
     assert paths["accuracy"].stat().st_size > 10_000
 
 
+def test_plot_colours_and_the_pool_ceiling() -> None:
+    import doctest
+
+    import pandas as pd
+
+    import signal_al.evaluation.report as report
+
+    assert doctest.testmod(report).failed == 0
+    methods = ["random", "badge", "cal", "coreset", "entropy", "signal", "signal-frozen"]
+    colours = report.strategy_colours(methods)
+    assert len(set(colours.values())) == len(methods)  # every line its own colour
+    assert colours["random"] == report.strategy_colours(["random", "signal"])["random"]  # stable across plots
+    assert {colours["signal"], colours["signal-frozen"]} <= set(report.SIGNAL_COLOURS)
+    # the ceiling: the best pool-based mean at exactly 100 %, never a SIGnAL row, never a row past the pool
+    table = pd.DataFrame({"strategy": ["random", "cal", "cal", "signal", "signal"],
+                          "acquired_pct": [100.0, 100.0, 90.0, 100.0, 150.0],
+                          "accuracy_mean": [0.70, 0.68, 0.75, 0.80, 0.82]})
+    assert report.pool_ceiling(table) == ("random", 0.70)
+    assert report.pool_ceiling(table[table["strategy"] == "signal"]) is None
+
+
 def test_report_combines_grids_and_aggregates_generator_statistics(tmp_path: Path,
                                                                    capsys: pytest.CaptureFixture[str]) -> None:
     """A pool-based grid and a SIGnAL grid (separate folders, same run names) in one report, and

@@ -55,7 +55,27 @@ def print_comparison(run_dir: Path, paths: dict[str, Path]) -> None:
                   for o in others]
         table.add_row(*cells)
     console().print(table)
+    line = ceiling_line(frame, main)
+    if line:
+        print(line)
     print(f"plot: {paths['accuracy']}")
+
+
+def ceiling_line(frame, main: str) -> str | None:
+    """Where the pool-based methods stop (their best at 100 % of the pool) and where ``main`` got past it."""
+    from signal_al.evaluation.report import pool_ceiling
+
+    means = frame.groupby(["strategy", "acquired_pct"], as_index=False)["accuracy"].mean()
+    ceiling = pool_ceiling(means.rename(columns={"accuracy": "accuracy_mean"}))
+    if ceiling is None:
+        return None
+    strategy, value = ceiling
+    text = f"pool ceiling: {strategy} with the whole pool labeled (100 %): {100 * value:.1f}"
+    beyond = means[(means["strategy"] == main) & (means["acquired_pct"] > 100.0 + 1e-6)].sort_values("acquired_pct")
+    for _, row in beyond.iterrows():
+        text += (f"; {main} at {row['acquired_pct']:g} %: {100 * row['accuracy']:.1f} "
+                 f"({100 * (row['accuracy'] - value):+.1f} points)")
+    return text
 
 
 def run_or_wait(config, *, resume: bool, cache_root: Path) -> int:

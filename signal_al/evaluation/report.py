@@ -185,6 +185,43 @@ def gain_markdown(gains: pd.DataFrame) -> str:
                           lambda s, c: "-" if pd.isna(gain.loc[s, c]) else f"{100 * gain.loc[s, c]:+.1f}")
 
 
+#: Strong, distinct colours: SIGnAL's family first, then the pool-based methods (no pale tints).
+SIGNAL_COLOURS = ("#d62728", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2")
+POOL_COLOURS = ("#1f77b4", "#2ca02c", "#7f7f7f", "#17becf", "#bcbd22", "#000080", "#006400", "#8b008b",
+                "#b8860b", "#4682b4")
+
+
+def strategy_colours(strategies: Sequence[str]) -> dict[str, str]:
+    """One colour per strategy, SIGnAL's family in warm colours and pool-based methods in cool ones,
+    the same for a strategy whatever else is plotted (``random`` is always blue).
+
+    >>> strategy_colours(["random", "entropy", "signal"])
+    {'random': '#1f77b4', 'entropy': '#2ca02c', 'signal': '#d62728'}
+    """
+    ours = [s for s in strategies if str(s).startswith("signal")]
+    pool = sorted((s for s in strategies if not str(s).startswith("signal")), key=lambda s: (s != "random", str(s)))
+    colours = {s: POOL_COLOURS[i % len(POOL_COLOURS)] for i, s in enumerate(pool)}
+    colours.update({s: SIGNAL_COLOURS[i % len(SIGNAL_COLOURS)] for i, s in enumerate(sorted(ours, key=str))})
+    return {s: colours[s] for s in strategies}
+
+
+def pool_ceiling(table: pd.DataFrame, metric: str = "accuracy") -> tuple[str, float] | None:
+    """(strategy, mean ``metric``) of the best pool-based strategy at 100 % of the real pool, the
+    most any pool-based method can reach; None when no pool-based strategy got there.
+
+    >>> t = pd.DataFrame({"strategy": ["random", "cal", "cal", "signal"], "acquired_pct": [100.0, 50.0, 100.0, 100.0],
+    ...                   "accuracy_mean": [0.7, 0.6, 0.72, 0.9]})
+    >>> pool_ceiling(t)
+    ('cal', 0.72)
+    """
+    at_full = table[(~table["strategy"].astype(str).str.startswith("signal"))
+                    & ((table["acquired_pct"] - 100.0).abs() < 1e-6)]
+    if at_full.empty:
+        return None
+    best = at_full.loc[at_full[f"{metric}_mean"].idxmax()]
+    return str(best["strategy"]), float(best[f"{metric}_mean"])
+
+
 def plot_curves(table: pd.DataFrame, path: Path, metric: str = "accuracy", title: str = "",
                 gains: pd.DataFrame | None = None) -> Path:
     """Metric vs acquired % of the real pool, one line and a ±std band per strategy (SIGnAL's
@@ -196,16 +233,16 @@ def plot_curves(table: pd.DataFrame, path: Path, metric: str = "accuracy", title
     import matplotlib.pyplot as plt
 
     strategies = sorted(table["strategy"].unique(), key=lambda s: (str(s).startswith("signal"), str(s)))
-    colours = plt.get_cmap("tab20")
     panels = 2 if gains is not None and not gains.empty else 1
     figure, axes = plt.subplots(1, panels, figsize=(7.5 * panels, 4.8), dpi=120, squeeze=False)
-    for index, strategy in enumerate(strategies):
+    colours = strategy_colours(strategies)
+    for strategy in strategies:
         rows = table[table["strategy"] == strategy].sort_values("acquired_pct")
         mean = 100 * rows[f"{metric}_mean"]
         std = 100 * rows[f"{metric}_std"].fillna(0.0)
         ours = str(strategy).startswith("signal")
         style = ({"linewidth": 2.4, "zorder": 5} if ours else {"linewidth": 1.2, "linestyle": "--", "alpha": 0.85})
-        colour = colours(index % 20)
+        colour = colours[strategy]
         axes[0, 0].plot(rows["acquired_pct"], mean, marker="o", markersize=3, label=strategy, color=colour, **style)
         axes[0, 0].fill_between(rows["acquired_pct"], mean - std, mean + std, alpha=0.15 if ours else 0.05,
                                 color=colour)
@@ -213,6 +250,12 @@ def plot_curves(table: pd.DataFrame, path: Path, metric: str = "accuracy", title
             gap = gains[gains["strategy"] == strategy].sort_values("acquired_pct")
             axes[0, 1].plot(gap["acquired_pct"], 100 * gap["gain"], marker="o", markersize=3, label=strategy,
                             color=colour, **style)
+    ceiling = pool_ceiling(table, metric)
+    if ceiling is not None and table["acquired_pct"].max() > 100.0 + 1e-6:
+        strategy, value = ceiling
+        axes[0, 0].axvline(100.0, color="black", linewidth=0.8, linestyle=":")
+        axes[0, 0].axhline(100 * value, color="black", linewidth=1.0, linestyle=":",
+                           label=f"pool ceiling ({strategy} at 100 %)")
     label = metric.replace("_", "-")
     axes[0, 0].set_ylabel(f"test {label} (%)")
     axes[0, 0].set_title(title or f"test {metric} vs acquired labels (mean ± std over seeds)", fontsize=10)
