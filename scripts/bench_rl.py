@@ -14,11 +14,12 @@ before the last gives the paper's score too. The last line is
 
 (one line). ``offdist`` is the share of kept samples whose mean k-NN distance to the labeled
 set lies outside the central range of the real texts' (two-sided, ``--offdist-quantile``).
-Dropped samples (cleaning) get reward ``--invalid-penalty`` in training and count as
-missing in the held-out comparison (paired over prompts where both wrote valid text).
+Dropped samples (cleaning) are left out of training by default (``--invalid-penalty``) and count
+as missing in the held-out comparison (paired over prompts where both wrote valid text); kept
+samples the relevance gate scored 0 get ``--gated-penalty``.
 
-    python scripts/bench_rl.py --seed 0
-    python scripts/bench_rl.py --seed 1 --iterations 6 --advantage rloo
+    python scripts/bench_rl.py --seed 0 --backend vllm-server     # the measured setting (results/rl-bench/)
+    python scripts/bench_rl.py --seed 1 --kl-coef 0.02 --invalid-penalty min --gated-penalty 0   # the first one
 """
 
 from __future__ import annotations
@@ -43,29 +44,51 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0, help="Seed of the labeled set, prompts, sampling and training.")
     p.add_argument("--task", default="rt-movies", help="Offline task (rt-movies or vader-sources).")
     p.add_argument("--labeled", type=int, default=40, help="Size of the fixed labeled set.")
-    p.add_argument("--iterations", type=int, default=6, help="generate -> score -> update iterations.")
+    p.add_argument("--iterations", type=int, default=5, help="generate -> score -> update iterations.")
     p.add_argument("--prompts", type=int, default=16, help="Training prompts per iteration.")
     p.add_argument("--samples", type=int, default=4, help="Samples per training prompt (the group size).")
     p.add_argument("--heldout", type=int, default=128, help="Held-out prompts (one sample each) per generator.")
     p.add_argument("--advantage", choices=["gae", "rloo", "grpo"], default="rloo", help="ppo.advantage.")
-    p.add_argument("--lr", type=float, default=2e-4, help="LoRA learning rate.")
-    p.add_argument("--kl-coef", type=float, default=0.02, help="beta of the KL penalty to the base model (> 0).")
+    p.add_argument("--lr", type=float, default=5e-4, help="LoRA learning rate.")
+    p.add_argument("--kl-coef", type=float, default=0.1, help="beta of the KL penalty to the base model (> 0).")
     p.add_argument("--epochs", type=int, default=2, help="PPO epochs per iteration.")
     p.add_argument("--minibatches", type=int, default=2, help="Minibatches (optimizer steps) per epoch.")
     p.add_argument("--max-new-tokens", type=int, default=40, help="Generation length limit.")
     p.add_argument("--relevance", default="typical", help="reward.relevance of the training reward (none: the paper's).")
     p.add_argument("--relevance-quantile", type=float, default=0.9, help="reward.relevance_quantile.")
-    p.add_argument("--invalid-penalty", type=float, default=None,
-                   help="Reward of a dropped candidate (default: the lowest kept reward of the iteration).")
-    p.add_argument("--gated-penalty", type=float, default=None,
-                   help="Reward of a kept candidate the relevance gate scored 0 (reward.gated_penalty; default: 0).")
+    p.add_argument("--invalid-penalty", type=_penalty, default="none",
+                   help="Reward of a dropped candidate: a number, 'min' (the lowest kept reward of the iteration) or "
+                   "'none' (dropped candidates left out of the update, like reward.invalid_penalty: null).")
+    p.add_argument("--gated-penalty", type=float, default=-0.3,
+                   help="Reward of a kept candidate the relevance gate scored 0 (reward.gated_penalty).")
     p.add_argument("--offdist-quantile", type=float, default=0.9, help="Quantile of the off-distribution check.")
     p.add_argument("--backend", choices=["transformers", "vllm-server"], default="transformers",
                    help="Generation backend (vllm-server starts a managed CPU server from .venv-vllm).")
     p.add_argument("--server-url", default="http://127.0.0.1:8000",
                    help="vllm-server: where the managed server listens (one port per concurrent bench).")
-    p.add_argument("--out", type=Path, default=None, help="Keep adapters and samples here (default: a temp dir).")
+    p.add_argument("--out", type=Path, default=None,
+                   help="Keep adapters, the server log and samples.jsonl (every sample with its reward) here "
+                   "(default: a temp dir).")
     return p.parse_args(argv)
+
+
+def _penalty(text: str) -> float | str:
+    if text in ("min", "none"):
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, 'min' or 'none', got {text!r}") from None
+
+
+def _append_samples(path: Path, phase: str, candidates, scores: np.ndarray) -> None:
+    """Every sample with its reward (NaN: dropped by cleaning) and drop reason, for reading afterwards."""
+    import json
+
+    with path.open("a", encoding="utf-8") as f:
+        for c, s in zip(candidates, scores):
+            f.write(json.dumps({"phase": phase, "group": c.group, "text": c.text or c.raw_output,
+                                "drop_reason": c.drop_reason, "reward": None if math.isnan(s) else float(s)}) + "\n")
 
 
 def _split_prompt_pools(data, seed: int, labeled: int):
@@ -141,14 +164,16 @@ def main(argv: list[str] | None = None) -> int:
                                             seed=args.seed * 1000 + it, adapter=True if adapter else None)
             scores = score_kept(candidates, scorer)
             kept = ~np.isnan(scores)
-            penalty = args.invalid_penalty if args.invalid_penalty is not None else (
-                float(np.nanmin(scores)) if kept.any() else 0.0)
+            penalty = (float(np.nanmin(scores)) if kept.any() else 0.0) if args.invalid_penalty in ("min", "none") \
+                else args.invalid_penalty
             shaping = RewardShaping(invalid_penalty=penalty,
                                     gated_penalty=args.gated_penalty if args.relevance != "none" else None)
             rewards = shape_rewards(np.where(kept, scores, 0.0), ~kept, shaping)
             rollouts = [Rollout(prompt_token_ids=list(c.prompt_token_ids), completion_token_ids=list(c.completion_token_ids),
                                 reward=float(r), group=f"{it}:{c.group}")
-                        for c, r in zip(candidates, rewards) if c.completion_token_ids and c.prompt_token_ids]
+                        for c, r, k in zip(candidates, rewards, kept)
+                        if c.completion_token_ids and c.prompt_token_ids and (k or args.invalid_penalty != "none")]
+            _append_samples(out / "samples.jsonl", f"train-{it}", candidates, scores)
             t1 = time.perf_counter()
             target = out / f"iter-{it:02d}"
             metrics = train_generator(base_model, rollouts, target, dataclasses.replace(ppo, seed=args.seed * 100 + it),
@@ -176,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
 
     fmt = lambda v, spec=".4f": "nan" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)  # noqa: E731
     d2 = lambda cs: distinct_n([c.text for c in cs if c.kept], 2)  # noqa: E731
+    for name, rows in (("heldout-base", base), ("heldout-trained", trained)):
+        _append_samples(out / "samples.jsonl", name, rows, score_kept(rows, scorer))
     paper = lift_stats(score_kept(base, plain), score_kept(trained, plain))
     stats = lift_stats(score_kept(base, scorer), score_kept(trained, scorer))  # the reward it was trained on
     print(f"held-out: valid base {fmt(stats['heldout_valid_base'], '.2f')}, trained "
