@@ -255,6 +255,19 @@ def test_plot_colours_and_the_pool_ceiling() -> None:
     assert report.pool_ceiling(table[table["strategy"] == "signal"]) is None
 
 
+def test_the_run_prints_the_pool_ceiling_and_the_gain_past_it() -> None:
+    import pandas as pd
+
+    from signal_al.cli.run import ceiling_line
+
+    frame = pd.DataFrame({"strategy": ["random", "random", "signal", "signal", "signal"],
+                          "acquired_pct": [50.0, 100.0, 50.0, 100.0, 125.0],
+                          "accuracy": [0.60, 0.70, 0.62, 0.69, 0.735]})
+    assert ceiling_line(frame, "signal") == ("pool ceiling: random with the whole pool labeled (100 %): 70.0; "
+                                             "signal at 125 %: 73.5 (+3.5 points)")
+    assert ceiling_line(frame[frame["acquired_pct"] < 100], "signal") is None
+
+
 def test_report_combines_grids_and_aggregates_generator_statistics(tmp_path: Path,
                                                                    capsys: pytest.CaptureFixture[str]) -> None:
     """A pool-based grid and a SIGnAL grid (separate folders, same run names) in one report, and
