@@ -238,3 +238,19 @@ def test_argparse_errors_are_one_line(capsys: pytest.CaptureFixture[str]) -> Non
     assert info.value.code == 2
     assert capsys.readouterr().err == ("signal-al: error: generate: argument --n: expected a positive integer, "
                                        "got '0' (see `signal-al generate --help`)\n")
+
+
+def test_a_heading_in_a_log_stays_narrow_while_tables_print_whole() -> None:
+    import io
+
+    from rich.console import Console
+
+    from signal_al.cli.options import heading
+
+    log = Console(file=io.StringIO(), force_terminal=False, width=100_000)  # what console() gives a log
+    heading(log, "generator: a check")
+    lines = log.file.getvalue().splitlines()
+    assert len(lines) == 1 and "generator: a check" in lines[0] and len(lines[0]) == 100
+    narrow = Console(file=io.StringIO(), force_terminal=False, width=60)  # a terminal narrower than 100
+    heading(narrow, "x")
+    assert len(narrow.file.getvalue().splitlines()[0]) == 60

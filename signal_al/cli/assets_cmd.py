@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from signal_al.cli.options import add_cache_arg, add_config_flag, cache, console, positive_int
+from signal_al.cli.options import add_cache_arg, add_config_flag, cache, console, heading, positive_int
 
 
 def cmd_assets_fetch(args: argparse.Namespace) -> int:
@@ -54,7 +54,7 @@ def cmd_assets_verify(args: argparse.Namespace) -> int:
     data_config = DataConfig(task=args.task)
     data = load_task(data_config, cache_root=root)
     pool = real_pool(data, data_config, seed=args.seed)
-    out.rule(f"generator: smollm2-135m-instruct on {args.task} in-context prompts")
+    heading(out, f"generator: smollm2-135m-instruct on {args.task} in-context prompts")
     generations = check_generator(str(asset_path("smollm2-135m-instruct", root)), data.spec, pool.texts,
                                   num_prompts=args.prompts, seed=args.seed)
     for check in generations:
@@ -62,7 +62,7 @@ def cmd_assets_verify(args: argparse.Namespace) -> int:
         out.print(f"-> {check.completion}", markup=False)
         out.print(f"   ({check.new_tokens} tokens in {check.seconds:.1f} s, "
                   f"{check.new_tokens / max(check.seconds, 1e-9):.0f} tok/s)\n", style="dim")
-    out.rule(f"classifier: minilm-l6 on a batch of 16 {args.task} pool sentences")
+    heading(out, f"classifier: minilm-l6 on a batch of 16 {args.task} pool sentences")
     batch = pool.subset(range(min(16, len(pool))))
     result = check_classifier(str(asset_path("minilm-l6", root)), batch, data.spec.num_labels, seed=args.seed)
     out.print(f"loss {result.loss_before:.4f} -> {result.loss_after:.4f} after 3 AdamW steps "

@@ -38,6 +38,14 @@ def console():
     return out
 
 
+def heading(out, title: str) -> None:
+    """A section heading: a horizontal rule with ``title``, at most 100 columns wide (a log's console
+    is 100,000 columns wide for its tables, and a rule would fill all of them)."""
+    from rich.rule import Rule
+
+    out.print(Rule(title), width=min(out.width, 100))
+
+
 # --- output that is not a terminal ----------------------------------------------------------------
 
 class PlainLines(io.TextIOBase):
