@@ -201,10 +201,11 @@ def main(argv: list[str] | None = None) -> int:
 
     fmt = lambda v, spec=".4f": "nan" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)  # noqa: E731
     d2 = lambda cs: distinct_n([c.text for c in cs if c.kept], 2)  # noqa: E731
+    rewarded = {"heldout-base": score_kept(base, scorer), "heldout-trained": score_kept(trained, scorer)}
     for name, rows in (("heldout-base", base), ("heldout-trained", trained)):
-        _append_samples(out / "samples.jsonl", name, rows, score_kept(rows, scorer))
+        _append_samples(out / "samples.jsonl", name, rows, rewarded[name])
     paper = lift_stats(score_kept(base, plain), score_kept(trained, plain))
-    stats = lift_stats(score_kept(base, scorer), score_kept(trained, scorer))  # the reward it was trained on
+    stats = lift_stats(rewarded["heldout-base"], rewarded["heldout-trained"])  # the reward it was trained on
     print(f"held-out: valid base {fmt(stats['heldout_valid_base'], '.2f')}, trained "
           f"{fmt(stats['heldout_valid_adapter'], '.2f')}, paired n {stats['heldout_paired_n']}; the paper's score "
           f"(no relevance gate): base {fmt(paper['heldout_reward_base'])}, trained {fmt(paper['heldout_reward_adapter'])}, "
