@@ -154,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
                     temperature=1.0, lora_r=8)
     base_model = resolve_model(gen_config.model)
     out = args.out or Path(tempfile.mkdtemp(prefix="bench-rl-"))
+    out.mkdir(parents=True, exist_ok=True)
     adapter: Path | None = None
     kl = float("nan")
     with managed_server(gen_config, log_file=out / "vllm-server.log", log=print):
