@@ -53,6 +53,10 @@ class ActiveLearningConfig:
         32, help="SIGnAL: after each generator update, the new adapter and the base model answer this many fixed "
         "held-out prompts (same prompts and seeds every round), scored by the round's classifier; the metrics row "
         "gets heldout_reward_base/adapter, heldout_lift_pct and the paired z. 0 turns it off.")
+    heldout_samples_per_prompt: int = field(
+        4, help="Samples per held-out prompt (one request with vLLM's n, like the training rollouts): "
+        "heldout_samples / this many prompts. Each prompt's forward pass is paid once, and on a CPU server a "
+        "prompt costs more than the samples it starts; base and adapter still pair sample by sample.")
     annotator_max_steps: int | None = field(
         None, help="Cap the model annotator's training steps (it trains once per task and recipe, then is cached); "
         "for CPU demos, where full epochs over the train split take too long."
@@ -71,6 +75,8 @@ class ActiveLearningConfig:
             check(len(self.synthetic_share) == 2 and all(0.0 <= s <= 1.0 for s in self.synthetic_share),
                   "active_learning.synthetic_share", f"must be [start, end] with both in [0, 1], got {self.synthetic_share}")
         check(self.heldout_samples >= 0, "active_learning.heldout_samples", f"must be >= 0, got {self.heldout_samples}")
+        check(self.heldout_samples_per_prompt >= 1, "active_learning.heldout_samples_per_prompt",
+              f"must be >= 1, got {self.heldout_samples_per_prompt}")
         if self.annotator_max_steps is not None:
             check(self.annotator_max_steps > 0, "active_learning.annotator_max_steps",
                   f"must be positive, got {self.annotator_max_steps}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 from pathlib import Path
 from typing import Any, Callable
 
@@ -190,11 +191,14 @@ class SignalAgent:
         from signal_al.heldout import heldout_seed, lift_stats, score_kept
         from signal_al.rewards.scorer import SignalScorer
 
-        context, n = self.context, self.config.active_learning.heldout_samples
+        context, al = self.context, self.config.active_learning
+        per_prompt = min(al.heldout_samples_per_prompt, al.heldout_samples)
+        prompts = math.ceil(al.heldout_samples / per_prompt)
         generator, seed = self.generator(state), heldout_seed(self.config.seed)
         if self._heldout_base is None:  # the base model's answers never change: generated once per process
-            self._heldout_base = generator.generate(context.pool, n, samples_per_prompt=1, seed=seed, adapter=None)
-        trained = generator.generate(context.pool, n, samples_per_prompt=1, seed=seed, adapter=True)
+            self._heldout_base = generator.generate(context.pool, prompts, samples_per_prompt=per_prompt, seed=seed,
+                                                    adapter=None)
+        trained = generator.generate(context.pool, prompts, samples_per_prompt=per_prompt, seed=seed, adapter=True)
         items = {item.id: item for item in state.items}
         labeled = [items[a.id] for a in state.annotations]
         reference = [item for item in state.items if item.source == "real" and item.id not in state.labeled_ids]
@@ -204,7 +208,8 @@ class SignalAgent:
                               reference_pairs=pairs(reference) if reference else None,
                               batch_size=self.config.classifier.eval_batch_size,
                               max_length=self.config.classifier.max_length, device=context.device)
-        return lift_stats(score_kept(self._heldout_base, scorer), score_kept(trained, scorer))
+        groups = np.array([c.group for c in trained])  # the z treats a prompt's samples as one cluster
+        return lift_stats(score_kept(self._heldout_base, scorer), score_kept(trained, scorer), groups)
 
     def close(self) -> None:
         if self._generator is not None:

@@ -37,14 +37,20 @@ def score_kept(candidates: Sequence[Any], scorer: Any) -> np.ndarray:
     return scores
 
 
-def lift_stats(base: np.ndarray, adapter: np.ndarray) -> dict:
+def lift_stats(base: np.ndarray, adapter: np.ndarray, groups: np.ndarray | None = None) -> dict:
     """Mean rewards, their relative lift in % and the paired z of adapter − base.
+
+    ``groups`` (the prompt of each sample): samples of one prompt are not independent, so
+    the z uses the cluster-robust standard error over prompts, with the G/(G−1) correction;
+    with one sample per prompt it is the ordinary paired z.
 
     >>> row = lift_stats(np.array([1.0, 2.0, np.nan]), np.array([2.0, 2.0, 5.0]))
     >>> row["heldout_reward_base"], row["heldout_reward_adapter"], row["heldout_lift_pct"]
     (1.5, 3.0, 100.0)
     >>> row["heldout_paired_n"], row["heldout_valid_adapter"]
     (2, 1.0)
+    >>> lift_stats(np.zeros(4), np.array([1.0, 2.0, 3.0, 6.0]), groups=np.array([0, 0, 1, 1]))["heldout_paired_z"]
+    2.0
     """
     base, adapter = np.asarray(base, dtype=np.float64), np.asarray(adapter, dtype=np.float64)
     both = ~np.isnan(base) & ~np.isnan(adapter)
@@ -55,8 +61,14 @@ def lift_stats(base: np.ndarray, adapter: np.ndarray) -> dict:
     if mean_base is not None and mean_adapter is not None and mean_base != 0:
         lift = 100.0 * (mean_adapter - mean_base) / abs(mean_base)
     z = None
-    if diff.size > 1 and diff.std(ddof=1) > 0:
-        z = float(diff.mean() / (diff.std(ddof=1) / math.sqrt(diff.size)))
+    if diff.size > 1:
+        labels = np.arange(diff.size) if groups is None else np.asarray(groups)[both]
+        _, cluster = np.unique(labels, return_inverse=True)
+        sums = np.bincount(cluster, weights=diff - diff.mean())
+        g = sums.size
+        variance = g / (g - 1) * float(np.sum(sums ** 2)) / diff.size ** 2 if g > 1 else 0.0
+        if variance > 0:
+            z = float(diff.mean() / math.sqrt(variance))
     return {"heldout_reward_base": mean_base, "heldout_reward_adapter": mean_adapter, "heldout_lift_pct": lift,
             "heldout_paired_z": z, "heldout_paired_n": int(diff.size),
             "heldout_valid_base": float((~np.isnan(base)).mean()) if base.size else None,

@@ -41,6 +41,24 @@ def test_lift_stats_pairs_only_prompts_where_both_wrote_valid_text() -> None:
     expected_lift = 100 * (row["heldout_reward_adapter"] - row["heldout_reward_base"]) / row["heldout_reward_base"]
     assert row["heldout_lift_pct"] == pytest.approx(expected_lift)
     assert row["heldout_valid_base"] == pytest.approx(5 / 6) and row["heldout_valid_adapter"] == pytest.approx(5 / 6)
+    # one prompt per sample: the clustered z is the ordinary paired z
+    assert lift_stats(base, adapter, groups=np.arange(6))["heldout_paired_z"] == pytest.approx(row["heldout_paired_z"])
+
+
+def test_lift_stats_clusters_the_samples_of_one_prompt() -> None:
+    """With equal-sized prompt groups the cluster-robust z is the one-sample t of the prompts' mean lifts."""
+    rng = np.random.default_rng(3)
+    groups = np.repeat(np.arange(8), 4)
+    base = rng.normal(0.3, 0.1, 32)
+    adapter = base + rng.normal(0.05, 0.05, 8)[groups] + rng.normal(0.0, 0.05, 32)  # a prompt-level effect
+    row = lift_stats(base, adapter, groups=groups)
+    prompt_means = [float(np.mean((adapter - base)[groups == g])) for g in range(8)]
+    mean = sum(prompt_means) / 8
+    sd = math.sqrt(sum((m - mean) ** 2 for m in prompt_means) / 7)
+    assert row["heldout_paired_z"] == pytest.approx(mean / (sd / math.sqrt(8)))
+    assert row["heldout_paired_n"] == 32
+    # treating the 32 samples as independent overstates the evidence when the lift varies by prompt
+    assert abs(lift_stats(base, adapter)["heldout_paired_z"]) > abs(row["heldout_paired_z"])
 
 
 def test_lift_stats_without_valid_text_is_none_not_nan() -> None:

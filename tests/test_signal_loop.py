@@ -42,7 +42,8 @@ def _config(tmp_path: Path, classifier_dir: Path, generator_dir: Path, name: str
                        "eval_batch_size": 64, "learning_rate": 1e-3},
         "generator": {"model": str(generator_dir), "backend": "transformers", "dtype": "float32",
                       "candidates_per_round": 4, "max_new_tokens": 20, "min_words": 1, "num_in_context": 1},
-        "active_learning": {"strategy": "signal", "round_fraction": 0.1, "stop_fraction": 0.3, "heldout_samples": 4},
+        "active_learning": {"strategy": "signal", "round_fraction": 0.1, "stop_fraction": 0.3, "heldout_samples": 4,
+                            "heldout_samples_per_prompt": 2},
         "reward": {"k": 3},
         "ppo": {"num_ppo_epochs": 1, "per_device_train_batch_size": 4, "learning_rate": 1e-3},
     }
