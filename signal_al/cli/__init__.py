@@ -18,12 +18,12 @@ import os
 import sys
 from typing import Sequence
 
-from signal_al.cli import (assets_cmd, config_cmd, data_cmd, evaluate, generate, report, run, score, serve,
-                           serve_reward, train_generator)
+from signal_al.cli import (assets_cmd, check_annotator, config_cmd, data_cmd, evaluate, generate, report, run, score,
+                           serve, serve_reward, train_generator)
 from signal_al.errors import UserError
 
-COMMAND_MODULES = (assets_cmd, data_cmd, run, report, config_cmd, train_generator, generate, evaluate, serve,
-                   score, serve_reward)
+COMMAND_MODULES = (assets_cmd, data_cmd, run, report, check_annotator, config_cmd, train_generator, generate, evaluate,
+                   serve, score, serve_reward)
 """In the order ``signal-al --help`` lists their commands."""
 
 

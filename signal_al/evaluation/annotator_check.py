@@ -1,0 +1,150 @@
+"""How often is the model annotator wrong on the synthetic items it labeled?
+
+Beyond the real pool every new label of a SIGnAL run is a synthetic item labeled by the model
+annotator (a classifier trained on the task's train split), so its errors become the
+classifier's training noise. There is no ground truth for generated text; the check compares
+the run's labels with a stronger reference annotator (the same recipe trained longer, by
+default full epochs instead of ``active_learning.annotator_max_steps``) and reports the
+disagreement rate with a Wilson interval. The same two annotators on the run's real labeled
+items, whose ground truth is known, show how accurate each is on real text of the task.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from signal_al.data.pools import Item
+from signal_al.errors import UserError
+
+__all__ = ["AnnotatorCheck", "check_run", "disagreement", "find_runs", "labeled_rows", "wilson_interval"]
+
+LABELED_FILE = "labeled.jsonl"
+
+
+def wilson_interval(successes: int, trials: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval of a proportion (sound near 0 and 1, unlike the normal one).
+
+    >>> low, high = wilson_interval(10, 100)
+    >>> round(low, 4), round(high, 4)
+    (0.0552, 0.1744)
+    >>> wilson_interval(0, 0)
+    (0.0, 1.0)
+    """
+    if trials == 0:
+        return 0.0, 1.0
+    p = successes / trials
+    denominator = 1 + z * z / trials
+    centre = (p + z * z / (2 * trials)) / denominator
+    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denominator
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def disagreement(labels: Sequence[int], reference: Sequence[int]) -> dict:
+    """Share of items where the two label lists differ, with its 95 % Wilson interval.
+
+    >>> disagreement([0, 1, 1, 0], [0, 1, 0, 0])["rate"]
+    0.25
+    """
+    a, b = np.asarray(labels), np.asarray(reference)
+    if a.shape != b.shape:
+        raise ValueError(f"label lists differ in length: {a.size} and {b.size}")
+    differ = int((a != b).sum())
+    low, high = wilson_interval(differ, int(a.size))
+    return {"n": int(a.size), "disagree": differ, "rate": differ / a.size if a.size else None, "low": low, "high": high}
+
+
+def find_runs(folders: Sequence[Path]) -> list[Path]:
+    """The run folders (holding ``labeled.jsonl`` and ``config.yaml``) under each folder, any depth."""
+    runs: list[Path] = []
+    for folder in folders:
+        if not folder.is_dir():
+            raise UserError(f"{folder}: no such folder")
+        found = sorted(p.parent for p in folder.rglob(LABELED_FILE) if (p.parent / "config.yaml").is_file())
+        if not found:
+            raise UserError(f"{folder}: no run folder under it (a run folder holds {LABELED_FILE} and config.yaml)")
+        runs += [run for run in found if run not in runs]
+    return runs
+
+
+def labeled_rows(run_dir: Path) -> list[dict]:
+    """The run's labeled items as written by the loop (one JSON object per line)."""
+    from signal_al.io_utils import json_object_lines
+
+    path = run_dir / LABELED_FILE
+    return [row for _, row in json_object_lines(path.read_text(encoding="utf-8").splitlines(), path)]
+
+
+def _items(rows: list[dict]) -> list[Item]:
+    return [Item(id=row["id"], text=row["text"], text_pair=row.get("text_pair"), source=row["source"])
+            for row in rows]
+
+
+@dataclass
+class AnnotatorCheck:
+    """One run: the synthetic items' labels against the reference, and both annotators on real items."""
+
+    run: str
+    task: str
+    synthetic: dict
+    reproduced: float | None
+    annotator_real_accuracy: float | None
+    reference_real_accuracy: float | None
+    annotator_test_accuracy: float
+    reference_test_accuracy: float
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def check_run(run_dir: Path, reference_steps: int | None, *, progress: bool = True,
+              log: Callable[[str], None] = print, annotators: dict | None = None) -> AnnotatorCheck:
+    """Relabel the run's synthetic items with its own annotator and the reference.
+
+    ``reproduced``: share of stored labels the run's annotator gives again (1.0 unless the
+    annotator changed since the run). ``annotators`` caches loaded annotators between runs.
+    """
+    from signal_al.run_store import RunStore
+
+    config = RunStore(run_dir).load_config()
+    rows = labeled_rows(run_dir)
+    synthetic = [row for row in rows if row["source"] == "synthetic"]
+    real = [row for row in rows if row["source"] == "real"]
+    cache = {} if annotators is None else annotators
+    own_cap = config.active_learning.annotator_max_steps
+    own = _annotator(config, own_cap, cache, progress)
+    reference = _annotator(config, reference_steps, cache, progress)
+    if reference_steps == own_cap:
+        log(f"{run_dir}: the reference is the run's own annotator recipe ({reference_steps} steps); "
+            "pass --reference-steps to compare with a stronger one")
+    stored = [int(row["label"]) for row in synthetic]
+    relabeled = own.annotate(_items(synthetic))
+    truth = [int(row["label"]) for row in real]
+    accuracy = (lambda labels: float(np.mean(np.asarray(labels) == truth)) if truth else None)
+    return AnnotatorCheck(
+        run=str(run_dir), task=config.data.task,
+        synthetic=disagreement(stored, reference.annotate(_items(synthetic))),
+        reproduced=float(np.mean(np.asarray(stored) == relabeled)) if stored else None,
+        annotator_real_accuracy=accuracy(own.annotate(_items(real))),
+        reference_real_accuracy=accuracy(reference.annotate(_items(real))),
+        annotator_test_accuracy=own.info.test_accuracy, reference_test_accuracy=reference.info.test_accuracy)
+
+
+def _annotator(config: Any, max_steps: int | None, cache: dict, progress: bool) -> Any:
+    """The model annotator of the run's task and classifier recipe, capped at ``max_steps`` (None: full
+    epochs): trained once and cached on disk like the loop's, and kept in ``cache`` between runs."""
+    from signal_al.run_context import RunContext
+
+    key = (config.data.task, json.dumps(dataclasses.asdict(config.classifier), sort_keys=True),
+           config.data.split_seed, max_steps)
+    if key not in cache:
+        capped = dataclasses.replace(config, active_learning=dataclasses.replace(
+            config.active_learning, annotator_max_steps=max_steps))
+        cache[key] = RunContext(capped, progress=progress, log=lambda _: None).model_annotator()
+    return cache[key]
