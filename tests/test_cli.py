@@ -211,6 +211,13 @@ def test_run_resume_says_which_command_line_keys_it_ignores(tmp_path: Path, monk
     assert "--resume continues" in err and "reward.k, ppo.cliprange differ from it and are ignored" in err
     assert main(argv) == 0
     assert "ignored" not in capsys.readouterr().err  # the same command line: nothing to say
+    # stop_fraction is the one key --resume takes from the command line: it extends a finished run
+    ran: list = []
+    monkeypatch.setattr(run_command, "run_or_wait", lambda config, **kwargs: ran.append(config) or 0)
+    assert main([*argv, "--set", "active_learning.stop_fraction=2.0", "--set", "reward.k=4"]) == 0
+    assert ran[-1].active_learning.stop_fraction == 2.0 and ran[-1].reward.k == ExperimentConfig().reward.k
+    err = capsys.readouterr().err
+    assert "reward.k differ" in err and "stop_fraction" not in err
 
 
 def test_an_os_error_on_a_path_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

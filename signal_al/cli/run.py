@@ -101,11 +101,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = load_config(args)
     if args.resume and (config.run_dir / STATE_FILE).is_file():
         saved = saved_config(config.run_dir)  # a run continues with the config it started with
-        ignored = differing_keys(config, saved)
+        ignored = [key for key in differing_keys(config, saved) if key != "active_learning.stop_fraction"]
         if ignored:
             shown = ", ".join(ignored[:6]) + (f" and {len(ignored) - 6} more" if len(ignored) > 6 else "")
             log(f"signal-al: note: --resume continues {config.run_dir} with its saved config; the command line's "
                 f"{shown} differ from it and are ignored (start a new run under another name to change them)")
+        # the one key a run can change: a larger stop_fraction continues it (e.g. a run to 100 %, then to 200 %)
+        saved.active_learning.stop_fraction = config.active_learning.stop_fraction
         config = saved
     return run_or_wait(config, resume=args.resume, cache_root=cache(args))
 
@@ -150,9 +152,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     run = commands.add_parser(
         "run", help="Run active learning for one strategy and seed (resumable).", formatter_class=formatter,
         description="Rounds of select -> annotate -> retrain -> evaluate, persisted after every round in "
-        "output_dir/name. Interrupted runs continue with --resume and end exactly as an uninterrupted run.",
+        "output_dir/name. Interrupted runs continue with --resume and end exactly as an uninterrupted run. "
+        "--resume keeps the run's saved config except active_learning.stop_fraction: a larger one continues a "
+        "finished run (e.g. SIGnAL from 100 % of the pool to 200 %).",
         epilog="examples:\n  signal-al run -c configs/pool_rt_movies.yaml --set active_learning.strategy=badge\n"
-        "  signal-al run -c configs/pool_rt_movies.yaml --resume",
+        "  signal-al run -c configs/pool_rt_movies.yaml --resume\n"
+        "  signal-al run -c configs/demo.yaml --resume --set active_learning.stop_fraction=2.0",
     )
     add_config_args(run)
     run.add_argument("--resume", action="store_true", help="Continue the run in output_dir/name.")
