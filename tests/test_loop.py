@@ -17,6 +17,7 @@ import yaml
 
 from signal_al.config import load_experiment_config
 from signal_al.data import load_task, real_pool
+from signal_al.errors import UserError
 from signal_al.evaluation.report import write_report
 from signal_al.budgets import round_targets, total_budget
 from signal_al.loop import STATE_FILE, ActiveLearningRun, same_run
@@ -230,6 +231,16 @@ def test_report_matches_an_independent_aggregation(tmp_path: Path) -> None:
         diff = [expected[("entropy", 30.0)][s][0] - expected[("random", 30.0)][s][0] for s in seeds]
         row = gains[(gains.strategy == "entropy") & (gains.acquired_pct == 30.0)].iloc[0]
         assert row["gain"] == pytest.approx(np.mean(diff)) and row["seeds"] == len(seeds)
+        assert row["gain_std"] == pytest.approx(np.std(diff, ddof=1))
+    # any strategy can be the baseline: random against entropy is the same gain with the sign flipped
+    flipped = paired_gain(frame, baseline="entropy")
+    row = flipped[(flipped.strategy == "random") & (flipped.acquired_pct == 30.0)].iloc[0]
+    assert row["gain"] == pytest.approx(np.mean([expected[("random", 30.0)][s][0] - expected[("entropy", 30.0)][s][0]
+                                                 for s in range(3)]))
+    other = write_report(tmp_path, tmp_path / "vs-entropy", baseline="entropy")
+    assert "gain over entropy" in other["markdown"].read_text()
+    with pytest.raises(UserError, match="--baseline nope: no such strategy among the runs"):
+        write_report(tmp_path, tmp_path / "vs-nope", baseline="nope")
     assert "gain over random" in markdown and f"{100 * np.mean([expected[('entropy', 20.0)][s][0] - expected[('random', 20.0)][s][0] for s in range(3)]):+.1f}" in markdown
     assert paths["accuracy"].stat().st_size > 10_000
 

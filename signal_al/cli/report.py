@@ -18,7 +18,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             raise UserError(f"{folder}: no such folder")
     roots = [Path(folder) for folder in args.run_dir]
     paths = write_report(roots[0] if len(roots) == 1 else roots, Path(args.out) if args.out else None,
-                         title=args.title or "")
+                         title=args.title or "", baseline=args.baseline)
     print(paths["markdown"].read_text())
     for kind, path in paths.items():
         print(f"{kind}: {path}")
@@ -36,6 +36,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     report.add_argument("run_dir", metavar="RUN_DIR", nargs="+", help="Folder holding run folders (any depth).")
     report.add_argument("--out", help="Where to write (default: RUN_DIR; required with several).")
     report.add_argument("--title", help="Plot title.")
+    report.add_argument("--baseline", default="random",
+                        help="Strategy the paired gains are measured against (default: random), e.g. signal-frozen.")
     report.set_defaults(handler=cmd_report)
 
 

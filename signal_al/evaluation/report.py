@@ -163,26 +163,41 @@ def markdown_table(table: pd.DataFrame, metric: str = "accuracy") -> str:
 
 
 def paired_gain(frame: pd.DataFrame, metric: str = "accuracy", baseline: str = "random") -> pd.DataFrame:
-    """Mean over seeds of (strategy - baseline) at the same seed and acquired %, only where both
-    ran that seed (so a strategy with fewer seeds is compared with the baseline's same seeds)."""
+    """Mean and std over seeds of (strategy - baseline) at the same seed and acquired %, only where
+    both ran that seed (so a strategy with fewer seeds is compared with the baseline's same seeds).
+
+    >>> frame = pd.DataFrame({"strategy": ["random", "random", "a", "a"], "seed": [0, 1, 0, 1],
+    ...                       "acquired_pct": [10.0] * 4, "accuracy": [0.5, 0.6, 0.7, 0.6]})
+    >>> row = paired_gain(frame).iloc[0]
+    >>> round(float(row["gain"]), 6), round(float(row["gain_std"]), 6), int(row["seeds"])
+    (0.1, 0.141421, 2)
+    """
     keys = ["seed", "acquired_pct"]
+    empty = pd.DataFrame(columns=["strategy", "acquired_pct", "gain", "gain_std", "seeds"])
     base = frame[frame["strategy"] == baseline].groupby(keys)[metric].mean().rename("base")
     if base.empty:
-        return pd.DataFrame(columns=["strategy", "acquired_pct", "gain", "seeds"])
+        return empty
     rows = frame[frame["strategy"] != baseline].groupby(["strategy", *keys])[metric].mean().reset_index()
     if rows.empty:  # only the baseline ran: no gain to show
-        return pd.DataFrame(columns=["strategy", "acquired_pct", "gain", "seeds"])
+        return empty
     rows = rows.join(base, on=keys, how="inner")
     rows["gain"] = rows[metric] - rows["base"]
-    return rows.groupby(["strategy", "acquired_pct"]).agg(gain=("gain", "mean"), seeds=("seed", "nunique")).reset_index()
+    return rows.groupby(["strategy", "acquired_pct"]).agg(gain=("gain", "mean"), gain_std=("gain", "std"),
+                                                          seeds=("seed", "nunique")).reset_index()
 
 
 def gain_markdown(gains: pd.DataFrame) -> str:
-    """Strategies as rows, acquired % as columns, cells the paired gain over random in points."""
+    """Strategies as rows, acquired % as columns, cells the paired gain in points (± its std over seeds)."""
     gain = gains.pivot(index="strategy", columns="acquired_pct", values="gain")
+    spread = gains.pivot(index="strategy", columns="acquired_pct", values="gain_std")
     seeds = gains.groupby("strategy")["seeds"].max()
-    return _grid_markdown(list(gain.index), list(gain.columns), seeds,
-                          lambda s, c: "-" if pd.isna(gain.loc[s, c]) else f"{100 * gain.loc[s, c]:+.1f}")
+
+    def cell(s: str, c: float) -> str:
+        if pd.isna(gain.loc[s, c]):
+            return "-"
+        return f"{100 * gain.loc[s, c]:+.1f}" + ("" if pd.isna(spread.loc[s, c]) else f" ± {100 * spread.loc[s, c]:.1f}")
+
+    return _grid_markdown(list(gain.index), list(gain.columns), seeds, cell)
 
 
 #: Strong, distinct colours: SIGnAL's family first, then the pool-based methods (no pale tints).
@@ -223,10 +238,10 @@ def pool_ceiling(table: pd.DataFrame, metric: str = "accuracy") -> tuple[str, fl
 
 
 def plot_curves(table: pd.DataFrame, path: Path, metric: str = "accuracy", title: str = "",
-                gains: pd.DataFrame | None = None) -> Path:
+                gains: pd.DataFrame | None = None, baseline: str = "random") -> Path:
     """Metric vs acquired % of the real pool, one line and a ±std band per strategy (SIGnAL's
     family thick and solid, pool-based methods thin and dashed); with ``gains`` (see
-    :func:`paired_gain`) a second panel shows each strategy's paired gain over random."""
+    :func:`paired_gain`) a second panel shows each strategy's paired gain over ``baseline``."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -246,7 +261,7 @@ def plot_curves(table: pd.DataFrame, path: Path, metric: str = "accuracy", title
         axes[0, 0].plot(rows["acquired_pct"], mean, marker="o", markersize=3, label=strategy, color=colour, **style)
         axes[0, 0].fill_between(rows["acquired_pct"], mean - std, mean + std, alpha=0.15 if ours else 0.05,
                                 color=colour)
-        if panels == 2 and strategy != "random":
+        if panels == 2 and strategy != baseline:
             gap = gains[gains["strategy"] == strategy].sort_values("acquired_pct")
             axes[0, 1].plot(gap["acquired_pct"], 100 * gap["gain"], marker="o", markersize=3, label=strategy,
                             color=colour, **style)
@@ -261,8 +276,8 @@ def plot_curves(table: pd.DataFrame, path: Path, metric: str = "accuracy", title
     axes[0, 0].set_title(title or f"test {metric} vs acquired labels (mean ± std over seeds)", fontsize=10)
     if panels == 2:
         axes[0, 1].axhline(0.0, color="grey", linewidth=1)
-        axes[0, 1].set_ylabel(f"{label} minus random's (points)")
-        axes[0, 1].set_title("gain over random (same seed and %, mean over seeds)", fontsize=10)
+        axes[0, 1].set_ylabel(f"{label} minus {baseline}'s (points)")
+        axes[0, 1].set_title(f"gain over {baseline} (same seed and %, mean over seeds)", fontsize=10)
     for axis in axes.flat:
         axis.set_xlabel("labels acquired (% of the real pool)")
         axis.grid(alpha=0.3)
@@ -274,9 +289,11 @@ def plot_curves(table: pd.DataFrame, path: Path, metric: str = "accuracy", title
     return path
 
 
-def write_report(root: Path | Sequence[Path], out_dir: Path | None = None, title: str = "") -> dict[str, Path]:
+def write_report(root: Path | Sequence[Path], out_dir: Path | None = None, title: str = "",
+                 baseline: str = "random") -> dict[str, Path]:
     """results.csv, results.md and accuracy.png (and macro_f1.png) for the runs under ``root``
     (one folder or several), plus generator_stats.csv/.md/.png when SIGnAL runs are among them.
+    Gains are paired with ``baseline`` (same seed and acquired %).
 
     Every file is first written to a staging folder and moved into place only when all of them
     were made, so a failing report leaves the previous one whole.
@@ -298,10 +315,13 @@ def write_report(root: Path | Sequence[Path], out_dir: Path | None = None, title
         raise UserError(f"{root}: no metrics.jsonl found in any run folder")
     table = summary_table(frame)
     text = "\n".join(f"## {metric}\n\n{markdown_table(table, metric)}" for metric in METRICS)
-    gains = paired_gain(frame, "accuracy")
+    if baseline not in set(frame["strategy"]) and baseline != "random":
+        raise UserError(f"--baseline {baseline}: no such strategy among the runs "
+                        f"({', '.join(sorted(frame['strategy'].unique()))})")
+    gains = paired_gain(frame, "accuracy", baseline)
     if not gains.empty:
-        text += ("\n## accuracy gain over random (points; same seed and %, mean over the seeds both ran)\n\n"
-                 + gain_markdown(gains))
+        text += (f"\n## accuracy gain over {baseline} (points; same seed and %, mean ± std over the seeds both "
+                 "ran)\n\n" + gain_markdown(gains))
     generator = generator_summary(frame)
     out_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out_dir, prefix=".report-staging-"))
@@ -310,7 +330,7 @@ def write_report(root: Path | Sequence[Path], out_dir: Path | None = None, title
         atomic_write_text(staging / "results.md", text)
         names = {"csv": "results.csv", "markdown": "results.md"}
         for metric in METRICS:
-            plot_curves(table, staging / f"{metric}.png", metric, title, paired_gain(frame, metric))
+            plot_curves(table, staging / f"{metric}.png", metric, title, paired_gain(frame, metric, baseline), baseline)
             names[metric] = f"{metric}.png"
         if not generator.empty:
             atomic_write_text(staging / "generator_stats.csv", generator.to_csv(index=False))
