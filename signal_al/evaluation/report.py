@@ -265,6 +265,9 @@ def plot_curves(table: pd.DataFrame, path: Path, metric: str = "accuracy", title
             gap = gains[gains["strategy"] == strategy].sort_values("acquired_pct")
             axes[0, 1].plot(gap["acquired_pct"], 100 * gap["gain"], marker="o", markersize=3, label=strategy,
                             color=colour, **style)
+            spread = 100 * gap["gain_std"].astype(float).fillna(0.0)
+            axes[0, 1].fill_between(gap["acquired_pct"], 100 * gap["gain"] - spread, 100 * gap["gain"] + spread,
+                                    alpha=0.15 if ours else 0.05, color=colour)
     ceiling = pool_ceiling(table, metric)
     if ceiling is not None and table["acquired_pct"].max() > 100.0 + 1e-6:
         strategy, value = ceiling
@@ -277,7 +280,7 @@ def plot_curves(table: pd.DataFrame, path: Path, metric: str = "accuracy", title
     if panels == 2:
         axes[0, 1].axhline(0.0, color="grey", linewidth=1)
         axes[0, 1].set_ylabel(f"{label} minus {baseline}'s (points)")
-        axes[0, 1].set_title(f"gain over {baseline} (same seed and %, mean over seeds)", fontsize=10)
+        axes[0, 1].set_title(f"gain over {baseline} (same seed and %, mean ± std over seeds)", fontsize=10)
     for axis in axes.flat:
         axis.set_xlabel("labels acquired (% of the real pool)")
         axis.grid(alpha=0.3)
