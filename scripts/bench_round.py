@@ -2,8 +2,9 @@
 
 Runs the real loop twice at the ``--config`` settings (``configs/exp_offline.yaml``: rt-movies,
 1 % pool, 16 prompts x 4 samples, rloo PPO), once with a pool-based strategy and once with
-``signal``, each for round 0 (the random seed set) and the measured round 1, in fresh run folders.
-Round 1 is timed by phase by wrapping the functions the loop calls (nothing in the package changes):
+``signal``, each for rounds 0 (the random seed set) to the measured round (``--round``, default 2:
+the first that generates with a trained adapter), in fresh run folders. The measured round is
+timed by phase by wrapping the functions the loop calls (nothing in the package changes):
 
     generate        the generator's requests (vLLM server or transformers), without cleaning
     clean           dropping empty, chatty and duplicate candidates
@@ -18,7 +19,7 @@ Round 1 is timed by phase by wrapping the functions the loop calls (nothing in t
     checkpoint_state  the classifier checkpoint and the atomic state writes
     other           the rest of the round's wall time (waits, bookkeeping)
 
-One-off costs are left out of round 1's total and reported apart, marked "(once)": the vLLM
+One-off costs are left out of the round's total and reported apart, marked "(once)": the vLLM
 server's start (on first use, in round 1), the model annotator's training and the base model's
 held-out answers (once per process). The last line is
 
@@ -63,6 +64,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="Config override, as for `signal-al run` (repeatable).")
     p.add_argument("--out", type=Path, default=None, help="Keep the run folders here (default: a temp dir).")
     p.add_argument("--json", type=Path, default=None, help="Also write the phase table here.")
+    p.add_argument("--round", dest="measured", type=int, default=2,
+                   help="The round to time (default 2: the first whose generation uses a trained adapter, "
+                   "which on a CPU server costs about twice the base model's; round 1 still generates with the base).")
     return p.parse_args(argv)
 
 
@@ -167,31 +171,34 @@ def _subclasses(cls: type) -> list[type]:
     return found
 
 
-def time_round(config: Any, clock: PhaseClock, log: Callable[[str], None]) -> dict[str, float]:
-    """Rounds 0 and 1 of ``config``'s run; round 1's phases (and ``total``, ``other``)."""
+def time_round(config: Any, clock: PhaseClock, log: Callable[[str], None], measured: int = 2) -> dict[str, float]:
+    """Rounds 0 to ``measured`` of ``config``'s run; round ``measured``'s phases (and ``total``,
+    ``other``), and the one-off costs of whichever round paid them."""
     from signal_al.loop import ActiveLearningRun
 
     run = ActiveLearningRun(config, progress=False, log=log)
     original_round = run._round
     walls: dict[int, float] = {}
+    seen: dict[int, dict[str, float]] = {}
 
     def round_with_clock(state: Any, r: int, targets: list[int], total: int) -> Any:
-        clock.seconds, clock.active = {}, r == 1
+        clock.seconds, clock.active = {}, r >= 1
         start = time.perf_counter()
         try:
             return original_round(state, r, targets, total)
         finally:
             walls[r] = time.perf_counter() - start
             clock.active = False
+            seen[r] = dict(clock.seconds)
 
     run._round = round_with_clock
     run.run()
-    if 1 not in walls:
-        raise SystemExit(f"{config.active_learning.strategy}: the run ended before round 1; lower "
-                         "active_learning.round_fraction or raise stop_fraction")
-    phases = {name: clock.seconds.get(name, 0.0) for name in PHASES}
-    once = {name: clock.seconds.get(name, 0.0) for name in ONE_OFF}
-    wall = walls[1] - sum(once.values())
+    if measured not in walls:
+        raise SystemExit(f"{config.active_learning.strategy}: the run ended before round {measured}; lower "
+                         "active_learning.round_fraction or --round")
+    phases = {name: seen[measured].get(name, 0.0) for name in PHASES}
+    once = {name: sum(row.get(name, 0.0) for row in seen.values()) for name in ONE_OFF}
+    wall = walls[measured] - sum(seen[measured].get(name, 0.0) for name in ONE_OFF)
     phases["other"] = max(0.0, wall - sum(phases.values()))
     phases["total"] = wall
     return {**phases, **{f"{name} (once)": seconds for name, seconds in once.items()}}
@@ -207,15 +214,18 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, dict[str, float]] = {}
     for method in (args.pool_method, args.signal_method):
         probe = load_experiment_config(args.config, args.overrides)
-        two_rounds = probe.active_learning.round_fraction * 2
+        if args.measured < 1:
+            raise SystemExit("--round must be at least 1 (round 0 is the random seed set)")
+        stop = probe.active_learning.round_fraction * (args.measured + 1)
         overrides = [*args.overrides, f"name=bench-round-{method}", f"output_dir={out}",
-                     f"active_learning.strategy={method}", f"active_learning.stop_fraction={two_rounds:g}",
+                     f"active_learning.strategy={method}", f"active_learning.stop_fraction={stop:g}",
                      "wandb.enabled=false"]
         config = load_experiment_config(args.config, overrides)
         start = time.perf_counter()
-        results[method] = time_round(config, clock, log=lambda line: print(f"  [{method}] {line}", flush=True))
-        print(f"{method}: rounds 0-1 took {time.perf_counter() - start:.0f} s (one-off costs included); "
-              "round 1 by phase:", flush=True)
+        results[method] = time_round(config, clock, log=lambda line: print(f"  [{method}] {line}", flush=True),
+                                     measured=args.measured)
+        print(f"{method}: rounds 0-{args.measured} took {time.perf_counter() - start:.0f} s (one-off costs "
+              f"included); round {args.measured} by phase:", flush=True)
         for name, seconds in results[method].items():
             print(f"  {name:<17} {seconds:8.2f} s", flush=True)
 
