@@ -12,7 +12,7 @@ def _percent(value: float | None) -> str:
 
 
 def cmd_check_annotator(args: argparse.Namespace) -> int:
-    from signal_al.evaluation.annotator_check import check_run, find_runs, wilson_interval
+    from signal_al.evaluation.annotator_check import check_run, find_runs, proportion
     from signal_al.io_utils import atomic_write_json
 
     runs = find_runs([Path(folder) for folder in args.run_dir])
@@ -30,10 +30,9 @@ def cmd_check_annotator(args: argparse.Namespace) -> int:
               flush=True)
     n = sum(c.synthetic["n"] for c in checks)
     differ = sum(c.synthetic["disagree"] for c in checks)
-    low, high = wilson_interval(differ, n)
-    pooled = {"n": n, "disagree": differ, "rate": differ / n if n else None, "low": low, "high": high}
+    pooled = proportion(differ, n)
     print(f"\nall runs: {differ} of {n} synthetic labels disagree with the reference: {_percent(pooled['rate'])} % "
-          f"(95 % CI {_percent(low)}–{_percent(high)})")
+          f"(95 % CI {_percent(pooled['low'])}–{_percent(pooled['high'])})")
     for task in sorted({c.task for c in checks}):
         first = next(c for c in checks if c.task == task)
         print(f"{task}: the annotators disagree on {_percent(first.test['rate'])} % of the {first.test['n']} test "

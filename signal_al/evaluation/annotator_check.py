@@ -25,10 +25,10 @@ import numpy as np
 
 from signal_al.data.pools import Item
 from signal_al.errors import UserError
+from signal_al.run_store import CONFIG_FILE, LABELED_FILE, RunStore
 
-__all__ = ["AnnotatorCheck", "check_run", "disagreement", "find_runs", "labeled_rows", "wilson_interval"]
-
-LABELED_FILE = "labeled.jsonl"
+__all__ = ["AnnotatorCheck", "check_run", "disagreement", "find_runs", "labeled_rows", "proportion",
+           "wilson_interval"]
 
 
 def wilson_interval(successes: int, trials: int, z: float = 1.96) -> tuple[float, float]:
@@ -58,20 +58,28 @@ def disagreement(labels: Sequence[int], reference: Sequence[int]) -> dict:
     a, b = np.asarray(labels), np.asarray(reference)
     if a.shape != b.shape:
         raise ValueError(f"label lists differ in length: {a.size} and {b.size}")
-    differ = int((a != b).sum())
-    low, high = wilson_interval(differ, int(a.size))
-    return {"n": int(a.size), "disagree": differ, "rate": differ / a.size if a.size else None, "low": low, "high": high}
+    return proportion(int((a != b).sum()), int(a.size))
+
+
+def proportion(disagree: int, n: int) -> dict:
+    """``disagree`` of ``n`` as a rate with its 95 % Wilson interval (rate None when n is 0).
+
+    >>> proportion(1, 4)["rate"]
+    0.25
+    """
+    low, high = wilson_interval(disagree, n)
+    return {"n": n, "disagree": disagree, "rate": disagree / n if n else None, "low": low, "high": high}
 
 
 def find_runs(folders: Sequence[Path]) -> list[Path]:
-    """The run folders (holding ``labeled.jsonl`` and ``config.yaml``) under each folder, any depth."""
+    """The run folders (holding the labeled set and the config) under each folder, any depth."""
     runs: list[Path] = []
     for folder in folders:
         if not folder.is_dir():
             raise UserError(f"{folder}: no such folder")
-        found = sorted(p.parent for p in folder.rglob(LABELED_FILE) if (p.parent / "config.yaml").is_file())
+        found = sorted(p.parent for p in folder.rglob(LABELED_FILE) if (p.parent / CONFIG_FILE).is_file())
         if not found:
-            raise UserError(f"{folder}: no run folder under it (a run folder holds {LABELED_FILE} and config.yaml)")
+            raise UserError(f"{folder}: no run folder under it (a run folder holds {LABELED_FILE} and {CONFIG_FILE})")
         runs += [run for run in found if run not in runs]
     return runs
 
@@ -116,8 +124,6 @@ def check_run(run_dir: Path, reference_steps: int | None, *, progress: bool = Tr
     gives again (1.0 unless the annotator changed since the run). ``annotators`` caches loaded
     annotators and their test-split labels between runs.
     """
-    from signal_al.run_store import RunStore
-
     config = RunStore(run_dir).load_config()
     synthetic = [row for row in labeled_rows(run_dir) if row["source"] == "synthetic"]
     cache = {} if annotators is None else annotators
