@@ -266,6 +266,42 @@ def test_plot_colours_and_the_pool_ceiling() -> None:
     assert report.pool_ceiling(table[table["strategy"] == "signal"]) is None
 
 
+def test_the_report_measures_signal_past_the_pool_against_the_best_pool_method(tmp_path: Path) -> None:
+    """SIGnAL at 100-200 % minus the best pool-based method at 100 % (best by its mean over seeds),
+    paired on seed, against a by-hand float64 computation; a seed only one side ran is left out."""
+    rng = np.random.default_rng(7)
+    acc: dict[tuple[str, int, float], float] = {}
+    for method, stop in (("random", 100), ("coreset", 100), ("signal", 200), ("signal-frozen", 200)):
+        for seed in range(3 if method != "signal-frozen" else 2):
+            pcts = [float(p) for p in range(10, stop + 1, 10)]
+            rows = []
+            for r, pct in enumerate(pcts):
+                acc[method, seed, pct] = float(rng.uniform(0.5, 0.9))
+                rows.append({"round": r, "strategy": method, "seed": seed, "acquired_pct": pct,
+                             "accuracy": acc[method, seed, pct], "macro_f1": 0.5})
+            run = tmp_path / f"{method}-seed{seed}"
+            run.mkdir()
+            (run / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    from signal_al.evaluation.report import beyond_pool_gain, collect_metrics
+
+    pool_means = {m: np.mean([acc[m, s, 100.0] for s in range(3)], dtype=np.float64) for m in ("random", "coreset")}
+    best = max(pool_means, key=pool_means.get)
+    got_best, gains = beyond_pool_gain(collect_metrics(tmp_path))
+    assert got_best == best
+    for method, seeds in (("signal", range(3)), ("signal-frozen", range(2))):
+        for pct in (100.0, 150.0, 200.0):
+            diff = np.array([acc[method, s, pct] - acc[best, s, 100.0] for s in seeds], dtype=np.float64)
+            row = gains[(gains.strategy == method) & (gains.acquired_pct == pct)].iloc[0]
+            assert row["gain"] == pytest.approx(diff.mean()) and row["gain_std"] == pytest.approx(diff.std(ddof=1))
+            assert row["seeds"] == len(diff)
+    assert set(gains.acquired_pct) == {float(p) for p in range(100, 201, 10)}  # nothing before the pool ran out
+    markdown = write_report(tmp_path)["markdown"].read_text()
+    diff = np.mean([acc["signal", s, 200.0] - acc[best, s, 100.0] for s in range(3)])
+    section = markdown.split(f"past the pool: SIGnAL's family minus {best} at 100 %")[1]
+    assert f"{100 * diff:+.1f} ±" in section
+    assert beyond_pool_gain(collect_metrics(tmp_path / "signal-seed0")) is None  # no pool-based run: no ceiling
+
+
 def test_the_run_prints_the_pool_ceiling_and_the_gain_past_it() -> None:
     import pandas as pd
 
