@@ -20,6 +20,27 @@ WORDS = (
 ).split()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _annotators_in_a_temp_cache(tmp_path_factory):
+    """Tests train throwaway model annotators; they go to a temporary cache instead of the user's
+    (``$SIGNAL_AL_CACHE`` or ~/.cache/signal-al), whose corpora, downloads and models are linked in
+    so that nothing is fetched or unpacked twice. Subprocesses inherit it through the environment."""
+    from signal_al.assets import CACHE_ENV, cache_dir
+
+    shared = cache_dir(None)
+    cache = tmp_path_factory.mktemp("signal-al-cache")
+    for name in ("corpora", "downloads", "models"):
+        (shared / name).mkdir(parents=True, exist_ok=True)
+        (cache / name).symlink_to(shared / name, target_is_directory=True)
+    before = os.environ.get(CACHE_ENV)
+    os.environ[CACHE_ENV] = str(cache)
+    yield cache
+    if before is None:
+        os.environ.pop(CACHE_ENV, None)
+    else:
+        os.environ[CACHE_ENV] = before
+
+
 @pytest.fixture(scope="session")
 def tiny_bert(tmp_path_factory):
     """(model, tokenizer): a 2-layer, hidden-32 BertForSequenceClassification with 3 labels."""
