@@ -15,6 +15,7 @@ come from.)
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 from dataclasses import dataclass
@@ -121,8 +122,8 @@ def check_run(run_dir: Path, reference_steps: int | None, *, progress: bool = Tr
     ``test``: the two annotators' disagreement on the test split, the rate to expect on real
     text of the task (the run's real pool items cannot serve: both annotators trained on the
     train split they come from). ``reproduced``: share of stored labels the run's annotator
-    gives again (1.0 unless the annotator changed since the run). ``annotators`` caches loaded
-    annotators and their test-split labels between runs.
+    gives again (1.0 unless the annotator changed since the run). ``annotators`` keeps the loaded
+    annotators (:class:`LoadedAnnotator`, keyed by task and recipe) between runs.
     """
     config = RunStore(run_dir).load_config()
     synthetic = [row for row in labeled_rows(run_dir) if row["source"] == "synthetic"]
@@ -134,14 +135,14 @@ def check_run(run_dir: Path, reference_steps: int | None, *, progress: bool = Tr
         log(f"{run_dir}: the reference is the run's own annotator recipe ({reference_steps} steps); "
             "pass --reference-steps to compare with a stronger one")
     stored = [int(row["label"]) for row in synthetic]
-    relabeled = own.annotate(_items(synthetic))
+    relabeled = own.annotator.annotate(_items(synthetic))
     return AnnotatorCheck(
         run=str(run_dir), task=config.data.task,
-        synthetic=disagreement(stored, reference.annotate(_items(synthetic))),
-        test=disagreement(_test_labels(config, own_cap, own, cache), _test_labels(config, reference_steps, reference,
-                                                                                 cache)),
+        synthetic=disagreement(stored, reference.annotator.annotate(_items(synthetic))),
+        test=disagreement(own.test_labels, reference.test_labels),
         reproduced=float(np.mean(np.asarray(stored) == relabeled)) if stored else None,
-        annotator_test_accuracy=own.info.test_accuracy, reference_test_accuracy=reference.info.test_accuracy)
+        annotator_test_accuracy=own.annotator.info.test_accuracy,
+        reference_test_accuracy=reference.annotator.info.test_accuracy)
 
 
 def _key(config: Any, max_steps: int | None) -> tuple:
@@ -149,7 +150,22 @@ def _key(config: Any, max_steps: int | None) -> tuple:
             json.dumps(dataclasses.asdict(config.data), sort_keys=True, default=str), max_steps)
 
 
-def _annotator(config: Any, max_steps: int | None, cache: dict, progress: bool) -> Any:
+@dataclass
+class LoadedAnnotator:
+    """A model annotator with the test split of its task; its labels of that split are computed
+    once, on first use, and shared by every run of the same task and recipe."""
+
+    annotator: Any
+    test: Any
+
+    @functools.cached_property
+    def test_labels(self) -> list[int]:
+        pairs = self.test.text_pairs or [None] * len(self.test.texts)
+        return self.annotator.annotate([Item(id=i, text=t, text_pair=p)
+                                        for i, t, p in zip(self.test.ids, self.test.texts, pairs)])
+
+
+def _annotator(config: Any, max_steps: int | None, cache: dict, progress: bool) -> LoadedAnnotator:
     """The model annotator of the run's task and classifier recipe, capped at ``max_steps`` (None: full
     epochs): trained once and cached on disk like the loop's, and kept in ``cache`` between runs."""
     from signal_al.run_context import RunContext
@@ -159,17 +175,5 @@ def _annotator(config: Any, max_steps: int | None, cache: dict, progress: bool) 
         capped = dataclasses.replace(config, active_learning=dataclasses.replace(
             config.active_learning, annotator_max_steps=max_steps))
         context = RunContext(capped, progress=progress, log=lambda _: None)
-        cache[key] = context.model_annotator()
-        cache[("test", *key)] = context.data.test
-    return cache[key]
-
-
-def _test_labels(config: Any, max_steps: int | None, annotator: Any, cache: dict) -> list[int]:
-    """The annotator's labels of the task's test split (computed once per annotator)."""
-    key = ("test-labels", *_key(config, max_steps))
-    if key not in cache:
-        test = cache[("test", *_key(config, max_steps))]
-        pairs = test.text_pairs or [None] * len(test.texts)
-        cache[key] = annotator.annotate([Item(id=i, text=t, text_pair=p) for i, t, p in zip(test.ids, test.texts,
-                                                                                            pairs)])
+        cache[key] = LoadedAnnotator(context.model_annotator(), context.data.test)
     return cache[key]
