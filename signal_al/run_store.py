@@ -19,16 +19,12 @@ from signal_al.config_io import from_dict, read_yaml, to_dict
 from signal_al.data.pools import Annotation, Item
 from signal_al.errors import ConfigError, UserError
 from signal_al.io_utils import atomic_directory, atomic_write_json, atomic_write_jsonl, atomic_write_text
+from signal_al.run_layout import (CHECKPOINT_GLOB, CHECKPOINTS_DIR, CONFIG_FILE, LABELED_FILE, METRICS_FILE,
+                                  PREVIOUS_STATE_FILE, STATE_FILE, checkpoint_folder)
 
 __all__ = ["CONFIG_FILE", "LABELED_FILE", "METRICS_FILE", "PREVIOUS_STATE_FILE", "STATE_FILE", "TIMING_KEYS",
            "RunState", "RunStore", "same_run", "saved_config"]
 
-STATE_FILE = "state.json"
-PREVIOUS_STATE_FILE = "state.prev.json"
-CONFIG_FILE = "config.yaml"
-METRICS_FILE = "metrics.jsonl"
-LABELED_FILE = "labeled.jsonl"
-CHECKPOINTS_DIR = "checkpoints"
 TIMING_KEYS = ("seconds",)  # metric keys that differ between otherwise identical runs
 
 
@@ -178,7 +174,7 @@ class RunStore:
 
     def save_checkpoint(self, model: Any, round_index: int) -> str:
         """The round's classifier, written atomically; returns its run-relative folder."""
-        name = f"{CHECKPOINTS_DIR}/classifier-round-{round_index:03d}"
+        name = checkpoint_folder(round_index)
         with atomic_directory(self.run_dir / name) as staging:
             model.save_pretrained(staging)
         return name
@@ -187,7 +183,7 @@ class RunStore:
         """Only the checkpoint the next round selects with is needed (unless all are kept)."""
         if self.keep_all_checkpoints:
             return
-        for path in (self.run_dir / CHECKPOINTS_DIR).glob("classifier-round-[0-9][0-9][0-9]*"):
+        for path in (self.run_dir / CHECKPOINTS_DIR).glob(CHECKPOINT_GLOB):
             if path.name != Path(keep).name and path.is_dir() and not path.is_symlink():
                 shutil.rmtree(path, ignore_errors=True)
 

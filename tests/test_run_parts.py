@@ -15,12 +15,14 @@ import signal_al.budgets
 import signal_al.heldout
 import signal_al.methods
 import signal_al.metrics
+import signal_al.run_layout
 from signal_al.errors import UserError
 from signal_al.heldout import lift_stats
 from signal_al.run_store import PREVIOUS_STATE_FILE, STATE_FILE, RunState, RunStore
 
 
-@pytest.mark.parametrize("module", [signal_al.budgets, signal_al.heldout, signal_al.methods, signal_al.metrics])
+@pytest.mark.parametrize("module", [signal_al.budgets, signal_al.heldout, signal_al.methods, signal_al.metrics,
+                                    signal_al.run_layout])
 def test_doctests(module) -> None:
     result = doctest.testmod(module)
     assert result.failed == 0 and result.attempted > 0, module.__name__

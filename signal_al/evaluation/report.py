@@ -14,6 +14,7 @@ from typing import Sequence
 import pandas as pd
 
 from signal_al.io_utils import atomic_write_text, json_object_lines
+from signal_al.run_layout import METRICS_FILE
 
 METRICS = ("accuracy", "macro_f1")
 #: Per-round generator statistics of SIGnAL runs (columns of metrics.jsonl, plus derived shares).
@@ -59,7 +60,7 @@ def collect_metrics(root: Path | Sequence[Path]) -> pd.DataFrame:
     roots = [Path(root)] if isinstance(root, (str, Path)) else [Path(r) for r in root]
     frames = []
     for top in roots:
-        for metrics_file in sorted(top.rglob("metrics.jsonl")):
+        for metrics_file in sorted(top.rglob(METRICS_FILE)):
             rows = _metrics_rows(metrics_file)
             if not rows:
                 continue

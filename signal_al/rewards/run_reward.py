@@ -19,10 +19,10 @@ import yaml
 from signal_al.config_io import from_dict
 from signal_al.errors import UserError
 from signal_al.rewards.config import RewardConfig
+from signal_al.run_layout import CHECKPOINT_GLOB, CHECKPOINTS_DIR, CONFIG_FILE, STATE_FILE, checkpoint_folder
 
 __all__ = ["RunReward", "RunRewardParts", "read_run_reward"]
 
-CHECKPOINTS_DIR = "checkpoints"  # as the run store writes them: checkpoints/classifier-round-NNN
 
 
 @dataclass
@@ -65,12 +65,12 @@ def _read(path: Path, parse: Any, what: str) -> Any:
 
 
 def _checkpoint(run_dir: Path, saved: str | None, round_index: int) -> Path:
-    name = f"classifier-round-{round_index:03d}"
-    folder = run_dir / CHECKPOINTS_DIR / name
+    folder = run_dir / checkpoint_folder(round_index)
+    name = folder.name
     if saved and Path(saved).name == name:
         folder = run_dir / saved
     if not (folder / "config.json").is_file():
-        kept = sorted(p.name for p in (run_dir / CHECKPOINTS_DIR).glob("classifier-round-*")) if (
+        kept = sorted(p.name for p in (run_dir / CHECKPOINTS_DIR).glob(CHECKPOINT_GLOB)) if (
             run_dir / CHECKPOINTS_DIR).is_dir() else []
         raise UserError(f"{run_dir}: round {round_index}'s classifier checkpoint {folder} is missing "
                         f"(kept: {', '.join(kept) or 'none'}; a run keeps only its latest classifier)")
@@ -93,8 +93,8 @@ def read_run_reward(run_dir: str | Path, round: int | None = None, *, device: An
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise UserError(f"{run_dir}: run directory not found")
-    config = _read(run_dir / "config.yaml", yaml.safe_load, "config") or {}
-    state = _read(run_dir / "state.json", json.loads, "state")
+    config = _read(run_dir / CONFIG_FILE, yaml.safe_load, "config") or {}
+    state = _read(run_dir / STATE_FILE, json.loads, "state")
     try:
         reward = from_dict(RewardConfig, config.get("reward") or {}, where="reward")
         classifier = from_dict(ClassifierConfig, config.get("classifier") or {}, where="classifier")
