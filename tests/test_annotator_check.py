@@ -47,7 +47,8 @@ def _argmax_labels(annotator, texts: list[str]) -> np.ndarray:
 
 
 def test_check_run_relabels_the_synthetic_items(tmp_path: Path, tiny_classifier_dir: Path,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+                                                monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture) -> None:
     from signal_al.assets import cache_dir
 
     cache = tmp_path / "cache"  # the annotators are trained here; the corpora are linked from the shared cache
@@ -99,10 +100,17 @@ def test_check_run_relabels_the_synthetic_items(tmp_path: Path, tiny_classifier_
     assert check.test["n"] == len(test.texts)
     assert check.test["disagree"] == int((own_test != reference_test).sum())
 
+    pool_run = tmp_path / "runs" / "pool-based"  # only real labels: skipped, not reported as an empty row
+    RunStore(pool_run).write_config(config)
+    (pool_run / "labeled.jsonl").write_text("".join(json.dumps(r) + "\n" for r in real))
     out = tmp_path / "check.json"
+    capsys.readouterr()
     assert main(["check-annotator", str(tmp_path / "runs"), "--reference-steps", "3", "--out", str(out)]) == 0
     saved = json.loads(out.read_text())
-    assert saved["pooled"]["disagree"] == expected and saved["runs"][0]["run"] == str(run_dir)
+    assert saved["pooled"]["disagree"] == expected and [r["run"] for r in saved["runs"]] == [str(run_dir)]
+    assert "skipped 1 run(s) without synthetic labels: pool-based" in capsys.readouterr().out
+    assert main(["check-annotator", str(pool_run), "--reference-steps", "3"]) == 2
+    assert "has synthetic labels to check" in capsys.readouterr().err
 
 
 def test_check_annotator_errors_name_the_problem(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

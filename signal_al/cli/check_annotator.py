@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from signal_al.errors import UserError
+
 
 def _percent(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}"
@@ -21,13 +23,21 @@ def cmd_check_annotator(args: argparse.Namespace) -> int:
     checks = []
     print("| run | synthetic labels | disagree | rate % (95 % CI) | on the test split % (95 % CI) |")
     print("|---|---|---|---|---|")
+    skipped = []
     for run in runs:
         check = check_run(run, steps, annotators=cache)
+        if check.synthetic["n"] == 0:  # a pool-based run, or one that has not labeled a synthetic item yet
+            skipped.append(run)
+            continue
         checks.append(check)
         s, t = check.synthetic, check.test
         print(f"| {run} | {s['n']} | {s['disagree']} | {_percent(s['rate'])} ({_percent(s['low'])}–"
               f"{_percent(s['high'])}) | {_percent(t['rate'])} ({_percent(t['low'])}–{_percent(t['high'])}) |",
               flush=True)
+    if skipped:
+        print(f"\nskipped {len(skipped)} run(s) without synthetic labels: {', '.join(r.name for r in skipped)}")
+    if not checks:
+        raise UserError(f"no run under {', '.join(args.run_dir)} has synthetic labels to check")
     n = sum(c.synthetic["n"] for c in checks)
     differ = sum(c.synthetic["disagree"] for c in checks)
     pooled = proportion(differ, n)
