@@ -181,8 +181,12 @@ def paired_gain(frame: pd.DataFrame, metric: str = "accuracy", baseline: str = "
     rows = frame[frame["strategy"] != baseline].groupby(["strategy", *keys])[metric].mean().reset_index()
     if rows.empty:  # only the baseline ran: no gain to show
         return empty
-    rows = rows.join(base, on=keys, how="inner")
-    rows["gain"] = rows[metric] - rows["base"]
+    return _mean_gain(rows.join(base, on=keys, how="inner"), metric)
+
+
+def _mean_gain(rows: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Mean, std and seed count over seeds of ``metric - base`` per strategy and acquired %."""
+    rows = rows.assign(gain=rows[metric] - rows["base"])
     return rows.groupby(["strategy", "acquired_pct"]).agg(gain=("gain", "mean"), gain_std=("gain", "std"),
                                                           seeds=("seed", "nunique")).reset_index()
 
@@ -260,11 +264,7 @@ def beyond_pool_gain(frame: pd.DataFrame, metric: str = "accuracy") -> tuple[str
     base = per_seed.loc[best].rename("base")
     rows = frame[ours & (frame["acquired_pct"] >= 100.0 - 1e-6)]
     rows = rows.groupby(["strategy", "seed", "acquired_pct"])[metric].mean().reset_index()
-    rows = rows.join(base, on="seed", how="inner")
-    rows["gain"] = rows[metric] - rows["base"]
-    gains = rows.groupby(["strategy", "acquired_pct"]).agg(gain=("gain", "mean"), gain_std=("gain", "std"),
-                                                           seeds=("seed", "nunique")).reset_index()
-    return best, gains
+    return best, _mean_gain(rows.join(base, on="seed", how="inner"), metric)
 
 
 def plot_curves(table: pd.DataFrame, path: Path, metric: str = "accuracy", title: str = "",
