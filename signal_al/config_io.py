@@ -191,6 +191,27 @@ def to_dict(obj: Any) -> Any:
     return dataclasses.asdict(obj)
 
 
+def flat_dict(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested dict as ``{dotted key: leaf value}``.
+
+    >>> flat_dict({"reward": {"k": 10}, "seed": 0})
+    {'reward.k': 10, 'seed': 0}
+    """
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out.update(flat_dict(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def differing_keys(given: Any, saved: Any, *, ignore: tuple[str, ...] = ()) -> list[str]:
+    """Dotted keys whose value differs between two configs of one dataclass, in field order."""
+    a, b = flat_dict(to_dict(given)), flat_dict(to_dict(saved))
+    return [key for key in a if key not in ignore and a[key] != b.get(key)]
+
+
 def parse_override(text: str) -> tuple[list[str], Any]:
     """Split ``a.b=value`` into its dotted path and a YAML-parsed value."""
     if "=" not in text:
@@ -290,7 +311,9 @@ __all__ = [
     "apply_overrides",
     "check",
     "describe_fields",
+    "differing_keys",
     "field",
+    "flat_dict",
     "from_dict",
     "load_config",
     "load_yaml",

@@ -18,7 +18,7 @@ from signal_al.evaluation.report import write_report
 from signal_al.loop import ActiveLearningRun
 from signal_al.methods import SIGNAL_VARIANTS, strategy_of, uses_generator
 from signal_al.run_context import RunContext
-from signal_al.run_store import STATE_FILE, RunStore
+from signal_al.run_store import STATE_FILE, RunStore, ignored_keys_note, resumed_config
 
 
 def check_run_folders(configs: list[ExperimentConfig]) -> None:
@@ -90,12 +90,16 @@ def run_cell(config: ExperimentConfig, cache_root: Path | None, progress: bool, 
 
         torch.set_num_threads(threads)
         hf_logging.disable_progress_bar()
-        if _SLOT is not None:
-            config = on_slot(config, _SLOT)
     prefix = "" if threads is None else f"[{config.name}] "
+    log = lambda line: print(prefix + line, flush=True)  # noqa: E731
     resume = (config.run_dir / STATE_FILE).is_file()
-    ActiveLearningRun(config, cache_root=cache_root, progress=progress,
-                      log=lambda line: print(prefix + line, flush=True)).run(resume=resume)
+    if resume:  # a cell continues with the config it started with, as `signal-al run --resume` does
+        config, ignored = resumed_config(config)
+        if ignored:
+            log(f"note: {ignored_keys_note(config.run_dir, ignored, 'the grid')}")
+    if threads is not None and _SLOT is not None:
+        config = on_slot(config, _SLOT)
+    ActiveLearningRun(config, cache_root=cache_root, progress=progress, log=log).run(resume=resume)
     return config.name
 
 

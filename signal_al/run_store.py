@@ -15,15 +15,15 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from signal_al.config import ExperimentConfig
-from signal_al.config_io import from_dict, read_yaml, to_dict
+from signal_al.config_io import differing_keys, flat_dict, from_dict, read_yaml, to_dict
 from signal_al.data.pools import Annotation, Item
 from signal_al.errors import ConfigError, UserError
 from signal_al.io_utils import atomic_directory, atomic_write_json, atomic_write_jsonl, atomic_write_text
 from signal_al.run_layout import (CHECKPOINT_GLOB, CHECKPOINTS_DIR, CONFIG_FILE, LABELED_FILE, METRICS_FILE,
                                   PREVIOUS_STATE_FILE, STATE_FILE, checkpoint_folder)
 
-__all__ = ["CONFIG_FILE", "LABELED_FILE", "METRICS_FILE", "PREVIOUS_STATE_FILE", "STATE_FILE", "TIMING_KEYS",
-           "RunState", "RunStore", "same_run", "saved_config"]
+__all__ = ["CONFIG_FILE", "LABELED_FILE", "METRICS_FILE", "PREVIOUS_STATE_FILE", "RESUME_TAKES", "STATE_FILE",
+           "TIMING_KEYS", "RunState", "RunStore", "ignored_keys_note", "resumed_config", "same_run", "saved_config"]
 
 TIMING_KEYS = ("seconds",)  # metric keys that differ between otherwise identical runs
 
@@ -98,6 +98,12 @@ class RunStore:
         except ConfigError as exc:
             message = str(exc)
             raise ConfigError(message if message.startswith(str(path)) else f"{path}: {message}") from None
+
+    def keys_missing_from_config(self) -> list[str]:
+        """Config keys this version knows that the run's ``config.yaml`` lacks: it predates them, and
+        loading gives them today's defaults, which may not be what the run's earlier rounds did."""
+        written = flat_dict(read_yaml(self.run_dir / CONFIG_FILE))
+        return [key for key in flat_dict(to_dict(ExperimentConfig())) if key not in written]
 
     def write_config(self, config: ExperimentConfig) -> None:
         import yaml
@@ -186,6 +192,32 @@ class RunStore:
         for path in (self.run_dir / CHECKPOINTS_DIR).glob(CHECKPOINT_GLOB):
             if path.name != Path(keep).name and path.is_dir() and not path.is_symlink():
                 shutil.rmtree(path, ignore_errors=True)
+
+
+#: Keys a started run takes from the new command line or grid instead of its saved config: a larger
+#: stop_fraction extends it, and where the generator's servers listen does not change what they compute.
+RESUME_TAKES = ("active_learning.stop_fraction", "generator.server_url", "generator.server_urls")
+
+
+def resumed_config(given: ExperimentConfig) -> tuple[ExperimentConfig, list[str]]:
+    """The config a started run in ``given.run_dir`` continues with, and the keys of ``given`` it ignores.
+
+    A run continues with the config it started with (so its rounds follow one protocol), except for
+    :data:`RESUME_TAKES`; the ignored keys are those where ``given`` differs from the saved config.
+    """
+    saved = saved_config(given.run_dir)
+    ignored = differing_keys(given, saved, ignore=("name", "output_dir", *RESUME_TAKES))
+    saved.active_learning.stop_fraction = given.active_learning.stop_fraction
+    saved.generator.server_url = given.generator.server_url
+    saved.generator.server_urls = list(given.generator.server_urls)
+    return saved, ignored
+
+
+def ignored_keys_note(run_dir: Path, ignored: Sequence[str], source: str) -> str:
+    """What a resume says about the keys of ``source`` (the command line, the grid) it does not take."""
+    shown = ", ".join(ignored[:6]) + (f" and {len(ignored) - 6} more" if len(ignored) > 6 else "")
+    return (f"continues {run_dir} with its saved config; {source}'s {shown} differ from it and are ignored "
+            "(start a new run under another name to change them)")
 
 
 def saved_config(run_dir: Path) -> ExperimentConfig:

@@ -148,3 +148,12 @@ def test_every_shipped_yaml_has_no_duplicate_keys_and_a_duplicate_is_an_error(tm
 def test_a_run_name_is_one_folder_inside_output_dir(name: str) -> None:
     with pytest.raises(ConfigError, match="^name: must be a folder name"):
         from_dict(ExperimentConfig, {"name": name})
+
+
+def test_config_io_doctests() -> None:
+    import doctest
+
+    import signal_al.config_io
+
+    result = doctest.testmod(signal_al.config_io)
+    assert result.failed == 0 and result.attempted > 0

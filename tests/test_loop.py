@@ -98,8 +98,12 @@ def test_a_finished_run_resumed_with_a_larger_stop_fraction_continues_like_one_l
     assert ActiveLearningRun(short, progress=False, log=lambda _: None).run().finished
     longer = load_experiment_config(_config_file(tmp_path, tiny_classifier_dir, "grow",
                                                  active_learning={"stop_fraction": 0.6}))
+    saved = yaml.safe_load((short.run_dir / "config.yaml").read_text())
+    del saved["active_learning"]["heldout_samples_per_prompt"]  # as written by a version before that key
+    (short.run_dir / "config.yaml").write_text(yaml.safe_dump(saved))
     lines: list[str] = []
     grown = ActiveLearningRun(longer, progress=False, log=lines.append).run(resume=True)
+    assert any("config.yaml predates active_learning.heldout_samples_per_prompt" in line for line in lines)
     assert any("extending the finished run from 12 to 24 labels" in line for line in lines)
     assert grown.finished and [row["n_labeled"] for row in grown.metrics] == [4, 8, 12, 16, 20, 24]
     assert yaml.safe_load((longer.run_dir / "config.yaml").read_text())["active_learning"]["stop_fraction"] == 0.6
@@ -454,6 +458,41 @@ def test_method_names_label_ablations_schedules_and_variants(tmp_path: Path, tin
     assert name(strategy="entropy", variant="lr2") == "entropy+lr2"
     with pytest.raises(ConfigError, match="active_learning.variant"):
         name(strategy="signal", variant="a/b")
+
+
+def test_a_grid_cell_resumes_with_its_saved_config_on_its_slots_port(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    import signal_al.experiment as experiment
+    from signal_al.config_io import to_dict
+
+    started = load_experiment_config(None, [f"output_dir={tmp_path}", "name=cell", "reward.k=7",
+                                            "generator.server_url=http://127.0.0.1:8001"])
+    started.run_dir.mkdir(parents=True)
+    (started.run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(started)))
+    (started.run_dir / STATE_FILE).write_text("{}")
+    ran: list = []
+
+    class Recorder:
+        def __init__(self, config, **kwargs) -> None:
+            self.config = config
+
+        def run(self, *, resume: bool) -> None:
+            ran.append((self.config, resume))
+
+    monkeypatch.setattr(experiment, "ActiveLearningRun", Recorder)
+    monkeypatch.setattr(experiment, "_SLOT", 2)
+    cell = load_experiment_config(None, [f"output_dir={tmp_path}", "name=cell", "reward.k=3",
+                                         "active_learning.stop_fraction=2.0"])
+    experiment.run_cell(cell, None, False, threads=1)
+    config, resume = ran[-1]
+    assert resume and config.reward.k == 7  # the protocol the cell started with
+    assert config.active_learning.stop_fraction == 2.0  # the grid's stop extends it
+    assert config.generator.server_url == "http://127.0.0.1:8002"  # the grid's url, shifted once to slot 2
+    out = capsys.readouterr().out
+    assert "[cell] note: continues" in out and "the grid's reward.k differ from it and are ignored" in out
+    fresh = load_experiment_config(None, [f"output_dir={tmp_path}", "name=new", "reward.k=3"])
+    experiment.run_cell(fresh, None, False, threads=1)
+    assert ran[-1][0].reward.k == 3 and ran[-1][1] is False  # a new cell runs the grid's config
 
 
 def test_parallel_generator_slots_get_their_own_port_and_gpu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

@@ -87,3 +87,47 @@ def test_stale_checkpoint_cleanup_removes_only_classifier_checkpoints(tmp_path: 
         (tmp_path / "checkpoints" / name).mkdir(parents=True)
     store.remove_stale_checkpoints("checkpoints/classifier-round-001")
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["classifier-round-001", "notes"]
+
+
+def _saved_run(tmp_path: Path, *overrides: str) -> Path:
+    """A run folder whose config.yaml and state.json exist (a started run), written with ``overrides``."""
+    import yaml
+
+    from signal_al.config import ExperimentConfig
+    from signal_al.config_io import apply_overrides, from_dict, to_dict
+
+    data = apply_overrides(to_dict(ExperimentConfig(output_dir=str(tmp_path), name="r")), list(overrides))
+    run_dir = tmp_path / "r"
+    run_dir.mkdir()
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(from_dict(ExperimentConfig, data))))
+    (run_dir / STATE_FILE).write_text("{}")
+    return run_dir
+
+
+def test_a_resumed_run_keeps_its_protocol_and_takes_only_the_resume_keys(tmp_path: Path) -> None:
+    from signal_al.config import ExperimentConfig
+    from signal_al.run_store import ignored_keys_note, resumed_config
+
+    _saved_run(tmp_path, "reward.k=7", "active_learning.stop_fraction=1.0", "generator.server_url=http://h:8000")
+    given = ExperimentConfig(output_dir=str(tmp_path), name="r")
+    given.reward.k, given.ppo.cliprange = 3, 0.3
+    given.active_learning.stop_fraction, given.generator.server_url = 2.0, "http://h:8003"
+    config, ignored = resumed_config(given)
+    assert config.reward.k == 7 and config.ppo.cliprange == ExperimentConfig().ppo.cliprange  # the saved protocol
+    assert config.active_learning.stop_fraction == 2.0  # a larger one extends the run
+    assert config.generator.server_url == "http://h:8003"  # where the server listens is the caller's
+    assert ignored == ["reward.k", "ppo.cliprange"]
+    assert "reward.k, ppo.cliprange differ from it and are ignored" in ignored_keys_note(config.run_dir, ignored, "x")
+    assert resumed_config(config)[1] == []  # resumed with its own config: nothing ignored
+
+
+def test_keys_a_saved_config_predates_are_named(tmp_path: Path) -> None:
+    import yaml
+
+    run_dir = _saved_run(tmp_path)
+    store = RunStore(run_dir)
+    assert store.keys_missing_from_config() == []
+    data = yaml.safe_load((run_dir / "config.yaml").read_text())
+    del data["active_learning"]["heldout_samples_per_prompt"], data["reward"]["gated_penalty"]
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(data))
+    assert store.keys_missing_from_config() == ["reward.gated_penalty", "active_learning.heldout_samples_per_prompt"]

@@ -95,38 +95,14 @@ def run_or_wait(config, *, resume: bool, cache_root: Path) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from signal_al.loop import saved_config
-    from signal_al.run_store import STATE_FILE
+    from signal_al.run_store import STATE_FILE, ignored_keys_note, resumed_config
 
     config = load_config(args)
     if args.resume and (config.run_dir / STATE_FILE).is_file():
-        saved = saved_config(config.run_dir)  # a run continues with the config it started with
-        ignored = [key for key in differing_keys(config, saved) if key != "active_learning.stop_fraction"]
+        config, ignored = resumed_config(config)  # a run continues with the config it started with
         if ignored:
-            shown = ", ".join(ignored[:6]) + (f" and {len(ignored) - 6} more" if len(ignored) > 6 else "")
-            log(f"signal-al: note: --resume continues {config.run_dir} with its saved config; the command line's "
-                f"{shown} differ from it and are ignored (start a new run under another name to change them)")
-        # the one key a run can change: a larger stop_fraction continues it (e.g. a run to 100 %, then to 200 %)
-        saved.active_learning.stop_fraction = config.active_learning.stop_fraction
-        config = saved
+            log(f"signal-al: note: --resume {ignored_keys_note(config.run_dir, ignored, 'the command line')}")
     return run_or_wait(config, resume=args.resume, cache_root=cache(args))
-
-
-def differing_keys(given, saved) -> list[str]:
-    """Dotted keys whose value differs between two experiment configs (the run folder's name aside)."""
-    from signal_al.config_io import to_dict
-
-    def flat(data: dict, prefix: str = "") -> dict:
-        out: dict = {}
-        for key, value in data.items():
-            if isinstance(value, dict):
-                out.update(flat(value, f"{prefix}{key}."))
-            else:
-                out[f"{prefix}{key}"] = value
-        return out
-
-    a, b = flat(to_dict(given)), flat(to_dict(saved))
-    return [key for key in a if key not in ("name", "output_dir") and a[key] != b.get(key)]
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -153,8 +129,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "run", help="Run active learning for one strategy and seed (resumable).", formatter_class=formatter,
         description="Rounds of select -> annotate -> retrain -> evaluate, persisted after every round in "
         "output_dir/name. Interrupted runs continue with --resume and end exactly as an uninterrupted run. "
-        "--resume keeps the run's saved config except active_learning.stop_fraction: a larger one continues a "
-        "finished run (e.g. SIGnAL from 100 % of the pool to 200 %).",
+        "--resume keeps the run's saved config except active_learning.stop_fraction (a larger one continues a "
+        "finished run, e.g. SIGnAL from 100 % of the pool to 200 %) and generator.server_url(s).",
         epilog="examples:\n  signal-al run -c configs/pool_rt_movies.yaml --set active_learning.strategy=badge\n"
         "  signal-al run -c configs/pool_rt_movies.yaml --resume\n"
         "  signal-al run -c configs/demo.yaml --resume --set active_learning.stop_fraction=2.0",
@@ -176,7 +152,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     experiment = commands.add_parser(
         "experiment", help="Run methods x seeds and write the results table and plot.", formatter_class=formatter,
         description="Run every method with every seed (the same seed gives every method the same pool and seed "
-        "set), resuming runs that exist, then write results.md/.csv and accuracy.png in output_dir/name.",
+        "set), resuming runs that exist with their saved config (as run --resume does), then write results.md/.csv and accuracy.png in output_dir/name.",
         epilog="example:\n  signal-al experiment -c configs/pool_rt_movies.yaml --methods random,entropy --seeds 2",
     )
     add_config_args(experiment)
@@ -187,5 +163,5 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     experiment.set_defaults(handler=cmd_experiment)
 
 
-__all__ = ["add_parser", "cmd_experiment", "cmd_resume", "cmd_run", "differing_keys", "print_comparison",
+__all__ = ["add_parser", "cmd_experiment", "cmd_resume", "cmd_run", "print_comparison",
            "print_rounds"]
