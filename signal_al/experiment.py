@@ -22,7 +22,7 @@ from signal_al.run_store import STATE_FILE, RunStore, ignored_keys_note, resumed
 
 
 def check_run_folders(configs: list[ExperimentConfig]) -> None:
-    """Before any run starts: every run folder is resumable (a readable state) or free for a new run.
+    """Before any run starts: every run folder is resumable (a readable state and config) or free for a new run.
 
     So a grid or a run with baselines stops with its one-line error before it writes anything,
     not after hours of other runs.
@@ -31,6 +31,8 @@ def check_run_folders(configs: list[ExperimentConfig]) -> None:
         store = RunStore(config.run_dir)
         if store.load_state() is None:
             store.check_new(config)
+        else:
+            store.load_config()  # a started cell continues with it
 
 
 def run_config(base: ExperimentConfig, method: str, seed: int) -> ExperimentConfig:

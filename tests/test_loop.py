@@ -495,6 +495,20 @@ def test_a_grid_cell_resumes_with_its_saved_config_on_its_slots_port(tmp_path: P
     assert ran[-1][0].reward.k == 3 and ran[-1][1] is False  # a new cell runs the grid's config
 
 
+def test_a_grid_refuses_a_started_cell_with_an_unreadable_config_before_any_run(tmp_path: Path) -> None:
+    from signal_al.errors import ConfigError
+    from signal_al.experiment import check_run_folders
+
+    cell = load_experiment_config(None, [f"output_dir={tmp_path}", "name=cell"])
+    cell.run_dir.mkdir(parents=True)
+    from signal_al.run_store import RunState
+
+    (cell.run_dir / STATE_FILE).write_text(json.dumps(RunState(pool_size=1).to_dict()))
+    (cell.run_dir / "config.yaml").write_text("reward: {k: many}\n")
+    with pytest.raises(ConfigError, match=r"cell/config.yaml.*reward.k"):
+        check_run_folders([cell])
+
+
 def test_parallel_generator_slots_get_their_own_port_and_gpu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                              tiny_classifier_dir: Path) -> None:
     from signal_al.errors import ConfigError
