@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from signal_al.config import ExperimentConfig
 
-__all__ = ["GENERATOR_STRATEGIES", "SIGNAL_VARIANTS", "method_name", "strategy_of", "uses_generator"]
+__all__ = ["GENERATOR_STRATEGIES", "SIGNAL_VARIANTS", "in_signal_family", "method_name", "strategy_of", "uses_generator"]
 
 #: Selection strategies that need candidates from the generator every round.
 GENERATOR_STRATEGIES = frozenset({"signal"})
@@ -33,6 +33,16 @@ def strategy_of(method: str) -> str:
     'signal'
     """
     return "signal" if method in SIGNAL_VARIANTS else method
+
+
+def in_signal_family(name: object) -> bool:
+    """Whether a report row's method name (see :func:`method_name`) is SIGnAL or one of its
+    ablations, budget schedules or labelled variants; everything else is pool-based.
+
+    >>> [in_signal_family(m) for m in ("signal", "signal-frozen", "signal-share0-1", "signal+k5", "badge")]
+    [True, True, True, True, False]
+    """
+    return str(name).split("+")[0].split("-")[0] in GENERATOR_STRATEGIES
 
 
 def method_name(config: ExperimentConfig) -> str:

@@ -14,6 +14,7 @@ from typing import Sequence
 import pandas as pd
 
 from signal_al.io_utils import atomic_write_text, json_object_lines
+from signal_al.methods import in_signal_family
 from signal_al.run_layout import METRICS_FILE
 
 METRICS = ("accuracy", "macro_f1")
@@ -92,7 +93,7 @@ def generator_summary(frame: pd.DataFrame) -> pd.DataFrame:
     """Mean over seeds of each generator statistic per SIGnAL-family strategy and acquired %:
     SIGnAL reward of the kept candidates, KL to the base model after the update, distinct-2,
     dropped share, the share of the round's picks that were synthetic and of all labels so far."""
-    rows = frame[frame["strategy"].astype(str).str.startswith("signal")].copy()
+    rows = frame[frame["strategy"].map(in_signal_family).astype(bool)].copy()
     if rows.empty or "n_synthetic_selected" not in rows:
         return pd.DataFrame()
     rows["synthetic_selected_share"] = rows["n_synthetic_selected"] / rows["acquired_this_round"].where(
@@ -218,8 +219,8 @@ def strategy_colours(strategies: Sequence[str]) -> dict[str, str]:
     >>> strategy_colours(["random", "entropy", "signal"])
     {'random': '#1f77b4', 'entropy': '#2ca02c', 'signal': '#d62728'}
     """
-    ours = [s for s in strategies if str(s).startswith("signal")]
-    pool = sorted((s for s in strategies if not str(s).startswith("signal")), key=lambda s: (s != "random", str(s)))
+    ours = [s for s in strategies if in_signal_family(s)]
+    pool = sorted((s for s in strategies if not in_signal_family(s)), key=lambda s: (s != "random", str(s)))
     colours = {s: POOL_COLOURS[i % len(POOL_COLOURS)] for i, s in enumerate(pool)}
     colours.update({s: SIGNAL_COLOURS[i % len(SIGNAL_COLOURS)] for i, s in enumerate(sorted(ours, key=str))})
     return {s: colours[s] for s in strategies}
@@ -234,7 +235,7 @@ def pool_ceiling(table: pd.DataFrame, metric: str = "accuracy") -> tuple[str, fl
     >>> pool_ceiling(t)
     ('cal', 0.72)
     """
-    at_full = table[(~table["strategy"].astype(str).str.startswith("signal"))
+    at_full = table[(~table["strategy"].map(in_signal_family).astype(bool))
                     & ((table["acquired_pct"] - 100.0).abs() < 1e-6)]
     if at_full.empty:
         return None
@@ -255,7 +256,7 @@ def beyond_pool_gain(frame: pd.DataFrame, metric: str = "accuracy") -> tuple[str
     >>> best, [(float(r.acquired_pct), round(float(r.gain), 4), int(r.seeds)) for r in gains.itertuples()]
     ('random', [(100.0, 0.02, 2), (150.0, 0.06, 1)])
     """
-    ours = frame["strategy"].astype(str).str.startswith("signal")
+    ours = frame["strategy"].map(in_signal_family).astype(bool)
     pool_at_full = frame[~ours & ((frame["acquired_pct"] - 100.0).abs() < 1e-6)]
     if pool_at_full.empty:
         return None
@@ -277,7 +278,7 @@ def plot_curves(table: pd.DataFrame, path: Path, metric: str = "accuracy", title
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    strategies = sorted(table["strategy"].unique(), key=lambda s: (str(s).startswith("signal"), str(s)))
+    strategies = sorted(table["strategy"].unique(), key=lambda s: (in_signal_family(s), str(s)))
     panels = 2 if gains is not None and not gains.empty else 1
     figure, axes = plt.subplots(1, panels, figsize=(7.5 * panels, 4.8), dpi=120, squeeze=False)
     colours = strategy_colours(strategies)
@@ -285,7 +286,7 @@ def plot_curves(table: pd.DataFrame, path: Path, metric: str = "accuracy", title
         rows = table[table["strategy"] == strategy].sort_values("acquired_pct")
         mean = 100 * rows[f"{metric}_mean"]
         std = 100 * rows[f"{metric}_std"].fillna(0.0)
-        ours = str(strategy).startswith("signal")
+        ours = in_signal_family(strategy)
         style = ({"linewidth": 2.4, "zorder": 5} if ours else {"linewidth": 1.2, "linestyle": "--", "alpha": 0.85})
         colour = colours[strategy]
         axes[0, 0].plot(rows["acquired_pct"], mean, marker="o", markersize=3, label=strategy, color=colour, **style)
