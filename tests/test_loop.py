@@ -299,7 +299,13 @@ def test_the_report_measures_signal_past_the_pool_against_the_best_pool_method(t
             assert row["gain"] == pytest.approx(diff.mean()) and row["gain_std"] == pytest.approx(diff.std(ddof=1))
             assert row["seeds"] == len(diff)
     assert set(gains.acquired_pct) == {float(p) for p in range(100, 201, 10)}  # nothing before the pool ran out
-    markdown = write_report(tmp_path)["markdown"].read_text()
+    paths = write_report(tmp_path)
+    markdown = paths["markdown"].read_text()
+    png_width = lambda path: int.from_bytes(path.read_bytes()[16:20], "big")  # noqa: E731 (the IHDR width)
+    assert png_width(paths["accuracy"]) == 3 * 7.5 * 120  # curves, gain over random, gain past the pool
+    pool_only = write_report([tmp_path / f"random-seed{s}" for s in range(3)] + [tmp_path / "coreset-seed0"],
+                             out_dir=tmp_path / "pool-report")
+    assert png_width(pool_only["accuracy"]) == 2 * 7.5 * 120  # nothing past the pool: no third panel
     diff = np.mean([acc["signal", s, 200.0] - acc[best, s, 100.0] for s in range(3)])
     section = markdown.split(f"past the pool: SIGnAL's family minus {best} at 100 %")[1]
     assert f"{100 * diff:+.1f} ±" in section

@@ -268,37 +268,54 @@ def beyond_pool_gain(frame: pd.DataFrame, metric: str = "accuracy") -> tuple[str
     return best, _mean_gain(rows.join(base, on="seed", how="inner"), metric)
 
 
+def _line_style(strategy: object) -> dict:
+    """SIGnAL's family thick and solid, pool-based methods thin and dashed."""
+    return {"linewidth": 2.4, "zorder": 5} if in_signal_family(strategy) else {"linewidth": 1.2, "linestyle": "--",
+                                                                              "alpha": 0.85}
+
+
+def _plot_gains(axis, gains: pd.DataFrame, colours: dict, skip: str | None = None) -> None:
+    """Each strategy's paired gain (points) with a ±std band, and the zero line."""
+    for strategy, colour in colours.items():
+        gap = gains[gains["strategy"] == strategy].sort_values("acquired_pct")
+        if strategy == skip or gap.empty:
+            continue
+        spread = 100 * gap["gain_std"].astype(float).fillna(0.0)
+        axis.plot(gap["acquired_pct"], 100 * gap["gain"], marker="o", markersize=3, label=strategy, color=colour,
+                  **_line_style(strategy))
+        axis.fill_between(gap["acquired_pct"], 100 * gap["gain"] - spread, 100 * gap["gain"] + spread,
+                          alpha=0.15 if in_signal_family(strategy) else 0.05, color=colour)
+    axis.axhline(0.0, color="grey", linewidth=1)
+
+
 def plot_curves(table: pd.DataFrame, path: Path, metric: str = "accuracy", title: str = "",
-                gains: pd.DataFrame | None = None, baseline: str = "random") -> Path:
+                gains: pd.DataFrame | None = None, baseline: str = "random",
+                past: tuple[str, pd.DataFrame] | None = None) -> Path:
     """Metric vs acquired % of the real pool, one line and a ±std band per strategy (SIGnAL's
     family thick and solid, pool-based methods thin and dashed); with ``gains`` (see
-    :func:`paired_gain`) a second panel shows each strategy's paired gain over ``baseline``."""
+    :func:`paired_gain`) a panel shows each strategy's paired gain over ``baseline``, and with
+    ``past`` (see :func:`beyond_pool_gain`) one shows SIGnAL's family past 100 % against the
+    best pool-based method at 100 %."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     strategies = sorted(table["strategy"].unique(), key=lambda s: (in_signal_family(s), str(s)))
-    panels = 2 if gains is not None and not gains.empty else 1
+    with_gains = gains is not None and not gains.empty
+    with_past = past is not None and bool((past[1]["acquired_pct"] > 100.0 + 1e-6).any())
+    panels = 1 + with_gains + with_past
     figure, axes = plt.subplots(1, panels, figsize=(7.5 * panels, 4.8), dpi=120, squeeze=False)
     colours = strategy_colours(strategies)
     for strategy in strategies:
         rows = table[table["strategy"] == strategy].sort_values("acquired_pct")
         mean = 100 * rows[f"{metric}_mean"]
         std = 100 * rows[f"{metric}_std"].fillna(0.0)
-        ours = in_signal_family(strategy)
-        style = ({"linewidth": 2.4, "zorder": 5} if ours else {"linewidth": 1.2, "linestyle": "--", "alpha": 0.85})
         colour = colours[strategy]
-        axes[0, 0].plot(rows["acquired_pct"], mean, marker="o", markersize=3, label=strategy, color=colour, **style)
-        axes[0, 0].fill_between(rows["acquired_pct"], mean - std, mean + std, alpha=0.15 if ours else 0.05,
-                                color=colour)
-        if panels == 2 and strategy != baseline:
-            gap = gains[gains["strategy"] == strategy].sort_values("acquired_pct")
-            axes[0, 1].plot(gap["acquired_pct"], 100 * gap["gain"], marker="o", markersize=3, label=strategy,
-                            color=colour, **style)
-            spread = 100 * gap["gain_std"].astype(float).fillna(0.0)
-            axes[0, 1].fill_between(gap["acquired_pct"], 100 * gap["gain"] - spread, 100 * gap["gain"] + spread,
-                                    alpha=0.15 if ours else 0.05, color=colour)
+        axes[0, 0].plot(rows["acquired_pct"], mean, marker="o", markersize=3, label=strategy, color=colour,
+                        **_line_style(strategy))
+        axes[0, 0].fill_between(rows["acquired_pct"], mean - std, mean + std,
+                                alpha=0.15 if in_signal_family(strategy) else 0.05, color=colour)
     ceiling = pool_ceiling(table, metric)
     if ceiling is not None and table["acquired_pct"].max() > 100.0 + 1e-6:
         strategy, value = ceiling
@@ -308,10 +325,17 @@ def plot_curves(table: pd.DataFrame, path: Path, metric: str = "accuracy", title
     label = metric.replace("_", "-")
     axes[0, 0].set_ylabel(f"test {label} (%)")
     axes[0, 0].set_title(title or f"test {metric} vs acquired labels (mean ± std over seeds)", fontsize=10)
-    if panels == 2:
-        axes[0, 1].axhline(0.0, color="grey", linewidth=1)
+    if with_gains:
+        _plot_gains(axes[0, 1], gains, colours, skip=baseline)
         axes[0, 1].set_ylabel(f"{label} minus {baseline}'s (points)")
         axes[0, 1].set_title(f"gain over {baseline} (same seed and %, mean ± std over seeds)", fontsize=10)
+    if with_past:
+        best, past_gains = past
+        axis = axes[0, panels - 1]
+        _plot_gains(axis, past_gains, colours)
+        axis.set_ylabel(f"{label} minus {best}'s at 100 % (points)")
+        axis.set_title(f"past the pool: gain over {best} at 100 % (same seed, mean ± std over seeds)", fontsize=10)
+        axis.legend(fontsize=7)
     for axis in axes.flat:
         axis.set_xlabel("labels acquired (% of the real pool)")
         axis.grid(alpha=0.3)
@@ -370,7 +394,8 @@ def write_report(root: Path | Sequence[Path], out_dir: Path | None = None, title
         atomic_write_text(staging / "results.md", text)
         names = {"csv": "results.csv", "markdown": "results.md"}
         for metric in METRICS:
-            plot_curves(table, staging / f"{metric}.png", metric, title, paired_gain(frame, metric, baseline), baseline)
+            plot_curves(table, staging / f"{metric}.png", metric, title, paired_gain(frame, metric, baseline), baseline,
+                        beyond_pool_gain(frame, metric))
             names[metric] = f"{metric}.png"
         if not generator.empty:
             atomic_write_text(staging / "generator_stats.csv", generator.to_csv(index=False))
