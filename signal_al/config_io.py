@@ -207,9 +207,11 @@ def flat_dict(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def differing_keys(given: Any, saved: Any, *, ignore: tuple[str, ...] = ()) -> list[str]:
-    """Dotted keys whose value differs between two configs of one dataclass, in field order."""
+    """Dotted keys whose value differs between two configs of one dataclass, in field order;
+    ``ignore`` names keys or whole sections (``"experiment"`` covers ``experiment.seeds``)."""
     a, b = flat_dict(to_dict(given)), flat_dict(to_dict(saved))
-    return [key for key in a if key not in ignore and a[key] != b.get(key)]
+    sections = tuple(f"{name}." for name in ignore)
+    return [key for key in a if key not in ignore and not key.startswith(sections) and a[key] != b.get(key)]
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:

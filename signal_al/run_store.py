@@ -8,6 +8,7 @@ files are views rewritten from the state, never read back by the loop.
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 from dataclasses import dataclass, field
@@ -194,9 +195,10 @@ class RunStore:
                 shutil.rmtree(path, ignore_errors=True)
 
 
-#: Keys a started run takes from the new command line or grid instead of its saved config: a larger
-#: stop_fraction extends it, and where the generator's servers listen does not change what they compute.
-RESUME_TAKES = ("active_learning.stop_fraction", "generator.server_url", "generator.server_urls")
+#: Keys (and sections) a started run takes from the new command line or grid instead of its saved
+#: config: a larger stop_fraction extends it, where the generator's servers listen does not change what
+#: they compute, and the grid's own settings (methods, seeds, parallelism) are not part of one run.
+RESUME_TAKES = ("active_learning.stop_fraction", "generator.server_url", "generator.server_urls", "experiment")
 
 
 def resumed_config(given: ExperimentConfig) -> tuple[ExperimentConfig, list[str]]:
@@ -210,6 +212,7 @@ def resumed_config(given: ExperimentConfig) -> tuple[ExperimentConfig, list[str]
     saved.active_learning.stop_fraction = given.active_learning.stop_fraction
     saved.generator.server_url = given.generator.server_url
     saved.generator.server_urls = list(given.generator.server_urls)
+    saved.experiment = copy.deepcopy(given.experiment)
     return saved, ignored
 
 
