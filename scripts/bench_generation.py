@@ -32,7 +32,8 @@ from signal_al.data import load_task, real_pool
 from signal_al.generation.backends.base import GenerationBackend, SamplingParams
 from signal_al.dtypes import GENERATOR_DTYPES, resolve_generator_dtype
 from signal_al.generation.prompts import apply_chat_template, make_prompts
-from signal_al.serving import ServerSettings, VLLMServer, free_port
+from signal_al.server_access import free_port
+from signal_al.serving import ServerSettings, VLLMServer
 
 
 def matmul_flops(dtype: torch.dtype, device: str, size: int = 1024, seconds: float = 2.0) -> float:

@@ -15,7 +15,7 @@ that quote the server's last log lines.
 Access: a server started here listens on loopback unless told otherwise, and a server this
 package starts for a run (:func:`managed_server`) gets a fresh API key (``VLLM_API_KEY`` in
 its environment, so not on its command line) that only this process's clients send
-(:func:`api_key_for`). Its ``/v1`` routes, adapter loading included, answer 401 without it.
+(:func:`signal_al.server_access.api_key_for`). Its ``/v1`` routes, adapter loading included, answer 401 without it.
 Binding another address logs what it exposes: anyone who reaches the port and has the key
 (everyone, without a key) can generate and hot-load adapters from any path the server can read.
 
@@ -26,12 +26,9 @@ its log: the resumed run stops any server that file still names before starting 
 
 from __future__ import annotations
 
-import ipaddress
 import os
-import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -42,100 +39,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
-from urllib.parse import urlparse
 
 import requests
 
 from signal_al.errors import ServerError
+from signal_al.server_access import (exposure_warning, new_api_key, port_is_free, remember_api_key, server_host_port,
+                                     wait_for_free_port)
 from signal_al.dtypes import resolve_generator_dtype
 from signal_al.server_venv import (DEFAULT_VENV, LOCK_FILE, VENV_ENV, default_venv, ensure_server_venv,  # noqa: F401
                                    has_vllm, lock_file, tail_text, venv_is_ready, venv_python)
-
-#: Clients send this key to servers this process did not start (e.g. `serve-generator`, launch scripts).
-API_KEY_ENV = "SIGNAL_AL_VLLM_API_KEY"
-_RUN_KEYS: dict[str, str] = {}  # normalised URL -> API key of a server this process started
-
-
-def _url_key(url: str) -> str:
-    host, port = server_host_port(url)
-    return f"{'127.0.0.1' if host in ('localhost', '::1') else host}:{port}"
-
-
-def api_key_for(url: str) -> str | None:
-    """The API key for the server at ``url``: the one this process started it with, else ``$SIGNAL_AL_VLLM_API_KEY``."""
-    return _RUN_KEYS.get(_url_key(url)) or os.environ.get(API_KEY_ENV) or None
-
-
-def new_api_key() -> str:
-    return secrets.token_urlsafe(24)
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def exposure_warning(host: str, port: int, api_key: str | None) -> str | None:
-    """What a non-loopback bind exposes (None on loopback)."""
-    if is_loopback(host):
-        return None
-    where = "every network interface" if host in ("0.0.0.0", "::") else host
-    access = ("requests need its API key" if api_key else
-              "it has NO API key: anyone who reaches the port can use it")
-    return (f"warning: the vLLM server listens on {where} port {port}; {access}. Whoever can call it can generate "
-            f"with the model and hot-load LoRA adapters from any path the server process can read "
-            f"(/v1/load_lora_adapter). Keep it on 127.0.0.1 unless other machines must reach it, and firewall the port.")
-
-
-def same_model(served: str, expected: str) -> bool:
-    """Whether a server's model id (its ``--model`` path or ``--served-model-name``) is ``generator.model``.
-
-    ``expected`` may be an offline asset name, a folder or a hub name; the served id is
-    usually the resolved folder, so folders compare resolved and names by their last part.
-    """
-    if served == expected:
-        return True
-    candidates = {expected}
-    try:
-        from signal_al.assets import resolve_model
-
-        candidates.add(str(resolve_model(expected)))
-    except Exception:  # noqa: BLE001  (an unknown name: compare as given)
-        pass
-    norm = lambda m: os.path.normpath(os.path.expanduser(m)) if m.startswith((".", "/", "~")) else m  # noqa: E731
-    served_n = norm(served)
-    for name in candidates:
-        name_n = norm(name)
-        if served_n == name_n:
-            return True
-        if Path(served_n).is_absolute() and Path(name_n).is_absolute():
-            try:
-                if Path(served_n).resolve() == Path(name_n).resolve():
-                    return True
-            except OSError:
-                pass
-    return False
-
-def port_is_free(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port the OS says is free now (for tests and throwaway servers)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
 
 def _cpu_list() -> str:
     cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
@@ -411,26 +323,11 @@ def stop_leftover_server(pid_file: Path | None, log: Callable[[str], None] = pri
     return True
 
 
-def wait_for_free_port(host: str, port: int, timeout: float) -> bool:
-    """Poll until nothing listens on ``host:port`` (a stopped server releases it a moment later)."""
-    deadline = time.monotonic() + timeout
-    while not port_is_free(host, port):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.25)
-    return True
-
-
 def _signal_group(pid: int, sig: int) -> None:
     try:
         os.killpg(pid, sig)
     except (ProcessLookupError, PermissionError):
         pass
-
-
-def server_host_port(url: str) -> tuple[str, int]:
-    parsed = urlparse(url)
-    return parsed.hostname or "127.0.0.1", parsed.port or 8000
 
 
 def server_urls(config) -> list[str]:
@@ -460,7 +357,7 @@ def managed_server(config, *, log_file: Path | None = None,
 
     With ``generator.server_urls`` one server is started per URL (replicas; the first one is
     yielded, the others log to ``<log_file>.<i>``). They get one fresh API key, which this
-    process's clients send (:func:`api_key_for`). The servers are stopped on exit, also after an
+    process's clients send (:func:`signal_al.server_access.api_key_for`). The servers are stopped on exit, also after an
     exception or Ctrl-C; if one died on the way, the ServerError quotes its last log lines.
     """
     if config.backend != "vllm-server" or not config.start_server:
@@ -474,8 +371,7 @@ def managed_server(config, *, log_file: Path | None = None,
             settings = settings_from_config(config, log_file=path, url=url)
             settings.api_key = key
             servers.append(stack.enter_context(VLLMServer(settings, log=log)))
-            _RUN_KEYS[_url_key(settings.url)] = key
-            stack.callback(_RUN_KEYS.pop, _url_key(settings.url), None)
+            stack.enter_context(remember_api_key(settings.url, key))
         try:
             yield servers[0]
         except ServerError as exc:

@@ -13,7 +13,8 @@ import pytest
 from signal_al.generation.backends.base import SamplingParams
 from signal_al.generation.backends.server import VLLMServerBackend
 from helpers import JSONServer
-from signal_al.serving import API_KEY_ENV, ServerError, ServerSettings, VLLMServer, api_key_for, free_port
+from signal_al.server_access import API_KEY_ENV, api_key_for, free_port
+from signal_al.serving import ServerError, ServerSettings, VLLMServer
 
 
 class FakeVLLM:

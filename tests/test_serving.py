@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from signal_al.serving import (
-    ServerError, ServerSettings, VLLMServer, free_port, server_command, venv_is_ready,
-)
+from signal_al.server_access import free_port
+from signal_al.serving import ServerError, ServerSettings, VLLMServer, server_command, venv_is_ready
 
 # A stand-in for `python -m vllm.entrypoints.openai.api_server`: answers /health, /v1/models and
 # /v1/completions, and starts a child process (like vLLM's engine core) that must not outlive it.

@@ -10,7 +10,8 @@ import pytest
 from helpers import JSONServer
 from signal_al.generation.backends.base import SamplingParams
 from signal_al.generation.backends.server import VLLMServerBackend
-from signal_al.serving import ServerError, free_port
+from signal_al.server_access import free_port
+from signal_al.serving import ServerError
 
 
 class FlakyServer:

@@ -22,7 +22,8 @@ from signal_al.data.task import TextDataset
 from signal_al.generation.backends.base import SamplingParams
 from signal_al.generation.backends.server import VLLMServerBackend
 from signal_al.generation.generator import create_generator
-from signal_al.serving import VENV_ENV, ServerError, ServerSettings, VLLMServer, free_port
+from signal_al.server_access import free_port
+from signal_al.serving import VENV_ENV, ServerError, ServerSettings, VLLMServer
 
 pytestmark = pytest.mark.slow
 

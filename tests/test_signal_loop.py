@@ -271,7 +271,7 @@ def _real_config_file(folder: Path, name: str) -> Path:
     """3 rounds (2 with generation + PPO) with the real server, SmolLM2, MiniLM and the model annotator."""
     from helpers import ready_asset
 
-    from signal_al.serving import free_port
+    from signal_al.server_access import free_port
 
     ready_asset("smollm2-135m-instruct")
     data = {

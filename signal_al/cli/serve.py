@@ -14,7 +14,8 @@ def cmd_serve_generator(args: argparse.Namespace) -> int:
 
     import os
 
-    from signal_al.serving import API_KEY_ENV, VLLMServer, ensure_server_venv, is_loopback, new_api_key, settings_from_config
+    from signal_al.server_access import API_KEY_ENV, is_loopback, new_api_key
+    from signal_al.serving import VLLMServer, ensure_server_venv, settings_from_config
 
     config = load_config(args)
     settings = settings_from_config(config.generator, log_file=Path(args.log_file) if args.log_file else None)

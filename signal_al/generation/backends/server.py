@@ -12,7 +12,7 @@ Several URLs are data-parallel replicas of one model: prompt ``i`` goes to repli
 adapter is hot-loaded on every replica, and a replica that stays unreachable (or 5xx) after
 its retries is dropped for the rest of the run while its prompts are retried on the others;
 a ServerError names every URL once none is left. Requests carry ``Authorization: Bearer``
-with the API key of a server this process started (:func:`signal_al.serving.api_key_for`)
+with the API key of a server this process started (:func:`signal_al.server_access.api_key_for`)
 or ``$SIGNAL_AL_VLLM_API_KEY``; with ``expected_model`` the served base model is checked.
 """
 
@@ -30,7 +30,7 @@ from urllib3.util.retry import Retry
 
 from signal_al.generation.backends.base import Completion, GenerationBackend, SamplingParams
 from signal_al.errors import ServerError
-from signal_al.serving import api_key_for, same_model
+from signal_al.server_access import api_key_for, same_model
 
 START_HINT = ("start one with `signal-al serve-generator`, or use `signal-al generate --start-server` "
               "or `--backend transformers`")
