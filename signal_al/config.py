@@ -122,6 +122,10 @@ class GridConfig:
         for fraction in self.pool_fractions:
             check(0.0 < fraction <= 1.0, "experiment.pool_fractions", f"must be in (0, 1], got {fraction}")
         check(len(self.methods) > 0, "experiment.methods", "must name at least one strategy")
+        for name, values in (("methods", self.methods), ("tasks", self.tasks), ("pool_fractions", self.pool_fractions)):
+            twice = sorted({str(v) for v in values if values.count(v) > 1})
+            check(not twice, f"experiment.{name}", f"lists {', '.join(twice)} more than once (each is one set of "
+                  "run folders)")
 
 
 @dataclass

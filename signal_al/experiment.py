@@ -195,11 +195,14 @@ def run_experiment(
     its own server port and GPU. A failing cell stops the grid with its error after the
     running cells finish (their results are kept for the next resume).
     """
+    from signal_al.data import check_task
     from signal_al.strategies import get_strategy
 
     for method in base.experiment.methods:
         get_strategy(strategy_of(method))  # unknown names fail before any run starts
     groups = settings(base)
+    for group in groups:
+        check_task(group.data.task)  # so do unknown tasks and missing data files
     cells = [run_config(group, method, seed) for group in groups
              for seed in range(base.experiment.seeds) for method in base.experiment.methods]
     RunStore(base.run_dir).check_folder()

@@ -44,15 +44,24 @@ def load_task(config: DataConfig, *, cache_root: Path | None = None) -> TaskData
                                                      stratify=config.stratify)
             train, test = corpus.subset(train_rows), corpus.subset(test_rows)
     else:
-        raise DataError(
-            f"data.task: '{task}' is not a built-in task ({', '.join(TASK_NAMES)}) "
-            "nor a file ending in .csv, .tsv, .jsonl, .json or .parquet"
-        )
+        check_task(task)
     if config.instruction:
         spec = dataclasses.replace(spec, instruction=config.instruction)
     if config.max_test_size is not None:
         test = test.subset(subsample(len(test), config.max_test_size, seed=split_seed))
     return TaskData(spec=spec, train=train, test=test)
+
+
+def check_task(task: str) -> None:
+    """A one-line DataError unless ``task`` is a built-in task or an existing data file (checked up
+    front by a grid, so a typo stops it before hours of other runs, not when its turn comes)."""
+    if task in OFFLINE_TASKS or task in HUB_TASKS:
+        return
+    if not is_local_file(task):
+        raise DataError(f"data.task: '{task}' is not a built-in task ({', '.join(TASK_NAMES)}) "
+                        "nor a file ending in .csv, .tsv, .jsonl, .json or .parquet")
+    if not Path(task).is_file():
+        raise DataError(f"{task}: file not found")
 
 
 def real_pool(data: TaskData, config: DataConfig, *, seed: int) -> TextDataset:
@@ -67,6 +76,7 @@ __all__ = [
     "TaskData",
     "TaskSpec",
     "TextDataset",
+    "check_task",
     "load_task",
     "real_pool",
 ]
