@@ -196,23 +196,29 @@ class RunStore:
 
 
 #: Keys (and sections) a started run takes from the new command line or grid instead of its saved
-#: config: a larger stop_fraction extends it, where the generator's servers listen does not change what
-#: they compute, and the grid's own settings (methods, seeds, parallelism) are not part of one run.
-RESUME_TAKES = ("active_learning.stop_fraction", "generator.server_url", "generator.server_urls", "experiment")
+#: config: a larger stop_fraction extends it; the rest say where and how the run executes on this
+#: machine (device, the generator's servers and their interpreter, HTTP client settings, the grid's
+#: own methods, seeds and parallelism), not what it computes.
+RESUME_TAKES = ("active_learning.stop_fraction", "device", "generator.server_url", "generator.server_urls",
+                "generator.server_python", "generator.server_venv", "generator.parallel_requests",
+                "generator.request_retries", "generator.request_timeout", "experiment")
 
 
 def resumed_config(given: ExperimentConfig) -> tuple[ExperimentConfig, list[str]]:
     """The config a started run in ``given.run_dir`` continues with, and the keys of ``given`` it ignores.
 
     A run continues with the config it started with (so its rounds follow one protocol), except for
-    :data:`RESUME_TAKES`; the ignored keys are those where ``given`` differs from the saved config.
+    :data:`RESUME_TAKES`, which come from ``given``; the ignored keys are those where ``given``
+    differs from the saved config.
     """
     saved = saved_config(given.run_dir)
     ignored = differing_keys(given, saved, ignore=("name", "output_dir", *RESUME_TAKES))
-    saved.active_learning.stop_fraction = given.active_learning.stop_fraction
-    saved.generator.server_url = given.generator.server_url
-    saved.generator.server_urls = list(given.generator.server_urls)
-    saved.experiment = copy.deepcopy(given.experiment)
+    for key in RESUME_TAKES:
+        *sections, name = key.split(".")
+        target, source = saved, given
+        for section in sections:
+            target, source = getattr(target, section), getattr(source, section)
+        setattr(target, name, copy.deepcopy(getattr(source, name)))
     return saved, ignored
 
 

@@ -108,16 +108,19 @@ def test_a_resumed_run_keeps_its_protocol_and_takes_only_the_resume_keys(tmp_pat
     from signal_al.config import ExperimentConfig
     from signal_al.run_store import ignored_keys_note, resumed_config
 
-    _saved_run(tmp_path, "reward.k=7", "active_learning.stop_fraction=1.0", "generator.server_url=http://h:8000")
+    _saved_run(tmp_path, "reward.k=7", "active_learning.stop_fraction=1.0", "generator.server_url=http://h:8000",
+              "device=cuda:1")
     given = ExperimentConfig(output_dir=str(tmp_path), name="r")
     given.reward.k, given.ppo.cliprange = 3, 0.3
     given.active_learning.stop_fraction, given.generator.server_url = 2.0, "http://h:8003"
     given.experiment.seeds, given.experiment.methods = 9, ["signal"]  # the grid's settings, not the run's
+    given.device, given.generator.server_python = "cpu", "/opt/vllm/bin/python"  # where it runs, on this machine
     config, ignored = resumed_config(given)
     assert config.reward.k == 7 and config.ppo.cliprange == ExperimentConfig().ppo.cliprange  # the saved protocol
     assert config.active_learning.stop_fraction == 2.0  # a larger one extends the run
     assert config.generator.server_url == "http://h:8003"  # where the server listens is the caller's
     assert config.experiment.seeds == 9 and config.experiment.methods == ["signal"]
+    assert config.device == "cpu" and config.generator.server_python == "/opt/vllm/bin/python"
     assert ignored == ["reward.k", "ppo.cliprange"]
     assert "reward.k, ppo.cliprange differ from it and are ignored" in ignored_keys_note(config.run_dir, ignored, "x")
     assert resumed_config(config)[1] == []  # resumed with its own config: nothing ignored

@@ -130,8 +130,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         description="Rounds of select -> annotate -> retrain -> evaluate, persisted after every round in "
         "output_dir/name. Interrupted runs continue with --resume and end exactly as an uninterrupted run. "
         "--resume keeps the run's saved config except active_learning.stop_fraction (a larger one continues a "
-        "finished run, e.g. SIGnAL from 100 % of the pool to 200 %), generator.server_url(s) and the experiment "
-        "section.",
+        "finished run, e.g. SIGnAL from 100 % of the pool to 200 %) and where it runs: device, the generator's "
+        "server URLs, interpreter and HTTP settings, and the experiment section.",
         epilog="examples:\n  signal-al run -c configs/pool_rt_movies.yaml --set active_learning.strategy=badge\n"
         "  signal-al run -c configs/pool_rt_movies.yaml --resume\n"
         "  signal-al run -c configs/demo.yaml --resume --set active_learning.stop_fraction=2.0",
