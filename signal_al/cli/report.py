@@ -32,8 +32,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "accuracy.png and macro_f1.png, plus generator_stats.md/.csv/.png (reward, KL, diversity, synthetic share "
         "per round) for SIGnAL runs. Where SIGnAL runs go past 100 % of the pool, results.md also gives their "
         "per-seed gain over the best pool-based method at 100 % (the pool ceiling: a dotted line in the plot, "
-        "and a panel of its own that draws the gain). Several RUN_DIRs (e.g. a pool-based grid and a SIGnAL grid with the same "
-        "seeds) are combined.",
+        "and a panel of its own that draws the gain). Several RUN_DIRs (e.g. a pool-based grid and a SIGnAL grid "
+        "with the same seeds) are combined.",
     )
     report.add_argument("run_dir", metavar="RUN_DIR", nargs="+", help="Folder holding run folders (any depth).")
     report.add_argument("--out", help="Where to write (default: RUN_DIR; required with several).")
