@@ -585,3 +585,15 @@ def test_resume_without_state_keeps_a_filled_human_annotation_file(tmp_path: Pat
         assert err.startswith(f"signal-al: error: {run_dir}: no {STATE_FILE}, but the folder holds files") and \
             f"copy {run_dir / 'state.prev.json'} to {run_dir / STATE_FILE}" in err and len(err.splitlines()) == 1
         assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == before
+
+
+def test_the_results_table_gives_mean_and_std_and_no_std_for_a_single_seed() -> None:
+    from signal_al.evaluation.report import markdown_table, summary_table
+
+    frame = pd.DataFrame({"strategy": ["random", "random", "signal"], "seed": [0, 1, 0],
+                          "acquired_pct": [100.0, 100.0, 100.0], "accuracy": [0.70, 0.75, 0.8125],
+                          "macro_f1": [0.5, 0.5, 0.5]})
+    row = {line.split(" | ")[0].strip("| "): line for line in markdown_table(summary_table(frame)).splitlines()}
+    std = 100 * np.std([0.70, 0.75], ddof=1, dtype=np.float64)
+    assert row["random (2)"].endswith(f"| 72.5 ± {std:.1f} |")
+    assert row["signal (1)"].endswith("| 81.2 |")  # one seed: its std is undefined, not 0.0

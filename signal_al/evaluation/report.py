@@ -156,12 +156,18 @@ def _grid_markdown(rows: list, columns: list, seeds: pd.Series, cell) -> str:
 
 
 def markdown_table(table: pd.DataFrame, metric: str = "accuracy") -> str:
-    """Strategies as rows, acquired % as columns, cells ``mean ± std`` (in %)."""
+    """Strategies as rows, acquired % as columns, cells ``mean ± std`` (in %; just the mean where one
+    seed got there, whose std is undefined rather than 0)."""
     mean = table.pivot(index="strategy", columns="acquired_pct", values=f"{metric}_mean")
-    std = table.pivot(index="strategy", columns="acquired_pct", values=f"{metric}_std").fillna(0.0)
+    std = table.pivot(index="strategy", columns="acquired_pct", values=f"{metric}_std")
     seeds = table.groupby("strategy")[f"{metric}_count"].max()
-    return _grid_markdown(list(mean.index), list(mean.columns), seeds, lambda s, c: "-" if pd.isna(mean.loc[s, c])
-                          else f"{100 * mean.loc[s, c]:.1f} ± {100 * std.loc[s, c]:.1f}")
+
+    def cell(s: str, c: float) -> str:
+        if pd.isna(mean.loc[s, c]):
+            return "-"
+        return f"{100 * mean.loc[s, c]:.1f}" + ("" if pd.isna(std.loc[s, c]) else f" ± {100 * std.loc[s, c]:.1f}")
+
+    return _grid_markdown(list(mean.index), list(mean.columns), seeds, cell)
 
 
 def paired_gain(frame: pd.DataFrame, metric: str = "accuracy", baseline: str = "random") -> pd.DataFrame:
