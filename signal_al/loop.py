@@ -40,7 +40,7 @@ from signal_al.methods import method_name
 from signal_al.metrics import class_balance
 from signal_al.run_context import RunContext
 from signal_al.run_layout import CONFIG_FILE
-from signal_al.run_store import STATE_FILE, RunState, RunStore, same_run, saved_config
+from signal_al.run_store import STATE_FILE, RunState, RunStore, key_list, same_run, saved_config
 from signal_al.selection import select_items
 from signal_al.strategies import build_strategy
 
@@ -87,8 +87,7 @@ class ActiveLearningRun:
             self._check_grid(state.pool_size)
             missing = self.store.keys_missing_from_config() if (self.run_dir / CONFIG_FILE).is_file() else []
             if missing:
-                shown = ", ".join(missing[:6]) + (f" and {len(missing) - 6} more" if len(missing) > 6 else "")
-                self.log(f"note: {self.run_dir / CONFIG_FILE} predates {shown} (written by an older signal-al): "
+                self.log(f"note: {self.run_dir / CONFIG_FILE} predates {key_list(missing)} (written by an older signal-al): "
                          "the rounds to come use the resumed config's value, earlier rounds ran before "
                          f"{'these keys' if len(missing) > 1 else 'the key'} existed")
         return state

@@ -24,7 +24,7 @@ from signal_al.run_layout import (CHECKPOINT_GLOB, CHECKPOINTS_DIR, CONFIG_FILE,
                                   PREVIOUS_STATE_FILE, STATE_FILE, checkpoint_folder)
 
 __all__ = ["CONFIG_FILE", "LABELED_FILE", "METRICS_FILE", "PREVIOUS_STATE_FILE", "RESUME_TAKES", "STATE_FILE",
-           "TIMING_KEYS", "RunState", "RunStore", "ignored_keys_note", "resumed_config", "same_run", "saved_config"]
+           "TIMING_KEYS", "RunState", "RunStore", "ignored_keys_note", "key_list", "resumed_config", "same_run", "saved_config"]
 
 TIMING_KEYS = ("seconds",)  # metric keys that differ between otherwise identical runs
 
@@ -222,10 +222,14 @@ def resumed_config(given: ExperimentConfig) -> tuple[ExperimentConfig, list[str]
     return saved, ignored
 
 
+def key_list(keys: Sequence[str], most: int = 6) -> str:
+    """Config keys for a one-line message: the first ``most``, then how many more."""
+    return ", ".join(keys[:most]) + (f" and {len(keys) - most} more" if len(keys) > most else "")
+
+
 def ignored_keys_note(run_dir: Path, ignored: Sequence[str], source: str) -> str:
     """What a resume says about the keys of ``source`` (the command line, the grid) it does not take."""
-    shown = ", ".join(ignored[:6]) + (f" and {len(ignored) - 6} more" if len(ignored) > 6 else "")
-    return (f"continues {run_dir} with its saved config; {source}'s {shown} differ from it and are ignored "
+    return (f"continues {run_dir} with its saved config; {source}'s {key_list(ignored)} differ from it and are ignored "
             "(start a new run under another name to change them)")
 
 
