@@ -40,7 +40,7 @@ def main(model: str, rl_data: str, out: str, config_json: str) -> None:
     Path(out).mkdir(parents=True, exist_ok=True)
     (Path(out) / f"rank{rank}.json").write_text(json.dumps({
         "rank": rank, "world": trainer.accelerator.num_processes, "hash": digest, "weights": weights,
-        "losses": [h["loss"] for h in metrics["history"]], "kl_final": metrics["kl_final"],
+        "losses": [h["loss"] for h in metrics["history"]], "kl_served_k3": metrics["kl_served_k3"],
         "distributed_type": str(trainer.accelerator.distributed_type), "sharded": sharded,
         "backend": torch.distributed.get_backend() if torch.distributed.is_initialized() else None,
     }))

@@ -96,6 +96,14 @@ def test_rollouts_round_trip(tmp_path):
     ('{"prompt_token_ids": [1], "completion_token_ids": [], "reward": 1.0}\n', "'completion_token_ids' is empty"),
     ('{"prompt_token_ids": [1, "a"], "completion_token_ids": [2], "reward": 1.0}\n', "list of integer token ids"),
     ("not json\n", ":1: invalid JSON"),
+    ('{"prompt_token_ids": [1], "completion_token_ids": [2, 3], "reward": 1.0, "logprobs": [-0.1]}\n',
+     "'logprobs' has 1 values for 2 completion tokens"),
+    ('{"prompt_token_ids": [1], "completion_token_ids": [2], "reward": 1.0, "logprobs": [0.5]}\n',
+     "not a log-probability"),
+    ('{"prompt_token_ids": [1], "completion_token_ids": [2], "reward": 1.0, "logprobs": [NaN]}\n',
+     "not a log-probability"),
+    ('{"prompt_token_ids": [1], "completion_token_ids": [2], "reward": 1.0, "logprobs": "x"}\n',
+     "'logprobs' must be a list of numbers"),
 ])
 def test_bad_rl_data_is_a_clear_error(tmp_path, content, message):
     path = tmp_path / "d_rl.jsonl"
@@ -104,6 +112,13 @@ def test_bad_rl_data_is_a_clear_error(tmp_path, content, message):
         read_rollouts(path)
     assert message in str(info.value)
     assert str(path) in str(info.value)
+
+
+def test_served_logprobs_round_trip(tmp_path):
+    rollouts = make_rollouts(3)
+    rollouts[1].logprobs = [-0.25] * len(rollouts[1].completion_token_ids)
+    back = read_rollouts(write_rollouts(tmp_path / "d_rl.jsonl", rollouts))
+    assert [r.logprobs for r in back] == [None, rollouts[1].logprobs, None]
 
 
 def test_missing_rl_file(tmp_path):
@@ -158,13 +173,13 @@ def test_update_writes_a_plain_lora_adapter_that_peft_loads(tiny, tmp_path):
     metrics = train_generator(tiny, make_rollouts(16), out, FAST)
     files = {p.name for p in out.iterdir()}
     assert {"adapter_config.json", "adapter_model.safetensors", "value_head.safetensors", "ppo_state.json",
-            "metrics.json"} <= files
+            "metrics.json", "optimizer.pt"} <= files
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary folder left
     adapter_config = json.loads((out / "adapter_config.json").read_text())
     assert adapter_config["use_dora"] is False and adapter_config["bias"] == "none"
     assert not adapter_config["modules_to_save"] and adapter_config["r"] in (1, 8, 16, 32, 64)
     assert adapter_config["base_model_name_or_path"] == str(tiny)
-    for key in ("reward_mean", "reward_std", "kl_final", "policy_loss", "value_loss", "clipfrac", "vf_clipfrac",
+    for key in ("reward_mean", "reward_std", "kl_served_k3", "policy_loss", "value_loss", "clipfrac", "vf_clipfrac",
                 "entropy", "approx_kl", "tokens_per_second"):
         assert math.isfinite(metrics[key]), key
     assert metrics["optimizer_steps"] == 2 * 2 * 2  # 2 rollout batches x 2 epochs x 2 minibatches
@@ -203,15 +218,19 @@ def test_padding_and_tokens_after_eos_never_reach_the_losses(tiny):
 def test_large_beta_keeps_the_policy_near_the_reference(tiny):
     """The penalty acts from the second rollout batch on (a fresh adapter *is* the reference at first)."""
     config = replace(FAST, learning_rate=3e-3, per_device_train_batch_size=2, num_mini_batches=1, num_ppo_epochs=2)
-    free = train_generator_metrics(tiny, replace(config, kl_coef=0.0))
-    held = train_generator_metrics(tiny, replace(config, kl_coef=100.0))
-    assert free["kl_final_k3"] > 3 * held["kl_final_k3"]
-    assert held["kl_final_k3"] < 0.03
+    free = kl_after_training(tiny, replace(config, kl_coef=0.0))
+    held = kl_after_training(tiny, replace(config, kl_coef=100.0))
+    assert free > 3 * held
+    assert held < 0.03
 
 
-def train_generator_metrics(model: Path, config: PPOConfig) -> dict:
+def kl_after_training(model: Path, config: PPOConfig) -> float:
+    """Mean k3 distance of the trained policy from the base on the training sequences."""
     trainer = PPOTrainer(model, config)
-    return trainer.train(make_rollouts(16))
+    rollouts = make_rollouts(16)
+    trainer.train(rollouts)
+    kl = trainer.policy_kl([r.prompt_token_ids for r in rollouts], [r.completion_token_ids for r in rollouts])
+    return sum(kl) / len(kl)
 
 
 def test_adaptive_beta_moves_and_is_saved(tiny, tmp_path):
@@ -381,7 +400,8 @@ def test_shared_and_full_forwards_give_the_same_update(tiny, advantage):
         runs.append((trainer, trainer.train(grouped_rollouts())))
     (t1, m1), (t2, m2) = runs
     assert [h["loss"] for h in m1["history"]] == pytest.approx([h["loss"] for h in m2["history"]], abs=1e-5)
-    assert m1["kl_final"] == pytest.approx(m2["kl_final"], abs=1e-5)
+    sequences = ([r.prompt_token_ids for r in grouped_rollouts()], [r.completion_token_ids for r in grouped_rollouts()])
+    assert t1.policy_kl(*sequences) == pytest.approx(t2.policy_kl(*sequences), abs=1e-5)
     p2 = dict(t2.model.named_parameters())
     for name, p in t1.model.named_parameters():
         if p.requires_grad:
@@ -398,7 +418,7 @@ def test_group_advantages_train_without_a_value_head(tiny, tmp_path, advantage):
     assert "value_head.safetensors" not in files
     assert metrics["value_loss"] == 0.0 and metrics["vf_clipfrac"] == 0.0
     assert metrics["num_groups"] == 4 and metrics["advantage"] == advantage
-    for key in ("kl_final", "kl_start", "kl_coef", "policy_loss", "clipfrac", "approx_kl", "tokens_per_second"):
+    for key in ("kl_served_k3", "kl_start", "kl_coef", "policy_loss", "clipfrac", "approx_kl", "tokens_per_second"):
         assert math.isfinite(metrics[key]), key
     # the next round may switch estimators: gae starts a fresh value head next to an adapter without one
     gae_round = train_generator(tiny, grouped_rollouts(seed=1), tmp_path / "gae", FAST, adapter=out)
@@ -447,3 +467,113 @@ def _one_line(tmp_path: Path, line: str) -> Path:
     path = tmp_path / "one.jsonl"
     path.write_text(line + "\n")
     return path
+
+
+# --- one optimizer for the generator's life -----------------------------------------------------------
+
+
+def _trainable(trainer: PPOTrainer) -> dict[str, torch.Tensor]:
+    return {n: p.detach().clone() for n, p in trainer.model.named_parameters() if p.requires_grad}
+
+
+@pytest.mark.parametrize("advantage", ["gae", "rloo"])
+def test_two_updates_through_saved_optimizer_state_equal_one_run_of_both(tiny, tmp_path, advantage):
+    """An update restarted from the saved adapter + optimizer.pt continues the same AdamW exactly;
+    a fresh AdamW (the old behaviour) lands elsewhere, so the comparison has power."""
+    config = replace(FAST, advantage=advantage, per_device_train_batch_size=3, num_mini_batches=2)
+    first, second = grouped_rollouts(seed=0), grouped_rollouts(seed=1)
+
+    one = PPOTrainer(tiny, config)
+    one.train(first)  # ppo.seed: the LoRA initialisation and this update's minibatch order
+    m_one = one.train(second, seed=12)
+    continuous = _trainable(one)
+
+    train_generator(tiny, first, tmp_path / "round1", config)
+    assert (tmp_path / "round1" / "optimizer.pt").is_file()
+    restarted = PPOTrainer(tiny, config, adapter=tmp_path / "round1")
+    assert restarted.optimizer_restored
+    m_two = restarted.train(second, seed=12)
+    resumed = _trainable(restarted)
+    assert set(resumed) == set(continuous)
+    for name, value in continuous.items():
+        torch.testing.assert_close(resumed[name], value, atol=1e-6, rtol=1e-5, msg=name)
+    assert m_two["optimizer_steps_total"] == m_one["optimizer_steps_total"] == 2 * m_one["optimizer_steps"]
+
+    fresh = PPOTrainer(tiny, replace(config, reset_optimizer=True), adapter=tmp_path / "round1")
+    assert not fresh.optimizer_restored
+    fresh.train(second, seed=12)
+    moved = _trainable(fresh)
+    lora = [n for n in continuous if "lora_B" in n]
+    gap = max(float((moved[n] - continuous[n]).abs().max()) for n in lora)
+    step = max(float((continuous[n] - _trainable(restarted)[n]).abs().max()) for n in lora)
+    assert gap > 1e-4 and step == 0.0  # a fresh AdamW moves the weights somewhere else
+
+
+def test_optimizer_state_keeps_its_steps_and_takes_the_new_learning_rate(tiny, tmp_path):
+    train_generator(tiny, make_rollouts(8), tmp_path / "a", FAST)
+    saved = torch.load(tmp_path / "a" / "optimizer.pt", weights_only=True)
+    names = {n for n, p in PPOTrainer(tiny, FAST).model.named_parameters() if p.requires_grad}
+    assert set(saved["state"]) == names  # keyed by parameter name, every trainable tensor
+    steps = {int(v["step"]) for v in saved["state"].values()}
+    assert steps == {FAST.num_ppo_epochs * FAST.num_mini_batches}  # 8 rollouts = one rollout batch of 4 x 2
+    later = PPOTrainer(tiny, replace(FAST, learning_rate=5e-4), adapter=tmp_path / "a")
+    assert {g["lr"] for g in later.optimizer.param_groups} == {5e-4}
+    assert later.optimizer_steps_total() == 4
+
+
+def test_broken_optimizer_state_is_a_clear_error(tiny, tmp_path):
+    train_generator(tiny, make_rollouts(8), tmp_path / "a", FAST)
+    (tmp_path / "a" / "optimizer.pt").write_bytes(b"not a torch file")
+    with pytest.raises(UserError, match="optimizer.pt: cannot read the saved optimizer state"):
+        PPOTrainer(tiny, FAST, adapter=tmp_path / "a")
+
+
+# --- served = trained ---------------------------------------------------------------------------------
+
+
+def _reference_logprobs(model_dir: Path, rollouts: list[Rollout]) -> list[list[float]]:
+    """Completion-token log-probs from a plain transformers forward (float64 log-softmax)."""
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    out = []
+    with torch.no_grad():
+        for r in rollouts:
+            ids = torch.tensor([r.prompt_token_ids + r.completion_token_ids])
+            logits = model(ids).logits[0, len(r.prompt_token_ids) - 1:-1].double()
+            lp = torch.log_softmax(logits, -1).gather(1, torch.tensor(r.completion_token_ids)[:, None])[:, 0]
+            out.append(lp.tolist())
+    return out
+
+
+def test_served_logprobs_equal_to_the_trainers_give_weight_one_and_the_same_update(tiny):
+    rollouts = grouped_rollouts()
+    served = _reference_logprobs(tiny, rollouts)
+    with_served = [replace(r, logprobs=lp) for r, lp in zip(rollouts, served)]
+    config = replace(FAST, advantage="rloo", per_device_train_batch_size=6)  # one rollout batch: old = start
+    plain, checked = PPOTrainer(tiny, config), PPOTrainer(tiny, config)
+    m_plain, m_checked = plain.train(rollouts), checked.train(with_served)
+    assert m_checked["served_logprob_mae"] < 1e-5 and m_checked["served_tokens"] == sum(map(len, served))
+    assert m_checked["is_weight_mean"] == pytest.approx(1.0, abs=1e-4) and m_checked["is_truncated_frac"] == 0.0
+    assert "served_logprob_mae" not in m_plain and m_plain["is_weight_mean"] is None
+    a, b = _trainable(plain), _trainable(checked)
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], atol=1e-5, rtol=1e-4)
+
+
+def test_off_policy_served_logprobs_are_measured_and_truncated(tiny):
+    """served = trainer - 0.5 per token: weight e^0.5 (under the cap); - 2: e^2 truncated to the cap 3."""
+    rollouts = grouped_rollouts()
+    served = _reference_logprobs(tiny, rollouts)
+    config = replace(FAST, advantage="rloo", per_device_train_batch_size=12, num_mini_batches=1, num_ppo_epochs=1)
+    for shift, weight, truncated in ((0.5, math.exp(0.5), 0.0), (2.0, 3.0, 1.0)):
+        shifted = [replace(r, logprobs=[x - shift for x in lp]) for r, lp in zip(rollouts, served)]
+        metrics = PPOTrainer(tiny, config).train(shifted)
+        assert metrics["served_logprob_mae"] == pytest.approx(shift, abs=1e-4)
+        assert metrics["is_weight_mean"] == pytest.approx(weight, rel=1e-4)
+        assert metrics["is_truncated_frac"] == truncated
+    # one epoch, one minibatch, ratio 1: the weighted policy loss is the plain one times the weight
+    base = PPOTrainer(tiny, config).train(rollouts)["history"][0]["policy_loss"]
+    half = PPOTrainer(tiny, config).train([replace(r, logprobs=[x - 0.5 for x in lp])
+                                           for r, lp in zip(rollouts, served)])["history"][0]["policy_loss"]
+    assert half == pytest.approx(base * math.exp(0.5), rel=1e-3, abs=1e-7)

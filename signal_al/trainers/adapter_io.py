@@ -1,8 +1,9 @@
 """Writing a generator adapter folder that vLLM hot-loads, shared by the PPO and GRPO trainers.
 
 The folder is a plain PEFT LoRA folder plus ``ppo_state.json`` (beta and the base model's
-fingerprint, read back by the next round), ``metrics.json`` and, for PPO with a critic,
-``value_head.safetensors``. It appears atomically (staging folder, then rename), so the
+fingerprint, read back by the next round), ``metrics.json``, ``optimizer.pt`` (AdamW's state
+keyed by parameter name, so the next update continues the same optimizer) and, for PPO with a
+critic, ``value_head.safetensors``. It appears atomically (staging folder, then rename), so the
 loop or a vLLM server never sees half an adapter.
 """
 
@@ -19,6 +20,7 @@ from signal_al.io_utils import atomic_directory
 
 STATE_FILE = "ppo_state.json"
 METRICS_FILE = "metrics.json"
+OPTIMIZER_FILE = "optimizer.pt"
 
 
 def model_fingerprint(config: Any) -> dict[str, Any]:
@@ -50,7 +52,7 @@ def check_output_folder(out: Path, overwrite: bool) -> None:
 def save_adapter(out: str | Path, policy: Any, *, base_model: str, state: dict[str, Any],
                  metrics: dict[str, Any] | None = None, policy_state: dict[str, torch.Tensor] | None = None,
                  value_head: Any = None, head_state: dict[str, torch.Tensor] | None = None,
-                 overwrite: bool = False) -> Path:
+                 optimizer_state: dict[str, Any] | None = None, overwrite: bool = False) -> Path:
     """Write ``policy``'s LoRA adapter (+ value head, state, metrics) to ``out`` atomically.
 
     ``policy`` is an unwrapped ``peft.PeftModel``; ``policy_state``/``head_state`` are full
@@ -65,11 +67,25 @@ def save_adapter(out: str | Path, policy: Any, *, base_model: str, state: dict[s
         check_vllm_loadable(json.loads((tmp / "adapter_config.json").read_text()), where=str(out))
         if value_head is not None:
             value_head.save(tmp, head_state)
+        if optimizer_state is not None:
+            torch.save(optimizer_state, tmp / OPTIMIZER_FILE)
         (tmp / STATE_FILE).write_text(json.dumps(state, indent=2))
         if metrics is not None:
             (tmp / METRICS_FILE).write_text(json.dumps(metrics, indent=2, default=str))
     return out
 
 
-__all__ = ["METRICS_FILE", "STATE_FILE", "check_output_folder", "check_vllm_loadable", "model_fingerprint",
-           "save_adapter"]
+def read_optimizer_state(adapter: Path) -> dict[str, Any] | None:
+    """The optimizer state saved with ``adapter`` (None when it has none, e.g. an adapter from elsewhere)."""
+    path = Path(adapter) / OPTIMIZER_FILE
+    if not path.is_file():
+        return None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a truncated or foreign file: say which, do not train on garbage
+        raise UserError(f"{path}: cannot read the saved optimizer state ({type(exc).__name__}: {exc}); "
+                        "delete the file to start a fresh optimizer from this adapter") from None
+
+
+__all__ = ["METRICS_FILE", "OPTIMIZER_FILE", "STATE_FILE", "check_output_folder", "check_vllm_loadable",
+           "model_fingerprint", "read_optimizer_state", "save_adapter"]

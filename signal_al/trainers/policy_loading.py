@@ -75,13 +75,21 @@ def load_base(model_path: str | Path, base_model: str, config: PPOConfig, device
 
 
 def wrap_lora(base: nn.Module, config: PPOConfig, adapter: Path | None, base_model: str) -> nn.Module:
-    """A trainable PEFT model: a fresh LoRA (B = 0, so it starts as the base) or the previous adapter."""
+    """A trainable PEFT model: a fresh LoRA (B = 0, so it starts as the base) or the previous adapter.
+
+    ``ppo.lora_layers`` restricts a fresh adapter to the top layers; a previous adapter keeps its own layers.
+    """
     from peft import LoraConfig, PeftModel, get_peft_model
 
     c = config
     if adapter is None:
+        layers = None
+        if c.lora_layers is not None:  # the top N layers; nothing below them needs a backward pass
+            total = int(base.config.num_hidden_layers)
+            layers = list(range(max(0, total - c.lora_layers), total))
         lora = LoraConfig(r=c.lora_r, lora_alpha=c.lora_alpha, lora_dropout=c.lora_dropout,
-                          target_modules=list(c.lora_target_modules), bias="none", task_type="CAUSAL_LM")
+                          target_modules=list(c.lora_target_modules), bias="none", task_type="CAUSAL_LM",
+                          layers_to_transform=layers)
         try:
             return get_peft_model(base, lora)
         except ValueError as exc:

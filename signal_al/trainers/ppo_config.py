@@ -62,6 +62,17 @@ class PPOConfig:
     lora_target_modules: list[str] = field(
         default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"], help="Modules that get LoRA adapters."
     )
+    lora_layers: int | None = field(
+        None, help="LoRA on the top N decoder layers only: the layers below get no adapter, so backward stops at "
+        "layer L-N (cheaper updates; scripts/bench_ppo.py measures it). None: every layer.")
+    importance_sampling_cap: float | None = field(
+        3.0, help="Truncated importance sampling for rollouts that carry the server's log-probs: each token's policy "
+        "loss is weighted by min(pi_old / pi_served, cap), so a served policy that differs from the trained one "
+        "(another kernel or dtype, a stale adapter) is corrected, as TRL's GRPO does with vLLM (token_truncate, "
+        "cap 3). The mismatch is measured either way (served_logprob_mae). None: no correction.")
+    reset_optimizer: bool = field(
+        False, help="Start every update with a fresh AdamW (an ablation). Default: one optimizer for the generator's "
+        "life, its state saved with each adapter (optimizer.pt) and restored when training continues from it.")
     load_in_4bit: bool = field(False, help="QLoRA: load the base model in 4-bit through bitsandbytes (GPU only).")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = field(
         "auto", help="Base weights dtype for training; auto = bfloat16 on a GPU that supports it, else float32."
@@ -107,5 +118,10 @@ class PPOConfig:
             raise ConfigError("ppo.lora_target_modules: must not be empty")
         if self.num_processes is not None and self.num_processes <= 0:
             raise ConfigError(f"ppo.num_processes: must be positive, got {self.num_processes}")
+        if self.lora_layers is not None and self.lora_layers <= 0:
+            raise ConfigError(f"ppo.lora_layers: must be positive (or null for every layer), got {self.lora_layers}")
+        if self.importance_sampling_cap is not None and not self.importance_sampling_cap >= 1.0:
+            raise ConfigError(f"ppo.importance_sampling_cap: must be >= 1 (or null for no correction), "
+                              f"got {self.importance_sampling_cap}")
         if self.reward_clip is not None and self.reward_clip <= 0:
             raise ConfigError(f"ppo.reward_clip: must be positive, got {self.reward_clip}")

@@ -50,6 +50,36 @@ def kl_penalty(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, estimator: st
     return log_ratio
 
 
+def truncated_is_weights(old_logprobs: torch.Tensor, served_logprobs: torch.Tensor, mask: torch.Tensor,
+                         cap: float) -> torch.Tensor:
+    """Per-token truncated importance weights ``min(pi_old / pi_served, cap)`` (TRL's ``token_truncate``).
+
+    The rollouts were sampled by the serving engine; when its probabilities differ from the
+    trainer's (another kernel, dtype or a stale adapter) the clipped PPO ratio, which starts at
+    1, cannot see it. Padding gets weight 0.
+
+    >>> w = truncated_is_weights(torch.tensor([[0.0, -1.0]]), torch.tensor([[-2.0, -1.0]]), torch.ones(1, 2), 3.0)
+    >>> [round(x, 4) for x in w[0].tolist()]
+    [3.0, 1.0]
+    """
+    m = mask.to(old_logprobs.dtype)
+    return torch.exp((old_logprobs - served_logprobs) * m).clamp(max=cap) * m
+
+
+def sequence_kl_k3(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Per sequence ``sum_t k3``: a non-negative, unbiased estimate of KL(pi || ref) on samples of pi.
+
+    With ``r_t = ref(y_t | y_<t) / pi(y_t | y_<t)``, ``k3 = (r_t - 1) - log r_t >= 0`` and
+    ``E_pi[r_t - 1 | y_<t] = 0``, so the sum over a sampled sequence has the sequence KL as
+    its mean (Schulman's k3, token by token). Only valid on samples *from* ``pi``.
+
+    >>> kl = sequence_kl_k3(torch.tensor([[-1.0, -2.0]]), torch.tensor([[-1.0, -3.0]]), torch.ones(1, 2))
+    >>> round(float(kl), 6)  # token 1: 0; token 2: (e^-1 - 1) + 1 = e^-1
+    0.367879
+    """
+    return (kl_penalty(logprobs, ref_logprobs, "k3") * mask.to(logprobs.dtype)).sum(1)
+
+
 # --- group-relative advantages (RLOO, GRPO) ------------------------------------------------------------
 
 
@@ -119,14 +149,16 @@ def whiten(values: torch.Tensor) -> torch.Tensor:
 def ppo_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor,
              cliprange: float, *, values: torch.Tensor | None = None, old_values: torch.Tensor | None = None,
              returns: torch.Tensor | None = None, cliprange_value: float = 0.2, vf_coef: float = 0.1,
-             ref_logprobs: torch.Tensor | None = None, kl_coef: float = 0.0
-             ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+             ref_logprobs: torch.Tensor | None = None, kl_coef: float = 0.0,
+             is_weights: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Masked per-token loss and the masked *sums* of the logged statistics.
 
     Loss per token: clipped policy loss ``max(-A r, -A clip(r, 1 +- eps))`` with
     ``r = exp(logprobs - old_logprobs)``; plus ``vf_coef`` x clipped value loss when ``values``
     are given (PPO with a critic); plus ``kl_coef`` x k3(pi || ref) when ``ref_logprobs`` are
-    given (GRPO's in-loss KL, differentiable through ``logprobs``). Statistics are sums over
+    given (GRPO's in-loss KL, differentiable through ``logprobs``). ``is_weights`` (constants,
+    :func:`truncated_is_weights`) multiply the policy term only, as TRL's GRPO applies its vLLM
+    importance-sampling correction. Statistics are sums over
     the masked tokens (``tokens`` counts them) so callers can add them up over micro-batches
     and processes before dividing.
     """
@@ -136,6 +168,8 @@ def ppo_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor, advantages: tor
     unclipped = -advantages * ratio
     clipped = -advantages * ratio.clamp(1 - cliprange, 1 + cliprange)
     policy = torch.max(unclipped, clipped)
+    if is_weights is not None:
+        policy = policy * is_weights.detach()
     per_token = policy
     zero = logprobs.new_zeros(())
     stats = {
@@ -175,5 +209,7 @@ __all__ = [
     "pool_singletons",
     "ppo_loss",
     "rloo_advantages",
+    "sequence_kl_k3",
+    "truncated_is_weights",
     "whiten",
 ]

@@ -20,6 +20,22 @@ with external rewards, so this is a compact PPO in the style of TRL's former PPO
 4. ``num_ppo_epochs`` epochs over ``num_mini_batches`` minibatches: clipped policy loss (plus
    ``vf_coef`` x clipped value loss for gae), one optimiser step per minibatch.
 
+**One optimizer for the generator's life.** AdamW's state is saved with every adapter
+(``optimizer.pt``, keyed by parameter name) and restored when the next update continues from
+that adapter, so consecutive updates are one optimisation (a trainer kept in memory across
+rounds gives the same weights as one restarted from the saved folder). ``ppo.reset_optimizer``
+restores the old fresh-AdamW-per-update behaviour as an ablation.
+
+**Served = trained.** Rollouts that carry the serving engine's log-probs (``Rollout.logprobs``)
+are compared token by token with the trainer's recomputation under the start policy
+(``served_logprob_mae``), and the policy loss is weighted by truncated importance weights
+``min(pi_old / pi_served, cap)`` (``ppo.importance_sampling_cap``), as TRL's GRPO does for vLLM.
+
+**An honest KL.** ``kl_served_k3`` is KL(start policy || base) estimated with the non-negative
+k3 estimator on D_RL, which the start policy sampled; :meth:`PPOTrainer.policy_kl` gives the same
+for any sequences sampled from the current policy (the loop uses it on the new adapter's
+held-out samples). A KL measured on another policy's samples is never reported as a KL.
+
 Completions are cut after their first EOS token and sequences are right-padded, so neither
 padding nor text after EOS reaches a loss. Losses are normalised by the *global* number of
 completion tokens of the minibatch, so gradient accumulation and any number of processes
@@ -42,15 +58,15 @@ import torch
 
 from signal_al.errors import ConfigError, UserError
 from signal_al.trainers.accelerator import is_fsdp, make_accelerator
-from signal_al.trainers.adapter_io import (METRICS_FILE, STATE_FILE, check_output_folder, check_vllm_loadable,
-                                           model_fingerprint, save_adapter)
+from signal_al.trainers.adapter_io import (METRICS_FILE, OPTIMIZER_FILE, STATE_FILE, check_output_folder,
+                                           check_vllm_loadable, model_fingerprint, read_optimizer_state, save_adapter)
 from signal_al.trainers.batches import (collate_full, collate_shared, group_shuffled_order, local_chunks,
                                         truncate_after_eos)
 from signal_al.trainers.policy_loading import disable_dropout, eos_ids_of, load_base, read_adapter_state, wrap_lora
 from signal_al.trainers.policy_model import PolicyWithValue
 from signal_al.trainers.ppo_config import PPOConfig
 from signal_al.trainers.ppo_math import (gae, group_index, grpo_advantages, kl_penalty, masked_mean, masked_whiten,
-                                         ppo_loss, rloo_advantages, whiten)
+                                         ppo_loss, rloo_advantages, sequence_kl_k3, truncated_is_weights, whiten)
 from signal_al.trainers.rollouts import Rollout, check_vocab, read_rollouts
 from signal_al.trainers.value_head import VALUE_HEAD_FILE, ValueHead
 
@@ -109,12 +125,68 @@ class PPOTrainer:
         self.model, self.optimizer = accelerator.prepare(model, optimizer)
         self.model.train()
         self.history: list[dict[str, float]] = []
+        self.optimizer_restored = False
+        if self.adapter is not None and not c.reset_optimizer:
+            self.optimizer_restored = self._restore_optimizer(read_optimizer_state(self.adapter))
+
+    # -- the optimizer's state ------------------------------------------------------------------------
+
+    def _persists_optimizer(self) -> bool:
+        """DeepSpeed keeps its own optimizer partitions, which this trainer does not save."""
+        return not str(getattr(self.accelerator.state, "distributed_type", "")).endswith("DEEPSPEED")
+
+    def _torch_optimizer(self) -> torch.optim.Optimizer:
+        return getattr(self.optimizer, "optimizer", self.optimizer)  # accelerate wraps it
+
+    def optimizer_state(self) -> dict[str, Any] | None:
+        """AdamW's full state keyed by parameter name (a collective under FSDP; rank 0 holds it)."""
+        if not self._persists_optimizer():
+            return None
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
+
+        return get_optimizer_state_dict(self.accelerator.unwrap_model(self.model), self._torch_optimizer(),
+                                        options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+
+    def _restore_optimizer(self, state: dict[str, Any] | None) -> bool:
+        """Continue the adapter's optimizer; parameters it has no state for (a new value head) start fresh."""
+        if state is None:
+            self.log(f"{self.adapter}: no {OPTIMIZER_FILE} next to the adapter; the update starts a fresh AdamW")
+            return False
+        if not self._persists_optimizer():
+            self.log("DeepSpeed: the saved optimizer state is not restored; the update starts a fresh AdamW")
+            return False
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+
+        model = self.accelerator.unwrap_model(self.model)
+        names = {name for name, p in model.named_parameters() if p.requires_grad}
+        try:
+            saved = {k: v for k, v in state["state"].items() if k in names}
+            groups = [{**g, "params": [n for n in g["params"] if n in names]} for g in state["param_groups"]]
+            set_optimizer_state_dict(model, self._torch_optimizer(), {"state": saved, "param_groups": groups},
+                                     options=StateDictOptions(full_state_dict=True, strict=False))
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise UserError(f"{self.adapter / OPTIMIZER_FILE}: saved optimizer state does not fit this adapter "
+                            f"({type(exc).__name__}: {str(exc)[:200]}); delete it to start a fresh AdamW") from None
+        for group in self._torch_optimizer().param_groups:  # the config's learning rate wins over the saved one
+            group["lr"] = self.config.learning_rate
+        fresh = len(names) - len(saved)
+        if fresh:
+            self.log(f"{self.adapter}: {fresh} of {len(names)} trainable tensors have no saved optimizer state "
+                     "and start fresh")
+        return bool(saved)
+
+    def optimizer_steps_total(self) -> int:
+        """AdamW steps taken over the generator's life (the ``step`` count it keeps per parameter)."""
+        steps = [int(s["step"]) for s in self._torch_optimizer().state.values() if "step" in s]
+        return max(steps, default=0)
 
     # -- batches and no-grad passes --------------------------------------------------------------------
 
-    def _collate(self, indices: Sequence[int], shared: bool) -> dict[str, torch.Tensor]:
-        prompts = [self._prompts[i] for i in indices]
-        completions = [self._completions[i] for i in indices]
+    def _collate(self, indices: Sequence[int], shared: bool, data: tuple[list, list] | None = None
+                 ) -> dict[str, torch.Tensor]:
+        all_prompts, all_completions = data or (self._prompts, self._completions)
+        prompts = [all_prompts[i] for i in indices]
+        completions = [all_completions[i] for i in indices]
         batch = (collate_shared if shared else collate_full)(prompts, completions, self.pad_id)
         return {key: value.to(self.accelerator.device) for key, value in batch.items()}
 
@@ -129,8 +201,12 @@ class PPOTrainer:
 
     @torch.no_grad()
     def _forward_all(self, indices: Sequence[int], width: int, reference: bool,
-                     with_entropy: bool | None = None) -> dict[str, torch.Tensor]:
-        """Log-probs, values (gae) and entropy of ``indices`` (sharded, then summed over processes)."""
+                     with_entropy: bool | None = None, data: tuple[list, list] | None = None
+                     ) -> dict[str, torch.Tensor]:
+        """Log-probs, values (gae) and entropy of ``indices`` (sharded, then summed over processes).
+
+        ``data``: (prompts, completions) to read instead of the current D_RL's.
+        """
         n = len(indices)
         position = {idx: k for k, idx in enumerate(indices)}
         device = self.accelerator.device
@@ -144,7 +220,7 @@ class PPOTrainer:
         self.model.eval()
         with context:
             for chunk, real in self._local_chunks(indices):
-                batch = self._collate(chunk, shared=self.config.share_prompt_forward)
+                batch = self._collate(chunk, shared=self.config.share_prompt_forward, data=data)
                 result = self._run(batch, with_entropy)
                 if not real:
                     continue
@@ -163,12 +239,34 @@ class PPOTrainer:
             out[row, : len(cache[i])] = cache[i].to(out.device)
         return out
 
-    def _completion_mask(self, indices: Sequence[int]) -> torch.Tensor:
-        width = max(len(self._completions[i]) for i in indices)
+    def _completion_mask(self, indices: Sequence[int], completions: Sequence[Sequence[int]] | None = None
+                         ) -> torch.Tensor:
+        completions = self._completions if completions is None else completions
+        width = max(len(completions[i]) for i in indices)
         mask = torch.zeros((len(indices), width), device=self.accelerator.device)
         for row, i in enumerate(indices):
-            mask[row, : len(self._completions[i])] = 1.0
+            mask[row, : len(completions[i])] = 1.0
         return mask
+
+    def policy_kl(self, prompts: Sequence[Sequence[int]], completions: Sequence[Sequence[int]]) -> list[float]:
+        """KL(current policy || base) of each sequence (sum of per-token k3; >= 0, unbiased on its own samples).
+
+        Pass sequences the *current* policy sampled (e.g. the new adapter's held-out samples):
+        on another policy's samples the estimate is not a KL of anything. Call on every process.
+        """
+        completions = [truncate_after_eos(c, self.eos_ids) for c in completions]
+        data = ([list(p) for p in prompts], completions)
+        rows = [i for i, (p, c) in enumerate(zip(*data)) if p and c]
+        if not rows:
+            return []
+        width = max(len(completions[i]) for i in rows)
+        now = self._forward_all(rows, width, reference=False, with_entropy=False, data=data)["logprobs"]
+        ref = self._forward_all(rows, width, reference=True, with_entropy=False, data=data)["logprobs"]
+        kl = sequence_kl_k3(now, ref, self._completion_mask(rows, completions)).cpu().tolist()
+        values = [float("nan")] * len(completions)
+        for row, i in enumerate(rows):
+            values[i] = kl[row]
+        return values
 
     # -- training -------------------------------------------------------------------------------------
 
@@ -178,6 +276,9 @@ class PPOTrainer:
         check_vocab(rollouts, self.vocab_size, source)
         self._prompts = [list(r.prompt_token_ids) for r in rollouts]
         self._completions = [truncate_after_eos(r.completion_token_ids, self.eos_ids) for r in rollouts]
+        # the server's log-probs of the same tokens (None: not recorded), cut like the completions
+        self._served = [None if r.logprobs is None else torch.tensor(r.logprobs[: len(c)], dtype=torch.float32)
+                        for r, c in zip(rollouts, self._completions)]
         self._group_keys = [r.group_key() for r in rollouts]
         self._groups = group_index(self._group_keys)
         scores = torch.tensor([r.reward for r in rollouts], dtype=torch.float32)
@@ -192,19 +293,37 @@ class PPOTrainer:
             scores = scores.clamp(-c.reward_clip, c.reward_clip)
         return scores
 
-    def _start_pass(self, order: list[int]) -> None:
-        """rloo/grpo: start-policy and reference log-probs of all of D_RL, for D_RL-wide group advantages."""
+    def _start_pass(self, order: list[int]) -> dict[str, float]:
+        """Start-policy (and gae: value) and reference outputs of all of D_RL, once.
+
+        They give rloo/grpo their D_RL-wide group advantages, the first rollout batch its old
+        log-probs, the served-vs-trained comparison and KL(start policy || base) on the start
+        policy's own samples. Returns those two measurements.
+        """
         width = max(len(self._completions[i]) for i in order)
-        start = self._forward_all(order, width, reference=False, with_entropy=False)["logprobs"]
+        start_out = self._forward_all(order, width, reference=False, with_entropy=False)
+        start = start_out["logprobs"]
         ref = start if self.fresh_adapter else self._forward_all(order, width, reference=True)["logprobs"]
         mask = self._completion_mask(order)
         seq_kl = (kl_penalty(start, ref, self.config.kl_estimator) * mask).sum(1).cpu()
+        k3 = sequence_kl_k3(start, ref, mask).cpu()
         self._seq_kl = torch.zeros(len(self._prompts))
+        served_diff: list[torch.Tensor] = []
         for row, i in enumerate(order):
             length = len(self._completions[i])
             self._start_logprobs[i] = start[row, :length].cpu()
+            if "values" in start_out:
+                self._start_values[i] = start_out["values"][row, :length].cpu()
             self._ref_logprobs[i] = ref[row, :length].cpu()
             self._seq_kl[i] = seq_kl[row]
+            if self._served[i] is not None:
+                served_diff.append((self._start_logprobs[i] - self._served[i]).abs())
+        stats = {"kl_served_k3": float(k3.mean())}
+        if served_diff:
+            diffs = torch.cat(served_diff)
+            stats.update(served_logprob_mae=float(diffs.mean()), served_logprob_max=float(diffs.max()),
+                         served_tokens=int(diffs.numel()), served_rollouts=len(served_diff))
+        return stats
 
     def _sequence_advantages(self, scores: torch.Tensor) -> torch.Tensor:
         """rloo/grpo advantage of every rollout of D_RL (rloo's reward uses the current beta)."""
@@ -213,25 +332,29 @@ class PPOTrainer:
         advantages = rloo_advantages(scores - self.kl_coef * self._seq_kl, self._groups)
         return whiten(advantages) if self.config.whiten_advantages else advantages
 
-    def train(self, rollouts: Sequence[Rollout], source: str = "D_RL") -> dict[str, Any]:
+    def train(self, rollouts: Sequence[Rollout], source: str = "D_RL", seed: int | None = None) -> dict[str, Any]:
         """Run the PPO update on ``rollouts``; returns the metrics (identical on every process).
 
-        ``source`` names the data in error messages (the D_RL path).
+        ``source`` names the data in error messages (the D_RL path); ``seed`` (default
+        ``ppo.seed``) orders the minibatches. Calling it again continues the same policy and
+        optimizer: a trainer can live across rounds.
         """
         c, acc = self.config, self.accelerator
         scores = self._prepare_rollouts(rollouts, source)
         n = len(rollouts)
         world = acc.num_processes
-        generator = torch.Generator().manual_seed(c.seed)
+        self.history = []
+        self._is_sums = torch.zeros(3)  # weight sum, truncated tokens, tokens
+        generator = torch.Generator().manual_seed(c.seed if seed is None else seed)
         order = group_shuffled_order(self._group_keys, generator)
         rollout_batch = c.per_device_train_batch_size * c.gradient_accumulation_steps * c.num_mini_batches * world
         kl_start, kl_coefs = [], []
         self._ref_logprobs: dict[int, torch.Tensor] = {}
         self._start_logprobs: dict[int, torch.Tensor] = {}
+        self._start_values: dict[int, torch.Tensor] = {}
         tokens = 0
         start = time.perf_counter()
-        if c.advantage != "gae":
-            self._start_pass(order)
+        start_stats = self._start_pass(order)
         for first in range(0, n, rollout_batch):
             batch = order[first:first + rollout_batch]
             stats = self._train_rollout_batch(batch, scores, generator)
@@ -247,8 +370,8 @@ class PPOTrainer:
                 error = max(-0.2, min(0.2, stats["kl"] / c.target_kl - 1.0))
                 self.kl_coef *= 1.0 + error * len(batch) / c.kl_horizon
         seconds = time.perf_counter() - start
-        final = self._final_kl(order)
         last = self.history[-1] if self.history else {}
+        weight_sum, truncated, weighted_tokens = self._is_sums.tolist()
 
         def mean_of(key: str) -> float:
             values = [h[key] for h in self.history]
@@ -266,9 +389,12 @@ class PPOTrainer:
             "kl_coef": kl_coefs[0] if kl_coefs else self.kl_coef,
             "kl_coef_next": self.kl_coef,
             "kl_start": float(sum(kl_start) / len(kl_start)),
-            "kl_final": final["kl"],
-            "kl_final_k3": final["kl_k3"],
-            "entropy": final["entropy"],
+            **start_stats,
+            "is_weight_mean": weight_sum / weighted_tokens if weighted_tokens else None,
+            "is_truncated_frac": truncated / weighted_tokens if weighted_tokens else None,
+            "optimizer_restored": self.optimizer_restored,
+            "optimizer_steps_total": self.optimizer_steps_total(),
+            "entropy": mean_of("entropy"),
             "policy_loss": mean_of("policy_loss"),
             "value_loss": mean_of("value_loss"),
             "clipfrac": mean_of("clipfrac"),
@@ -282,8 +408,10 @@ class PPOTrainer:
 
     def _old_and_reference(self, batch: list[int], width: int) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """The rollout batch's old outputs (current policy) and reference log-probs, reusing cached passes."""
-        if self._start_logprobs and not self.history:  # the policy has not moved since the start pass
+        if not self.history:  # the policy has not moved since the start pass
             old = {"logprobs": self._stack(self._start_logprobs, batch, width)}
+            if self._start_values:
+                old["values"] = self._stack(self._start_values, batch, width)
         else:
             old = self._forward_all(batch, width, reference=False, with_entropy=False)
         if all(i in self._ref_logprobs for i in batch):
@@ -315,6 +443,17 @@ class PPOTrainer:
             advantages = self._sequence_advantages(scores)[batch].to(device)[:, None].expand_as(fmask)
         advantages = advantages * fmask
         in_loss_ref = ref_logprobs if c.advantage == "grpo" else None
+        is_weights = None
+        if c.importance_sampling_cap is not None and any(self._served[i] is not None for i in batch):
+            # rollouts without served log-probs count as served by the old policy (weight 1)
+            served = old_logprobs.clone()
+            for row, i in enumerate(batch):
+                if self._served[i] is not None:
+                    served[row, : len(self._served[i])] = self._served[i].to(device)
+            is_weights = truncated_is_weights(old_logprobs, served, fmask, c.importance_sampling_cap)
+            raw = torch.exp((old_logprobs - served) * fmask)
+            self._is_sums += torch.tensor([float(is_weights.sum()), float(((raw > c.importance_sampling_cap)
+                                                                             * fmask).sum()), float(fmask.sum())])
 
         def rows_of(tensor: torch.Tensor | None, rows: torch.Tensor, length: int) -> torch.Tensor | None:
             return tensor[rows, :length] if tensor is not None else None
@@ -341,7 +480,8 @@ class PPOTrainer:
                             b["mask"], c.cliprange, values=out.get("values"),
                             old_values=rows_of(old_values, rows, length), returns=rows_of(returns, rows, length),
                             cliprange_value=c.cliprange_value, vf_coef=c.vf_coef,
-                            ref_logprobs=rows_of(in_loss_ref, rows, length), kl_coef=self.kl_coef)
+                            ref_logprobs=rows_of(in_loss_ref, rows, length), kl_coef=self.kl_coef,
+                            is_weights=rows_of(is_weights, rows, length))
                         weight = scale_base / num_tokens if real else 0.0
                         acc.backward(per_token.sum() * weight)
                         if acc.sync_gradients:
@@ -368,24 +508,15 @@ class PPOTrainer:
             loss += self.kl_coef * mean["ref_kl"]
         self.history.append({"step": len(self.history) + 1, "loss": loss, **mean, "grad_norm": float(grad_norm)})
 
-    def _final_kl(self, order: list[int]) -> dict[str, float]:
-        """KL(policy || reference) per sequence and mean entropy after the update (one no-grad pass)."""
-        width = max(len(self._completions[i]) for i in order)
-        now = self._forward_all(order, width, reference=False)
-        mask = self._completion_mask(order)
-        ref = self._stack(self._ref_logprobs, order, width)
-        kl = kl_penalty(now["logprobs"], ref, self.config.kl_estimator) * mask
-        k3 = kl_penalty(now["logprobs"], ref, "k3") * mask
-        return {"kl": float(kl.sum(1).mean()), "kl_k3": float(k3.sum(1).mean()),
-                "entropy": float(masked_mean(now["entropy"], mask))}
-
     # -- saving ---------------------------------------------------------------------------------------
 
     def save(self, out_dir: str | Path, metrics: dict[str, Any] | None = None, overwrite: bool = False) -> Path:
-        """Write adapter, value head (gae), state and metrics atomically (main process only; call on all)."""
+        """Write adapter, value head (gae), optimizer state, beta and metrics atomically (main process writes;
+        call on all)."""
         acc = self.accelerator
         out = Path(out_dir)
         state_dict = acc.get_state_dict(self.model)  # collective under ZeRO-3 / FSDP
+        optimizer_state = self.optimizer_state()  # collective under FSDP
         if acc.is_main_process:
             unwrapped = acc.unwrap_model(self.model)
             state = {"kl_coef": self.kl_coef, "base_model": self.base_model,
@@ -395,7 +526,7 @@ class PPOTrainer:
                          value_head=unwrapped.value_head,
                          head_state={k[len("value_head."):]: v for k, v in state_dict.items()
                                      if k.startswith("value_head.")},
-                         overwrite=overwrite)
+                         optimizer_state=optimizer_state, overwrite=overwrite)
         acc.wait_for_everyone()
         return out
 

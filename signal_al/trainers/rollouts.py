@@ -6,7 +6,10 @@ Keys (the generation module writes the same names)::
      "completion_token_ids": [...], "reward": 0.37, "metadata": {...}, "group": "q17"}
 
 ``prompt_token_ids``, ``completion_token_ids`` and ``reward`` are required; ``prompt``,
-``completion``, ``metadata`` and ``group`` are optional. ``group`` (a string, number or list
+``completion``, ``metadata``, ``group`` and ``logprobs`` are optional. ``logprobs`` are the
+log-probabilities the *serving* engine sampled each completion token with (one per token): the
+trainer compares them with its own recomputation (served = trained) and corrects the update
+with truncated importance sampling where they differ. ``group`` (a string, number or list
 of them) names the rollouts whose rewards are compared by the group-relative advantages
 (``ppo.advantage: rloo | grpo``); without it, rollouts with the same prompt tokens form a group.
 Every problem is a :class:`DataError` that names the file and line.
@@ -38,6 +41,7 @@ class Rollout:
     metadata: dict[str, Any] = field(default_factory=dict)
     group: Hashable | None = None
     line: int = 0
+    logprobs: list[float] | None = None  # the serving engine's log-prob of each completion token
 
     def group_key(self) -> Hashable:
         """The group this rollout's reward is compared within: its ``group`` id, else its prompt tokens."""
@@ -55,6 +59,8 @@ class Rollout:
             record["metadata"] = self.metadata
         if self.group is not None:
             record["group"] = _to_json_group(self.group)
+        if self.logprobs is not None:
+            record["logprobs"] = [float(x) for x in self.logprobs]
         return record
 
 
@@ -81,6 +87,20 @@ def _token_ids(value: Any, key: str, where: str) -> list[int]:
     return value
 
 
+def _logprobs(value: Any, completion: list[int], where: str) -> list[float] | None:
+    """Served log-probs: one finite number <= 0 per completion token (None when absent)."""
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in value):
+        raise DataError(f"{where}: 'logprobs' must be a list of numbers (one log-probability per completion token)")
+    if len(value) != len(completion):
+        raise DataError(f"{where}: 'logprobs' has {len(value)} values for {len(completion)} completion tokens")
+    bad = next((x for x in value if not math.isfinite(x) or x > 1e-3), None)
+    if bad is not None:
+        raise DataError(f"{where}: 'logprobs' holds {bad}, not a log-probability (finite and <= 0)")
+    return [min(float(x), 0.0) for x in value]
+
+
 def parse_rollout(record: Any, where: str, line: int = 0) -> Rollout:
     """Validate one decoded JSON object; ``where`` prefixes error messages (e.g. ``file:12``)."""
     if not isinstance(record, dict):
@@ -99,15 +119,17 @@ def parse_rollout(record: Any, where: str, line: int = 0) -> Rollout:
     metadata = record.get("metadata", {})
     if not isinstance(metadata, dict):
         raise DataError(f"{where}: 'metadata' must be an object")
+    completion = _token_ids(record["completion_token_ids"], "completion_token_ids", where)
     return Rollout(
         prompt_token_ids=_token_ids(record["prompt_token_ids"], "prompt_token_ids", where),
-        completion_token_ids=_token_ids(record["completion_token_ids"], "completion_token_ids", where),
+        completion_token_ids=completion,
         reward=float(reward),
         prompt=record.get("prompt", ""),
         completion=record.get("completion", ""),
         metadata=metadata,
         group=_group_id(record.get("group"), where),
         line=line,
+        logprobs=_logprobs(record.get("logprobs"), completion, where),
     )
 
 
