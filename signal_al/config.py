@@ -51,8 +51,10 @@ class ActiveLearningConfig:
         "settings of one strategy side by side.")
     heldout_samples: int = field(
         32, help="SIGnAL: after each generator update, the new adapter and the base model answer this many fixed "
-        "held-out prompts (same prompts and seeds every round), scored by the round's classifier; the metrics row "
-        "gets heldout_reward_base/adapter, heldout_lift_pct and the paired z. 0 turns it off.")
+        "held-out prompts (same prompts and seeds every round), rewarded like the update (the round's classifier, "
+        "the same shaping); the metrics row gets the paired gain heldout_gain(_pct) with its 95 % interval "
+        "(heldout_gain_lo/hi_pct, t over prompts) and clustered z, the mean words on both sides, and kl_new_base, "
+        "KL(new adapter || base) on the new adapter's own samples. 0 turns it off.")
     heldout_samples_per_prompt: int = field(
         4, help="Samples per held-out prompt (one request with vLLM's n, like the training rollouts): "
         "heldout_samples / this many prompts. Each prompt's forward pass is paid once, and on a CPU server a "

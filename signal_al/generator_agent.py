@@ -3,7 +3,10 @@ classifier pass, keeps their scores from that pass, and learns from them after t
 
 Pool-based strategies get :class:`NoGenerator`, whose steps do nothing, so the loop states
 one order of steps for every method. :class:`SignalAgent` owns the generator's lifecycle:
-the vLLM server it may start, the adapter it serves, D_RL and the PPO update.
+the vLLM server it may start, the adapter it serves, D_RL and the PPO update. With the
+in-process launcher one :class:`~signal_al.trainers.ppo_trainer.PPOTrainer` lives for the whole
+run (one policy, one AdamW); every adapter folder also holds the optimizer state, so a resumed
+run (or an ``accelerate`` job) continues the same optimisation.
 """
 
 from __future__ import annotations
@@ -66,6 +69,8 @@ class SignalAgent:
         self.run_dir = run_dir
         self.log = context.log
         self._generator: Any = None
+        self._trainer: Any = None  # the in-process PPOTrainer, kept across rounds
+        self._trainer_adapter: str | None = None  # the adapter folder its weights equal
         self._heldout_base: list | None = None
         self._resources = contextlib.ExitStack()  # the vLLM server started for this run, if any
 
@@ -139,7 +144,7 @@ class SignalAgent:
         if adapter is not None and adapter != state.adapter:
             self.generator(state).load_adapter(self.run_dir / adapter, round_index)  # hot-load for the next round
             if classifier is not None and self.config.active_learning.heldout_samples > 0:
-                row.update(self._heldout_lift(state, classifier))
+                row.update(self._heldout_gain(state, classifier))
         row["n_synthetic_selected"] = sum(item.source == "synthetic" for item in selected)
         if share is not None:
             row["synthetic_share"] = round(share, 6)
@@ -147,7 +152,6 @@ class SignalAgent:
 
     def _learn(self, state: RunState, round_index: int, candidates: list, scores: dict) -> tuple[str | None, dict]:
         from signal_al.assets import resolve_model
-        from signal_al.trainers.ppo_trainer import train_generator
         from signal_al.trainers.rollouts import write_rollouts
 
         config = self.config
@@ -170,6 +174,7 @@ class SignalAgent:
         name = adapter_dir(round_index)
         previous = None if state.adapter is None else self.run_dir / state.adapter
         base = resolve_model(config.generator.model)
+        prune_optimizer_states(self.run_dir, keep=state.adapter)
         if ppo.launcher == "accelerate":
             from signal_al.trainers.ppo_launch import launch_command, run_update_job
 
@@ -178,17 +183,35 @@ class SignalAgent:
             self.log(f"round {round_index}: PPO update as an accelerate job (log: {rl_file.with_suffix('.log')})")
             metrics = run_update_job(command, self.run_dir / name, rl_file.with_suffix(".log"), ppo)
         else:
-            metrics = train_generator(base, rollouts, self.run_dir / name, ppo, adapter=previous,
-                                      cpu=self.context.device.type == "cpu", overwrite=True,
-                                      log=self.log if self.context.progress else None)
-        return name, {"kl": metrics["kl_final"], "kl_start": metrics["kl_start"], "kl_coef": metrics["kl_coef"],
+            trainer = self._trainer_for(state, base, ppo, previous)
+            metrics = trainer.train(rollouts, source=str(rl_file), seed=ppo.seed)
+            trainer.save(self.run_dir / name, metrics, overwrite=True)
+            self._trainer_adapter = name
+        keys = ("kl_served_k3", "kl_start", "kl_coef", "served_logprob_mae", "served_logprob_max", "is_weight_mean",
+                "is_truncated_frac", "optimizer_steps_total")
+        return name, {**{k: metrics[k] for k in keys if metrics.get(k) is not None},
                       "ppo_policy_loss": metrics["policy_loss"], "ppo_value_loss": metrics["value_loss"],
                       "ppo_steps": metrics["optimizer_steps"], "n_rollouts": len(rollouts), "adapter": name}
 
-    def _heldout_lift(self, state: RunState, classifier: Any) -> dict:
+    def _trainer_for(self, state: RunState, base: str, ppo: Any, previous: Path | None) -> Any:
+        """The run's one in-process trainer: built on first use from the committed adapter (and its optimizer
+        state), then kept, so it holds exactly what a resumed run would load."""
+        from signal_al.trainers.ppo_trainer import PPOTrainer
+
+        if self._trainer is not None and self._trainer_adapter != state.adapter:
+            self._trainer = None  # a round was redone from an earlier commit: reload what was committed
+        if self._trainer is None:
+            self._trainer = PPOTrainer(base, ppo, adapter=previous, cpu=self.context.device.type == "cpu",
+                                       log=self.log if self.context.progress else None)
+            self._trainer_adapter = state.adapter
+        return self._trainer
+
+    def _heldout_gain(self, state: RunState, classifier: Any) -> dict:
         """The adapter just loaded against the base model on the run's fixed held-out prompts, both
-        scored by this round's classifier against this round's labeled set."""
-        from signal_al.heldout import heldout_seed, lift_stats, score_kept
+        rewarded like the update (this round's classifier and labeled set, the same shaping): the
+        paired gain with its interval, the mean length on both sides, and KL(new || base) on the new
+        adapter's own samples."""
+        from signal_al.heldout import heldout_seed, paired_gain, score_kept, shaped_heldout_rewards, words_of
         from signal_al.rewards.scorer import SignalScorer
 
         context, al = self.context, self.config.active_learning
@@ -208,14 +231,44 @@ class SignalAgent:
                               reference_pairs=pairs(reference) if reference else None,
                               batch_size=self.config.classifier.eval_batch_size,
                               max_length=self.config.classifier.max_length, device=context.device)
+        reward = self.config.reward
+        shape = dict(gated_penalty=None if reward.relevance == "none" else reward.gated_penalty,
+                     invalid_penalty=reward.invalid_penalty)
+        base = shaped_heldout_rewards(score_kept(self._heldout_base, scorer), **shape)
+        new = shaped_heldout_rewards(score_kept(trained, scorer), **shape)
         groups = np.array([c.group for c in trained])  # the z treats a prompt's samples as one cluster
-        return lift_stats(score_kept(self._heldout_base, scorer), score_kept(trained, scorer), groups)
+        row = paired_gain(base, new, groups)
+        words_base, words_new = words_of(self._heldout_base), words_of(trained)
+        row["heldout_words_base"] = float(np.nanmean(words_base)) if (~np.isnan(words_base)).any() else None
+        row["heldout_words_adapter"] = float(np.nanmean(words_new)) if (~np.isnan(words_new)).any() else None
+        if self._trainer is not None:  # KL(new || base) on the new adapter's own samples (k3, >= 0)
+            sampled = [c for c in trained if c.prompt_token_ids and c.completion_token_ids]
+            if sampled:
+                kl = self._trainer.policy_kl([c.prompt_token_ids for c in sampled],
+                                             [c.completion_token_ids for c in sampled])
+                row["kl_new_base"] = float(np.nanmean(kl))
+        return row
 
     def close(self) -> None:
+        self._trainer = None
         if self._generator is not None:
             self._generator.backend.close()
             self._generator = None
         self._resources.close()  # stops a server this run started
+
+
+def prune_optimizer_states(run_dir: Path, keep: str | None) -> None:
+    """Delete ``optimizer.pt`` from every adapter folder but the committed one (``keep``): a resume
+    needs only the latest, and each is twice the adapter's size. Runs only once ``keep`` is committed."""
+    from signal_al.rl_round import ADAPTERS_DIR
+    from signal_al.trainers.adapter_io import OPTIMIZER_FILE
+
+    folder = run_dir / ADAPTERS_DIR
+    if not folder.is_dir():
+        return
+    for path in folder.glob(f"*/{OPTIMIZER_FILE}"):
+        if keep is None or path.parent != run_dir / keep:
+            path.unlink(missing_ok=True)
 
 
 def build_agent(config: ExperimentConfig, context: RunContext, run_dir: Path) -> NoGenerator | SignalAgent:

@@ -1,10 +1,15 @@
-"""Did this round's generator update help? The new adapter against the base model on a fixed
-set of held-out prompts (the same prompts and sampling seeds every round), both scored by
-the round's classifier against the round's labeled set.
+"""Did the generator's update help? The new adapter against the base model on a fixed set of
+held-out prompts (the same prompts and sampling seeds every time), both rewarded the way the
+update was trained: the same score, the same shaping (a gated kept text costs
+``reward.gated_penalty``; a dropped one costs ``reward.invalid_penalty``, or is left out when
+that is null, as it is left out of the update).
 
-Only candidates that survive cleaning are scored; the lift is paired over the prompts
-where both generators wrote a valid candidate, so a generator cannot gain by writing
-text that cleaning drops.
+One statistic, paired: for every held-out sample (prompt ``g``, sample ``j``, the same seed on
+both sides) the difference trained − base, over the samples both sides rewarded. Its mean is
+the gain; its standard error is clustered by prompt (a prompt's samples are not independent;
+CR1, ``G/(G−1)``), the z is mean / SE, and the 95 % interval uses Student's t with ``G − 1``
+degrees of freedom. The percent figures divide by the base mean *over the same pairs*, so the
+gain, its percent, its interval and its z always agree in sign.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["HELDOUT_SEED", "heldout_seed", "lift_stats", "score_kept"]
+__all__ = ["HELDOUT_SEED", "heldout_seed", "paired_gain", "score_kept", "shaped_heldout_rewards", "words_of"]
 
 #: Offset of the held-out prompts' seed from the run seed (training prompts use seed·1000003 + round).
 HELDOUT_SEED = 7_770_001
@@ -37,39 +42,78 @@ def score_kept(candidates: Sequence[Any], scorer: Any) -> np.ndarray:
     return scores
 
 
-def lift_stats(base: np.ndarray, adapter: np.ndarray, groups: np.ndarray | None = None) -> dict:
-    """Mean rewards, their relative lift in % and the paired z of adapter − base.
+def shaped_heldout_rewards(scores: np.ndarray, *, gated_penalty: float | None = None,
+                           invalid_penalty: float | None = None) -> np.ndarray:
+    """Held-out rewards shaped like the training rewards (NaN: a dropped text the update leaves out).
 
-    ``groups`` (the prompt of each sample): samples of one prompt are not independent, so
-    the z uses the cluster-robust standard error over prompts, with the G/(G−1) correction;
-    with one sample per prompt it is the ordinary paired z.
+    ``scores`` is NaN where cleaning dropped the text. A kept text scored exactly 0 by the
+    relevance gate gets ``gated_penalty`` (when set).
 
-    >>> row = lift_stats(np.array([1.0, 2.0, np.nan]), np.array([2.0, 2.0, 5.0]))
-    >>> row["heldout_reward_base"], row["heldout_reward_adapter"], row["heldout_lift_pct"]
-    (1.5, 3.0, 100.0)
-    >>> row["heldout_paired_n"], row["heldout_valid_adapter"]
-    (2, 1.0)
-    >>> lift_stats(np.zeros(4), np.array([1.0, 2.0, 3.0, 6.0]), groups=np.array([0, 0, 1, 1]))["heldout_paired_z"]
+    >>> shaped_heldout_rewards(np.array([0.4, 0.0, np.nan]), gated_penalty=-0.3).tolist()
+    [0.4, -0.3, nan]
+    >>> shaped_heldout_rewards(np.array([0.4, np.nan]), invalid_penalty=-1.0).tolist()
+    [0.4, -1.0]
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    out = scores.copy()
+    if gated_penalty is not None:
+        out[scores == 0.0] = gated_penalty
+    if invalid_penalty is not None:
+        out[np.isnan(scores)] = invalid_penalty
+    return out
+
+
+def _t_quantile(df: int, level: float = 0.975) -> float:
+    from scipy.stats import t  # scipy comes with scikit-learn
+
+    return float(t.ppf(level, df))
+
+
+def paired_gain(base: np.ndarray, trained: np.ndarray, groups: np.ndarray | None = None,
+                prefix: str = "heldout_") -> dict[str, Any]:
+    """The paired gain trained − base with its clustered z and 95 % interval (see the module docstring).
+
+    ``groups``: the prompt of each sample (default: every sample its own cluster). NaN on
+    either side removes the pair. Keys carry ``prefix``.
+
+    >>> row = paired_gain(np.array([1.0, 2.0, np.nan, 1.0]), np.array([2.0, 2.0, 5.0, 3.0]))
+    >>> row["heldout_reward_base"], row["heldout_reward_adapter"], row["heldout_gain"], row["heldout_paired_n"]
+    (1.3333333333333333, 2.3333333333333335, 1.0, 3)
+    >>> round(row["heldout_gain_pct"], 1), round(row["heldout_paired_z"], 3)  # SE = 1 / sqrt(3)
+    (75.0, 1.732)
+    >>> paired_gain(np.zeros(4), np.array([1.0, 2.0, 3.0, 6.0]), groups=np.array([0, 0, 1, 1]))["heldout_paired_z"]
     2.0
     """
-    base, adapter = np.asarray(base, dtype=np.float64), np.asarray(adapter, dtype=np.float64)
-    both = ~np.isnan(base) & ~np.isnan(adapter)
-    diff = adapter[both] - base[both]
-    mean_base = float(np.nanmean(base)) if (~np.isnan(base)).any() else None
-    mean_adapter = float(np.nanmean(adapter)) if (~np.isnan(adapter)).any() else None
-    lift = None
-    if mean_base is not None and mean_adapter is not None and mean_base != 0:
-        lift = 100.0 * (mean_adapter - mean_base) / abs(mean_base)
-    z = None
-    if diff.size > 1:
-        labels = np.arange(diff.size) if groups is None else np.asarray(groups)[both]
-        _, cluster = np.unique(labels, return_inverse=True)
+    base, trained = np.asarray(base, dtype=np.float64), np.asarray(trained, dtype=np.float64)
+    both = ~np.isnan(base) & ~np.isnan(trained)
+    diff = trained[both] - base[both]
+    labels = np.arange(base.size) if groups is None else np.asarray(groups)
+    _, cluster = np.unique(labels[both], return_inverse=True)
+    g = int(cluster.max()) + 1 if diff.size else 0
+    row: dict[str, Any] = {
+        "reward_base": float(base[both].mean()) if diff.size else None,
+        "reward_adapter": float(trained[both].mean()) if diff.size else None,
+        "gain": float(diff.mean()) if diff.size else None,
+        "gain_pct": None, "gain_lo": None, "gain_hi": None, "gain_lo_pct": None, "gain_hi_pct": None,
+        "paired_z": None, "paired_n": int(diff.size), "clusters": g,
+        "valid_base": float((~np.isnan(base)).mean()) if base.size else None,
+        "valid_adapter": float((~np.isnan(trained)).mean()) if trained.size else None,
+    }
+    if g > 1:
         sums = np.bincount(cluster, weights=diff - diff.mean())
-        g = sums.size
-        variance = g / (g - 1) * float(np.sum(sums ** 2)) / diff.size ** 2 if g > 1 else 0.0
-        if variance > 0:
-            z = float(diff.mean() / math.sqrt(variance))
-    return {"heldout_reward_base": mean_base, "heldout_reward_adapter": mean_adapter, "heldout_lift_pct": lift,
-            "heldout_paired_z": z, "heldout_paired_n": int(diff.size),
-            "heldout_valid_base": float((~np.isnan(base)).mean()) if base.size else None,
-            "heldout_valid_adapter": float((~np.isnan(adapter)).mean()) if adapter.size else None}
+        se = math.sqrt(g / (g - 1) * float(np.sum(sums ** 2))) / diff.size
+        half = _t_quantile(g - 1) * se
+        row.update(gain_lo=row["gain"] - half, gain_hi=row["gain"] + half)
+        if se > 0:
+            row["paired_z"] = row["gain"] / se
+    scale = abs(row["reward_base"]) if row["reward_base"] else 0.0
+    if scale > 0:
+        for key in ("gain", "gain_lo", "gain_hi"):
+            if row[key] is not None:
+                row[f"{key}_pct"] = 100.0 * row[key] / scale
+    return {f"{prefix}{key}": value for key, value in row.items()}
+
+
+def words_of(candidates: Sequence[Any]) -> np.ndarray:
+    """(N,) word count of each kept text, NaN for dropped ones (length beside every reward figure)."""
+    return np.array([len((c.text or "").split()) if c.kept else np.nan for c in candidates], dtype=np.float64)

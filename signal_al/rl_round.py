@@ -8,6 +8,7 @@ beyond what its name says.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from typing import Sequence
 
@@ -71,7 +72,8 @@ def rl_dataset(candidates: Sequence[Candidate], scores: dict[str, float], round_
     Dropped candidates get ``invalid_penalty`` (so chatter and copies are not free), or
     are left out when it is None; those without completion tokens are always left out.
     Kept candidates scored exactly 0 (the relevance gate's off-distribution text) get
-    ``gated_penalty`` when it is set.
+    ``gated_penalty`` when it is set. Each rollout carries the served log-probs of its tokens
+    (when the generator returned them), so the update can check served = trained.
     """
     rows = [(i, c) for i, c in enumerate(candidates)
             if c.completion_token_ids and c.prompt_token_ids and (c.kept or invalid_penalty is not None)]
@@ -83,8 +85,19 @@ def rl_dataset(candidates: Sequence[Candidate], scores: dict[str, float], round_
     return [Rollout(prompt_token_ids=list(c.prompt_token_ids), completion_token_ids=list(c.completion_token_ids),
                     reward=float(r), prompt=c.prompt_text, completion=c.raw_output,
                     group=None if c.group is None else f"r{round_index}:g{c.group}",
-                    metadata={"id": synthetic_id(round_index, i), "kept": c.kept, "drop_reason": c.drop_reason})
+                    metadata={"id": synthetic_id(round_index, i), "kept": c.kept, "drop_reason": c.drop_reason},
+                    logprobs=served_logprobs(c))
             for (i, c), r in zip(rows, rewards)]
+
+
+def served_logprobs(candidate: Candidate) -> list[float] | None:
+    """The log-probs the generator sampled the candidate's tokens with, when it returned one per token."""
+    values = candidate.logprobs
+    if values is None or len(values) != len(candidate.completion_token_ids):
+        return None
+    if not all(math.isfinite(v) for v in values):
+        return None
+    return [float(v) for v in values]
 
 
 def shuffled_scores(scores: dict[str, float], rng: np.random.Generator) -> dict[str, float]:
@@ -103,4 +116,5 @@ def reward_stats(candidates: Sequence[Candidate], scores: dict[str, float], roun
 
 
 __all__ = ["ADAPTERS_DIR", "CANDIDATES_FILE", "RL_DIR", "adapter_dir", "adapter_round",
-           "generation_stats", "reward_stats", "rl_dataset", "shuffled_scores", "synthetic_id", "synthetic_items"]
+           "generation_stats", "reward_stats", "rl_dataset", "served_logprobs", "shuffled_scores", "synthetic_id",
+           "synthetic_items"]

@@ -100,6 +100,10 @@ def server_command(settings: ServerSettings, python: str, *, cpu: bool = False) 
         "--enable-lora", "--max-lora-rank", str(settings.max_lora_rank), "--max-loras", str(settings.max_loras),
         "--disable-uvicorn-access-log",
     ]
+    if not any(arg.startswith("--logprobs-mode") for arg in settings.extra_args):
+        # the log-probs of the distribution tokens were sampled from (after temperature and top-p), which the
+        # trainer recomputes: served = trained is then checkable token by token
+        command += ["--logprobs-mode", "processed_logprobs"]
     if cpu and not any("chunked-prefill" in arg for arg in settings.extra_args):
         command.append("--no-enable-chunked-prefill")
     if settings.served_model_name:

@@ -429,7 +429,8 @@ def test_tables_print_whole_when_stdout_is_not_a_terminal(capsys: pytest.Capture
 
     row = {"round": 3, "n_labeled": 80, "acquired_pct": 80.0, "n_synthetic": 14, "accuracy": 0.50667,
            "macro_f1": 0.43, "class_count_std": 1.0, "n_synthetic_selected": 7, "reward_mean": 0.00214,
-           "kl": 0.00966, "dropped_fraction": 0.45, "distinct_2": 1.0, "seconds": {"select": 84.0}}
+           "kl_new_base": 0.00966, "dropped_fraction": 0.45, "distinct_2": 1.0, "seconds": {"select": 84.0},
+           "adapter": "adapters/round-003"}
     print_rounds(RunState(metrics=[row]))
     out = capsys.readouterr().out
     assert "…" not in out and "0.5067" in out and "0.00966" in out and "45%" in out

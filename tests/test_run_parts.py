@@ -17,7 +17,7 @@ import signal_al.methods
 import signal_al.metrics
 import signal_al.run_layout
 from signal_al.errors import UserError
-from signal_al.heldout import lift_stats
+from signal_al.heldout import paired_gain, shaped_heldout_rewards
 from signal_al.run_store import PREVIOUS_STATE_FILE, STATE_FILE, RunState, RunStore
 
 
@@ -28,45 +28,73 @@ def test_doctests(module) -> None:
     assert result.failed == 0 and result.attempted > 0, module.__name__
 
 
-def test_lift_stats_pairs_only_prompts_where_both_wrote_valid_text() -> None:
+def test_paired_gain_pairs_only_samples_both_sides_rewarded() -> None:
     base = np.array([0.10, 0.20, np.nan, 0.40, 0.30, 0.25])
     adapter = np.array([0.15, 0.22, 0.90, np.nan, 0.45, 0.35])
-    row = lift_stats(base, adapter)
+    row = paired_gain(base, adapter)
     both = [0, 1, 4, 5]
-    diff = adapter[both] - base[both]  # 0.05, 0.02, 0.15, 0.10
+    diff = [adapter[i] - base[i] for i in both]  # 0.05, 0.02, 0.15, 0.10
     mean_d = sum(diff) / 4
     sd = math.sqrt(sum((d - mean_d) ** 2 for d in diff) / 3)
-    assert row["heldout_paired_n"] == 4
+    assert row["heldout_paired_n"] == 4 and row["heldout_clusters"] == 4
+    assert row["heldout_gain"] == pytest.approx(mean_d)
     assert row["heldout_paired_z"] == pytest.approx(mean_d / (sd / 2.0))
-    assert row["heldout_reward_base"] == pytest.approx((0.10 + 0.20 + 0.40 + 0.30 + 0.25) / 5)
-    assert row["heldout_reward_adapter"] == pytest.approx((0.15 + 0.22 + 0.90 + 0.45 + 0.35) / 5)
-    expected_lift = 100 * (row["heldout_reward_adapter"] - row["heldout_reward_base"]) / row["heldout_reward_base"]
-    assert row["heldout_lift_pct"] == pytest.approx(expected_lift)
+    # means over the same pairs: gain = adapter - base exactly, and the percent agrees in sign with z
+    assert row["heldout_reward_base"] == pytest.approx((0.10 + 0.20 + 0.30 + 0.25) / 4)
+    assert row["heldout_reward_adapter"] == pytest.approx((0.15 + 0.22 + 0.45 + 0.35) / 4)
+    assert row["heldout_gain_pct"] == pytest.approx(100 * mean_d / row["heldout_reward_base"])
+    t975 = 3.182446305284263  # Student's t, 3 degrees of freedom (tables)
+    assert row["heldout_gain_lo"] == pytest.approx(mean_d - t975 * sd / 2.0)
+    assert row["heldout_gain_hi"] == pytest.approx(mean_d + t975 * sd / 2.0)
+    assert row["heldout_gain_lo_pct"] == pytest.approx(100 * row["heldout_gain_lo"] / row["heldout_reward_base"])
     assert row["heldout_valid_base"] == pytest.approx(5 / 6) and row["heldout_valid_adapter"] == pytest.approx(5 / 6)
     # one prompt per sample: the clustered z is the ordinary paired z
-    assert lift_stats(base, adapter, groups=np.arange(6))["heldout_paired_z"] == pytest.approx(row["heldout_paired_z"])
+    assert paired_gain(base, adapter, groups=np.arange(6))["heldout_paired_z"] == pytest.approx(row["heldout_paired_z"])
 
 
-def test_lift_stats_clusters_the_samples_of_one_prompt() -> None:
-    """With equal-sized prompt groups the cluster-robust z is the one-sample t of the prompts' mean lifts."""
+def test_paired_gain_clusters_the_samples_of_one_prompt() -> None:
+    """With equal-sized prompt groups the cluster-robust z is the one-sample t of the prompts' mean gains."""
     rng = np.random.default_rng(3)
     groups = np.repeat(np.arange(8), 4)
     base = rng.normal(0.3, 0.1, 32)
     adapter = base + rng.normal(0.05, 0.05, 8)[groups] + rng.normal(0.0, 0.05, 32)  # a prompt-level effect
-    row = lift_stats(base, adapter, groups=groups)
+    row = paired_gain(base, adapter, groups=groups)
     prompt_means = [float(np.mean((adapter - base)[groups == g])) for g in range(8)]
     mean = sum(prompt_means) / 8
     sd = math.sqrt(sum((m - mean) ** 2 for m in prompt_means) / 7)
     assert row["heldout_paired_z"] == pytest.approx(mean / (sd / math.sqrt(8)))
-    assert row["heldout_paired_n"] == 32
-    # treating the 32 samples as independent overstates the evidence when the lift varies by prompt
-    assert abs(lift_stats(base, adapter)["heldout_paired_z"]) > abs(row["heldout_paired_z"])
+    assert row["heldout_paired_n"] == 32 and row["heldout_clusters"] == 8
+    t975 = 2.3646242515927844  # Student's t, 7 degrees of freedom
+    assert row["heldout_gain_hi"] - row["heldout_gain_lo"] == pytest.approx(2 * t975 * sd / math.sqrt(8))
+    # treating the 32 samples as independent overstates the evidence when the gain varies by prompt
+    assert abs(paired_gain(base, adapter)["heldout_paired_z"]) > abs(row["heldout_paired_z"])
 
 
-def test_lift_stats_without_valid_text_is_none_not_nan() -> None:
-    row = lift_stats(np.array([np.nan, np.nan]), np.array([np.nan, 1.0]))
-    assert row["heldout_reward_base"] is None and row["heldout_lift_pct"] is None
-    assert row["heldout_paired_z"] is None and row["heldout_paired_n"] == 0
+def test_paired_gain_interval_covers_the_true_gain_about_95_percent_of_the_time() -> None:
+    """Simulated held-out sets with a known gain of 0.05: the clustered t interval has its nominal coverage."""
+    rng = np.random.default_rng(0)
+    groups = np.repeat(np.arange(30), 4)
+    covered = 0
+    for _ in range(400):
+        base = rng.normal(0.3, 0.1, 120)
+        trained = base + 0.05 + rng.normal(0, 0.08, 30)[groups] + rng.normal(0, 0.08, 120)
+        row = paired_gain(base, trained, groups=groups)
+        covered += row["heldout_gain_lo"] <= 0.05 <= row["heldout_gain_hi"]
+    assert 0.91 <= covered / 400 <= 0.98
+
+
+def test_paired_gain_without_valid_text_is_none_not_nan() -> None:
+    row = paired_gain(np.array([np.nan, np.nan]), np.array([np.nan, 1.0]))
+    assert row["heldout_reward_base"] is None and row["heldout_gain_pct"] is None
+    assert row["heldout_paired_z"] is None and row["heldout_paired_n"] == 0 and row["heldout_gain_lo"] is None
+
+
+def test_heldout_rewards_are_shaped_like_the_training_rewards() -> None:
+    scores = np.array([0.2, 0.0, np.nan, 0.5])
+    assert shaped_heldout_rewards(scores).tolist()[:2] == [0.2, 0.0]
+    shaped = shaped_heldout_rewards(scores, gated_penalty=-0.3)
+    assert shaped[1] == -0.3 and math.isnan(shaped[2]) and shaped[3] == 0.5
+    assert shaped_heldout_rewards(scores, gated_penalty=-0.3, invalid_penalty=-1.0)[2] == -1.0
 
 
 def test_run_store_keeps_the_previous_state_and_names_it_when_the_state_is_damaged(tmp_path: Path) -> None:

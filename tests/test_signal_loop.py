@@ -122,14 +122,38 @@ def test_signal_rounds_grow_the_pool_and_train_the_generator(reference: tuple[Ac
         row = state.metrics[r]
         assert row["reward_mean"] == pytest.approx(np.mean(list(expected.values())), rel=1e-4)
         assert row["reward_max"] == pytest.approx(max(expected.values()), rel=1e-4)
-        assert np.isfinite(row["kl"]) and row["adapter"] == f"adapters/round-{r:03d}"
+        assert row["adapter"] == f"adapters/round-{r:03d}"
+        assert row["kl_new_base"] >= 0.0 and row["kl_served_k3"] >= 0.0  # KLs on the policy's own samples
+        # the transformers backend returns the log-probs it sampled with: the trainer recomputes them
+        assert row["served_logprob_mae"] < 1e-3 and row["is_weight_mean"] == pytest.approx(1.0, abs=1e-2)
         assert 0.0 <= row["dropped_fraction"] <= 1.0 and 0.0 < row["distinct_1"] <= 1.0
         assert row["n_synthetic_selected"] == sum(1 for a in state.annotations if a.round == r
                                                   and a.id.startswith("syn:"))
         assert {"generate", "select", "annotate", "train_eval", "ppo"} <= row["seconds"].keys()
         # the new adapter against the base model on the held-out prompts, scored by the round's classifier
-        assert {"heldout_reward_base", "heldout_reward_adapter", "heldout_lift_pct", "heldout_paired_z"} <= row.keys()
+        assert {"heldout_reward_base", "heldout_reward_adapter", "heldout_gain_pct", "heldout_paired_z",
+                "heldout_gain_lo_pct", "heldout_gain_hi_pct", "heldout_words_base"} <= row.keys()
         assert 0.0 <= row["heldout_valid_adapter"] <= 1.0 and row["heldout_paired_n"] <= 4
+        if row["heldout_paired_n"]:
+            gain = row["heldout_reward_adapter"] - row["heldout_reward_base"]
+            assert row["heldout_gain"] == pytest.approx(gain)  # the gain is paired: means over the same samples
+    # one optimizer for the run: its step count keeps growing across rounds, and only the latest adapter keeps it
+    steps = [row["optimizer_steps_total"] for row in state.metrics[1:]]
+    assert steps == [state.metrics[1]["ppo_steps"], state.metrics[1]["ppo_steps"] + state.metrics[2]["ppo_steps"]]
+    assert (run_dir / "adapters/round-002/optimizer.pt").is_file()
+
+
+def test_only_the_committed_adapter_keeps_its_optimizer_state(tmp_path: Path) -> None:
+    from signal_al.generator_agent import prune_optimizer_states
+
+    for r in (1, 2, 3):
+        (tmp_path / f"adapters/round-{r:03d}").mkdir(parents=True)
+        (tmp_path / f"adapters/round-{r:03d}/optimizer.pt").write_bytes(b"x")
+        (tmp_path / f"adapters/round-{r:03d}/adapter_model.safetensors").write_bytes(b"x")
+    prune_optimizer_states(tmp_path, keep="adapters/round-002")
+    assert sorted(p.parent.name for p in tmp_path.glob("adapters/*/optimizer.pt")) == ["round-002"]
+    assert len(list(tmp_path.glob("adapters/*/adapter_model.safetensors"))) == 3  # adapters stay
+    prune_optimizer_states(tmp_path / "nothing-here", keep=None)  # a run without adapters: nothing to do
 
 
 def test_shuffled_scores_permute_the_values_among_the_same_candidates() -> None:
@@ -152,7 +176,7 @@ def test_frozen_generator_ablation_never_updates_the_adapter(
     candidates = [json.loads(line) for line in (config.run_dir / "candidates.jsonl").read_text().splitlines()]
     assert {c["round"] for c in candidates} == {1, 2} and {c["adapter"] for c in candidates} == {None}
     assert [row["strategy"] for row in state.metrics] == ["signal-frozen"] * 3
-    assert all("kl" not in row and row["reward_mean"] is not None for row in state.metrics[1:])
+    assert all("kl_new_base" not in row and row["reward_mean"] is not None for row in state.metrics[1:])
 
 
 def test_shuffled_reward_ablation_trains_on_permuted_scores(
@@ -217,7 +241,7 @@ def test_crashes_before_generation_and_during_ppo_resume_to_the_same_run(
     def crash(*args, **kwargs):
         raise Crash  # round 2's candidates are persisted, its PPO update is lost
 
-    monkeypatch.setattr(ppo_trainer, "train_generator", crash)
+    monkeypatch.setattr(ppo_trainer.PPOTrainer, "train", crash)
     with pytest.raises(Crash):
         _run(config).run(resume=True)
     saved = json.loads((config.run_dir / "state.json").read_text())
@@ -254,7 +278,8 @@ def test_ppo_as_an_accelerate_job_on_two_processes_matches_the_in_process_run(
         log = (run_dir / f"rl/round-{r:03d}.log").read_text()
         assert "accelerate.commands.launch" in log and "--num_processes 2" in log
         assert state.metrics[r]["ppo_steps"] == expected.metrics[r]["ppo_steps"]
-        assert state.metrics[r]["kl"] == pytest.approx(expected.metrics[r]["kl"], rel=1e-3, abs=1e-6)
+        for key in ("kl_served_k3", "served_logprob_mae", "optimizer_steps_total"):  # the job continued the run's AdamW
+            assert state.metrics[r][key] == pytest.approx(expected.metrics[r][key], rel=1e-3, abs=1e-6), key
     ours = load_file(run_dir / "adapters/round-002/adapter_model.safetensors")
     theirs = load_file(reference[0].run_dir / "adapters/round-002/adapter_model.safetensors")
     assert ours.keys() == theirs.keys()
@@ -319,7 +344,9 @@ def test_signal_run_with_the_real_vllm_server_smollm2_and_minilm(real_reference:
     for r in (1, 2):
         assert (run_dir / f"adapters/round-{r:03d}/adapter_config.json").is_file()
         assert read_rollouts(run_dir / f"rl/round-{r:03d}.jsonl")
-        assert np.isfinite(metrics[r]["kl"])
+        assert metrics[r]["kl_new_base"] >= 0.0
+        # served = trained through the real server: vLLM's log-probs of the sampled tokens against the trainer's
+        assert metrics[r]["served_logprob_mae"] < 0.02, metrics[r]["served_logprob_mae"]
     assert "load_lora_adapter" in (run_dir / "vllm-server.log").read_text()
     assert not (run_dir / "vllm-server.pid").exists()  # stopped with the run
 

@@ -11,10 +11,11 @@ def print_rounds(state) -> None:
     """The per-round table; SIGnAL rounds add the generator's columns."""
     from rich.table import Table
 
-    generating = any(row.get("reward_mean") is not None or "kl" in row for row in state.metrics)
+    generating = any(row.get("reward_mean") is not None or "adapter" in row for row in state.metrics)
     columns = ["round", "labeled", "acquired", "synthetic", "accuracy", "macro-F1", "class std"]
     if generating:
-        columns += ["syn. selected", "reward mean", "KL", "held-out lift", "dropped", "distinct-2", "seconds"]
+        columns += ["syn. selected", "reward mean", "KL(new‖base)", "held-out gain [95 % CI]", "served Δlogp",
+                    "dropped", "distinct-2", "seconds"]
     table = Table(title="rounds")
     for column in columns:
         table.add_column(column, justify="right")
@@ -27,12 +28,19 @@ def print_rounds(state) -> None:
                  f"{row['accuracy']:.4f}", f"{row['macro_f1']:.4f}", f"{row['class_count_std']:.2f}"]
         if generating:
             cells += [number(row.get("n_synthetic_selected"), "d"), number(row.get("reward_mean"), ".3g"),
-                      number(row.get("kl"), ".3g"), number(row.get("heldout_lift_pct"), "+.0f") + (
-                          " %" if row.get("heldout_lift_pct") is not None else ""),
-                      number(row.get("dropped_fraction"), ".0%"),
+                      number(row.get("kl_new_base"), ".3g"), heldout_cell(row),
+                      number(row.get("served_logprob_mae"), ".1e"), number(row.get("dropped_fraction"), ".0%"),
                       number(row.get("distinct_2"), ".2f"), number(sum((row.get("seconds") or {}).values()), ".0f")]
         table.add_row(*cells)
     console().print(table)
+
+
+def heldout_cell(row: dict) -> str:
+    """The held-out paired gain of the new adapter over the base model: '+12 % [-3, +27]'."""
+    gain, lo, hi = row.get("heldout_gain_pct"), row.get("heldout_gain_lo_pct"), row.get("heldout_gain_hi_pct")
+    if gain is None:
+        return "-"
+    return f"{gain:+.0f} %" + (f" [{lo:+.0f}, {hi:+.0f}]" if lo is not None and hi is not None else "")
 
 
 def print_comparison(run_dir: Path, paths: dict[str, Path]) -> None:

@@ -19,7 +19,7 @@ from signal_al.run_layout import METRICS_FILE
 
 METRICS = ("accuracy", "macro_f1")
 #: Per-round generator statistics of SIGnAL runs (columns of metrics.jsonl, plus derived shares).
-GENERATOR_STATS = ("reward_mean", "heldout_lift_pct", "kl", "distinct_2", "dropped_fraction",
+GENERATOR_STATS = ("reward_mean", "heldout_gain_pct", "kl_new_base", "distinct_2", "dropped_fraction",
                    "synthetic_selected_share", "synthetic_labeled_share")
 
 

@@ -65,7 +65,11 @@ class GeneratorConfig:
     near_duplicate_threshold: float = field(
         0.9, help="Cleaning: drop candidates whose word 1-2-gram cosine to a known text reaches this."
     )
-    logprobs: bool = field(False, help="Also return the sampled tokens' log-probabilities.")
+    logprobs: bool = field(
+        True, help="Also return the log-probability each token was sampled with (after temperature and top-p; the "
+        "vLLM server runs with --logprobs-mode processed_logprobs). D_RL carries them, so the update checks that "
+        "the served policy is the trained one (served_logprob_mae) and corrects for any difference "
+        "(ppo.importance_sampling_cap).")
     parallel_requests: int = field(16, help="vllm-server: concurrent HTTP requests (one prompt each).")
     request_retries: int = field(5, help="vllm-server: retries (exponential backoff) on connection errors and 5xx.")
     request_timeout: float = field(300.0, help="vllm-server: seconds before one request times out.")

@@ -88,7 +88,10 @@ class TransformersBackend(GenerationBackend):
                     break
             logprobs = None
             if params.logprobs:
-                logprobs = [float(torch.log_softmax(output.logits[step][row].float(), -1)[token])
+                # the distribution the token was sampled from: raw logits over the temperature (top-p < 1 would
+                # also truncate it; not modelled here)
+                scale = params.temperature if sample else 1.0
+                logprobs = [float(torch.log_softmax(output.logits[step][row].float() / scale, -1)[token])
                             for step, token in enumerate(ids)]
             text = self.tokenizer.decode(ids, skip_special_tokens=True)
             completions.append(Completion(text, ids, prompt_ids, finish, logprobs))
