@@ -1,30 +1,48 @@
 #!/usr/bin/env bash
-# One prepared check for a lent GPU (one H200-class device, no network), at most ~8 minutes:
+# One prepared check for a lent GPU (one H200-class device, no network):
 #
 #   scripts/gpu_check.sh [--dry-run] [--out DIR] [--budget SECONDS] [--python PY] [--only a,b,...]
+#   scripts/gpu_check.sh --tiny [--carry DIR] [--device cuda|cpu] [--dry-run] [--out DIR] [--budget S] [--only ...]
 #
-# Checks, in this order (each with its own time limit, cut to what is left of --budget):
+# Full mode (a GPU machine with vLLM, faiss-gpu, bitsandbytes and the real weights), at most ~8 minutes:
 #   server      vLLM GPU server (bf16) with LoRA hot-loading: base vs a random adapter, generation tok/s
 #   ppo_bf16    one bf16 PPO + LoRA update of the generator on the GPU (tokens/s)
 #   qlora       one QLoRA update (bitsandbytes 4-bit base) and its adapter hot-loaded by the vLLM server
 #   faiss       faiss on the GPU against the CPU: the SIGnAL scores of 20k x 2k random embeddings
 #   signal      a 3-round SIGnAL run (configs/demo.yaml, rounds 0-2) against the running server
 #   throughput  generation and PPO tokens/s on the GPU against the CPU figures (same PPO update on the CPU)
-# and prints a table (also OUT/gpu_check.md; every check's log is OUT/<check>.log).
 #
-# Offline: models and data come from the asset cache ($SIGNAL_AL_CACHE, else shared/signal-al-cache in
-# the tree when present, else ~/.cache/signal-al): smollm2-135m-instruct, minilm-l6 and rt-movies.
-# Needs an interpreter with CUDA torch, vllm, bitsandbytes and faiss-gpu (--python, default: .venv's).
-# --dry-run checks the script's arguments, prints the plan and what is missing, and starts nothing.
+# Tiny mode (--tiny), for the machine this project is lent: no network, at most 64 MiB carried in, torch,
+# transformers, peft and accelerate installed, no trl, vLLM, faiss or bitsandbytes. Here, first
+# `python scripts/gpu_tiny.py pack .gpu-carry` (configs and tokenizers of the shipped models, the rt-movies
+# corpus, pure-Python wheels: ~27 MiB); there it builds 2-layer random-weight models of the same architectures
+# and runs, at most ~6 minutes (default budget 360 s):
+#   missing     vLLM, faiss on the GPU, bitsandbytes: "skipped: not installed" when absent
+#   ppo         one bf16 PPO + LoRA update on the GPU (tokens/s, finite losses, the adapter moved)
+#   persist     two updates through the saved adapter + optimizer.pt against one trainer doing both
+#   classifier  the classifier's training and evaluation on the GPU
+#   generation  the transformers generation backend on the GPU: base vs a random adapter (tokens/s)
+#   parity      served = trained: the backend's sampling log-probs against the trainer's recomputation
+#   signal      a 2-round SIGnAL run (configs/demo.yaml) with the transformers backend on the GPU
+#   fsdp        `accelerate launch` with configs/accelerate/fsdp.yaml on one GPU (train-generator)
+# --device cpu runs the same checks here (slowly) to try the script without a GPU.
+#
+# Prints a table (also OUT/gpu_check.md; every check's log is OUT/<check>.log).
+# Offline (full mode): models and data come from the asset cache ($SIGNAL_AL_CACHE, else
+# shared/signal-al-cache in the tree when present, else ~/.cache/signal-al).
+# --dry-run checks the arguments, prints the plan and what is missing, and starts nothing.
 set -uo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
-usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 
-dry_run="" out="" budget=480 python="" only=""
+dry_run="" out="" budget="" python="" only="" tiny="" carry="" device=cuda
 while [ $# -gt 0 ]; do
   case "$1" in
     --dry-run) dry_run=1; shift ;;
+    --tiny) tiny=1; shift ;;
+    --carry) carry=$2; shift 2 ;;
+    --device) device=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --budget) budget=$2; shift 2 ;;
     --python) python=$2; shift 2 ;;
@@ -33,8 +51,12 @@ while [ $# -gt 0 ]; do
     *) echo "$0: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
+budget=${budget:-$([ -n "$tiny" ] && echo 360 || echo 480)}
 [[ "$budget" =~ ^[0-9]+$ ]] || { echo "$0: --budget must be whole seconds, got $budget" >&2; exit 2; }
+[[ "$device" =~ ^(cuda|cpu)$ ]] || { echo "$0: --device must be cuda or cpu, got $device" >&2; exit 2; }
 out=${out:-$here/runs/gpu-check}
+if [ -n "$tiny" ]; then exec bash "$here/scripts/gpu_check_tiny.sh" "$here" "$out" "$budget" "${python:-python3}" \
+  "${carry:-$here/.gpu-carry}" "$device" "$only" "$dry_run"; fi
 python=${python:-$here/.venv/bin/python}
 [ -x "$python" ] || python=$(command -v python3)
 if [ -z "${SIGNAL_AL_CACHE:-}" ] && [ -d "$here/shared/signal-al-cache" ]; then

@@ -52,7 +52,7 @@ def predict(
     The embedding is whatever the model's classification head receives (captured with a
     forward pre-hook): BERT's pooled [CLS] output, DistilBERT's pre-classifier activation,
     or position 0 of the hidden states for heads that take the whole sequence (RoBERTa).
-    The model is put in eval mode; gradients are never recorded.
+    The model is moved to ``device`` (when given) and put in eval mode; gradients are never recorded.
     """
     texts = list(texts)
     if any(not isinstance(t, str) for t in texts):
@@ -72,7 +72,7 @@ def predict(
         return ClassifierOutputs(np.zeros((0, n_classes), np.float32), np.zeros((0, hidden), np.float32))
 
     device = torch.device(device) if device is not None else next(model.parameters()).device
-    model.eval()
+    model.to(device).eval()  # a checkpoint loads on the CPU; the batches go to ``device`` (seen failing on a GPU)
     encoded = tokenizer(texts, text_pairs, truncation=True, max_length=max_length)
     lengths = np.fromiter((len(ids) for ids in encoded["input_ids"]), dtype=np.int64, count=len(texts))
     order = np.argsort(-lengths, kind="stable")  # longest first: the memory peak shows up at once

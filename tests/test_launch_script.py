@@ -34,6 +34,59 @@ def test_gpu_check_dry_run_plans_every_check_and_starts_nothing(tmp_path: Path) 
     assert bad.returncode == 2 and "unknown check nope" in bad.stderr
 
 
+def _carry(folder: Path) -> Path:
+    """What `gpu_tiny.py pack` writes, without the wheels (this environment has those packages)."""
+    import shutil
+
+    from helpers import ready_asset
+
+    sys.path.insert(0, str(SCRIPTS))
+    import gpu_tiny
+
+    for asset, files, target in (("smollm2-135m-instruct", gpu_tiny.GENERATOR_FILES, "smollm2"),
+                                 ("minilm-l6", gpu_tiny.CLASSIFIER_FILES, "minilm")):
+        (folder / target).mkdir(parents=True)
+        for file in files:
+            if (ready_asset(asset) / file).is_file():
+                shutil.copy2(ready_asset(asset) / file, folder / target / file)
+    shutil.copytree(ready_asset("vader-corpora"), folder / "vader-corpora")
+    return folder
+
+
+def test_gpu_check_tiny_dry_run_plans_the_tiny_checks_and_names_what_is_missing(tmp_path: Path) -> None:
+    carry = _carry(tmp_path / "carry")
+    command = ["bash", str(SCRIPTS / "gpu_check.sh"), "--tiny", "--dry-run", "--python", sys.executable,
+               "--out", str(tmp_path / "gc")]
+    result = subprocess.run([*command, "--carry", str(carry)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    for check in ("missing", "ppo", "persist", "classifier", "generation", "parity", "signal", "fsdp"):
+        assert f"  {check} " in result.stdout
+    assert "budget 360s" in result.stdout and "dry run: nothing started" in result.stdout
+    assert "python module vllm:" in result.stdout and "python module bitsandbytes:" in result.stdout
+    assert not (tmp_path / "gc").exists()
+    empty = subprocess.run([*command, "--carry", str(tmp_path / "none")], capture_output=True, text=True, timeout=120)
+    assert empty.returncode == 1 and "gpu_tiny.py pack" in empty.stdout
+    for args, message in ((["--only", "server"], "unknown tiny check server"),
+                          (["--device", "tpu"], "--device must be cuda or cpu")):
+        bad = subprocess.run([*command, "--carry", str(carry), *args], capture_output=True, text=True, timeout=60)
+        assert bad.returncode == 2 and message in bad.stderr, bad.stderr
+
+
+@pytest.mark.slow
+def test_gpu_check_tiny_checks_run_on_the_cpu(tmp_path: Path) -> None:
+    """The tiny mode's builder and two of its checks, on the CPU (the GPU machine runs all of them)."""
+    carry = _carry(tmp_path / "carry")
+    out = tmp_path / "gc"
+    env = {**os.environ, "OMP_NUM_THREADS": "2"}
+    result = subprocess.run(["bash", str(SCRIPTS / "gpu_check.sh"), "--tiny", "--device", "cpu", "--python",
+                             sys.executable, "--carry", str(carry), "--out", str(out), "--only", "persist,parity",
+                             "--budget", "600"], capture_output=True, text=True, timeout=700, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    table = (out / "gpu_check.md").read_text()
+    assert "| persist | PASS |" in table and "max_abs_gap=0.00e+00" in table
+    assert "| parity | PASS |" in table and "tiny mode on cpu" in table
+
+
 def test_launch_multi_gpu_rejects_bad_arguments(tmp_path: Path) -> None:
     script = str(SCRIPTS / "launch_multi_gpu.sh")
     cases = [([], "--config is required"), (["-c", str(tmp_path / "none.yaml")], "no config file"),

@@ -354,6 +354,9 @@ class PPOTrainer:
         self._start_values: dict[int, torch.Tensor] = {}
         tokens = 0
         start = time.perf_counter()
+        if acc.is_main_process:
+            self.log(f"PPO update of {n} rollouts: {world} process(es), {acc.distributed_type}, {acc.device}, "
+                     f"optimizer {'continued' if self.optimizer_restored or self.optimizer_steps_total() else 'new'}")
         start_stats = self._start_pass(order)
         for first in range(0, n, rollout_batch):
             batch = order[first:first + rollout_batch]
