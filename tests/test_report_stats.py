@@ -161,6 +161,9 @@ def test_the_endpoints_of_a_fake_grid_against_a_brute_force_computation(tmp_path
             + ", ".join(f"{100 * v:+.1f}" for v in expected["past the pool"])) in table
     assert f"[{100 * first.summary.low:+.1f}, {100 * first.summary.high:+.1f}]" in table
     assert "| 2 (1 left out) |" in table and "corrected for the 5 endpoints" in table
+    assert (f"Power: with 3 seeds and the per-seed spread measured here (sd {100 * first.summary.sd:.1f} points), the "
+            f"past-the-pool endpoint detects a true difference of {100 * first.detectable:.1f} points with 80 % power "
+            f"(two-sided 5 %); a detectable difference of 2 points needs {first.seeds_for_target} seeds.") in table
     csv = endpoints_frame(found)
     assert list(csv["seeds"]) == [3, 2, 3, 2, 3] and csv["seeds_for_target"].dtype.name == "Int64"
 
@@ -174,4 +177,6 @@ def test_endpoints_a_grid_does_not_measure_are_left_out(tmp_path: Path) -> None:
     one_seed = frame[frame["seed"] == 0]
     endpoints = primary_endpoints(one_seed)
     assert all(e.summary.n == 1 and math.isnan(e.p_holm) and math.isnan(e.detectable) for e in endpoints)
-    assert "| - | - | - | - |" in endpoints_markdown(endpoints)  # no interval, p, Holm p or power from one seed
+    text = endpoints_markdown(endpoints)
+    assert "| - | - | - | - |" in text  # no interval, p, Holm p or power from one seed
+    assert "Power: the past-the-pool endpoint has 1 seed(s) and no spread to measure" in text

@@ -30,8 +30,8 @@ from signal_al.evaluation.stats import PairedSummary, detectable_effect, holm, p
 from signal_al.methods import in_signal_family
 
 __all__ = ["AREA_WINDOW", "DETECT_ALPHA", "DETECT_POWER", "Endpoint", "PAST_WINDOW", "PoolReference", "RL_WINDOW",
-           "TARGET_EFFECT", "endpoints_frame", "endpoints_markdown", "pool_reference", "primary_endpoints",
-           "reference_markdown"]
+           "TARGET_EFFECT", "endpoints_frame", "endpoints_markdown", "pool_reference", "power_statement",
+           "primary_endpoints", "reference_markdown"]
 
 MAIN, FROZEN = "signal", "signal-frozen"
 #: Acquired % (of the real pool) each endpoint covers, ends included.
@@ -229,7 +229,7 @@ def endpoints_markdown(endpoints: list[Endpoint]) -> str:
         lines.append(f"| {e.question} | {e.name} | {_steps_text(e.points)} | {seeds} | {per_seed} | "
                      f"{_points_text(s.mean)} | {interval} | {_p_text(s.p)} | {_p_text(e.p_holm)} | {detectable} | "
                      f"{needed} |")
-    return "\n".join(lines) + "\n\n" + (
+    return "\n".join(lines) + "\n\n" + power_statement(endpoints) + (
         "Points of accuracy, one value per seed, paired by seed (per seed: by seed number). 95 % CI: t "
         "interval over seeds. p: two-sided one-sample t test of the per-seed values; p (Holm): corrected for "
         f"the {len(endpoints)} endpoints of this table. detectable: the smallest true effect a two-sided "
@@ -237,6 +237,22 @@ def endpoints_markdown(endpoints: list[Endpoint]) -> str:
         f"the per-seed spread measured here; seeds for {100 * TARGET_EFFECT:g} points: the seeds that spread needs "
         f"for a detectable effect of {100 * TARGET_EFFECT:g} points. One seed gives no interval, p or power. A seed "
         "left out lacks a step of the window in one arm.\n")
+
+
+def power_statement(endpoints: list[Endpoint]) -> str:
+    """One paragraph: what the past-the-pool endpoint can detect with these seeds, and the seeds a
+    2-point detectable effect needs at the spread measured here ("" without that endpoint)."""
+    past = next((e for e in endpoints if e.question == "past the pool"), None)
+    if past is None:
+        return ""
+    if math.isnan(past.detectable):
+        return (f"Power: the past-the-pool endpoint has {past.summary.n} seed(s) and no spread to measure, so what "
+                "the grid can detect is unknown.\n\n")
+    needed = ("more than 10,000" if past.seeds_for_target is None else str(past.seeds_for_target))
+    return (f"Power: with {past.summary.n} seeds and the per-seed spread measured here (sd "
+            f"{100 * past.summary.sd:.1f} points), the past-the-pool endpoint detects a true difference of "
+            f"{100 * past.detectable:.1f} points with {100 * DETECT_POWER:g} % power (two-sided {100 * DETECT_ALPHA:g} "
+            f"%); a detectable difference of {100 * TARGET_EFFECT:g} points needs {needed} seeds.\n\n")
 
 
 def endpoints_frame(endpoints: list[Endpoint]) -> pd.DataFrame:
