@@ -72,10 +72,11 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
     report = commands.add_parser(
-        "report", help="Regenerate the results tables and plots from saved runs or from a results folder's raw records.",
+        "report", help="Results tables and plots from saved runs, or again from a results folder's raw records.",
         description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="examples:\n  signal-al report runs/exp-offline/rt-movies-pool1pct --export-raw results/rt-movies-1pct "
-        "--title \"rt-movies, 1 % pool\"\n  signal-al report results/rt-movies-1pct   # regenerate from its raw records\n"
+        epilog="examples:\n"
+        "  signal-al report runs/exp-offline/rt-movies-pool1pct --export-raw results/rt-movies-1pct --title T\n"
+        "  signal-al report results/rt-movies-1pct   # regenerate from its raw records\n"
         "  signal-al report results                  # every results folder below results/",
     )
     report.add_argument("run_dir", metavar="RUN_DIR", nargs="+",

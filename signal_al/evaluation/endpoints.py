@@ -67,8 +67,8 @@ def pool_reference(frame: pd.DataFrame, metric: str = "accuracy") -> PoolReferen
 
     Ties go to the first (strategy, %) in sorted order.
 
-    >>> frame = pd.DataFrame({"strategy": ["random"] * 4 + ["cal"] * 4 + ["signal"] * 2, "seed": [0, 0, 1, 1] * 2 + [0, 1],
-    ...     "acquired_pct": [50.0, 100.0] * 4 + [150.0] * 2,
+    >>> frame = pd.DataFrame({"strategy": ["random"] * 4 + ["cal"] * 4 + ["signal"] * 2,
+    ...     "seed": [0, 0, 1, 1] * 2 + [0, 1], "acquired_pct": [50.0, 100.0] * 4 + [150.0] * 2,
     ...     "accuracy": [0.60, 0.70, 0.64, 0.72, 0.74, 0.68, 0.70, 0.70, 0.9, 0.9]})
     >>> ref = pool_reference(frame)
     >>> ref.strategy, ref.pct, round(ref.value, 4), ref.per_seed, round(ref.mean_at_full, 4), ref.methods_at_full
