@@ -77,7 +77,7 @@ def ceiling_line(frame, main: str) -> str | None:
     beyond = means[(means["strategy"] == main) & (means["acquired_pct"] > 100.0 + 1e-6)].sort_values("acquired_pct")
     for _, row in beyond.iterrows():
         text += (f"; {main} at {row['acquired_pct']:g} %: {100 * row['accuracy']:.1f} "
-                 f"({100 * (row['accuracy'] - reference.value):+.1f} points over the reference)")
+                 f"({100 * (row['accuracy'] - reference.value):+.1f} points)")
     return text
 
 
