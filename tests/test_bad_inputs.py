@@ -466,7 +466,7 @@ def test_report_with_only_random(tmp_path: Path, capsys: pytest.CaptureFixture[s
             for r in range(2)]
     (run / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
     assert main(["report", str(tmp_path / "grid")]) == 0
-    assert "| random (1) |" in capsys.readouterr().out
+    assert "| random | 50.0 (1) | 50.0 (1) |" in capsys.readouterr().out
     assert (tmp_path / "grid" / "results.csv").is_file() and (tmp_path / "grid" / "accuracy.png").is_file()
 
 

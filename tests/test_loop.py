@@ -249,30 +249,37 @@ def test_report_matches_an_independent_aggregation(tmp_path: Path) -> None:
     assert paths["accuracy"].stat().st_size > 10_000
 
 
-def test_plot_colours_and_the_pool_ceiling() -> None:
+def test_plot_colours_and_the_pool_reference() -> None:
     import doctest
 
     import pandas as pd
 
+    import signal_al.evaluation.endpoints as endpoints
     import signal_al.evaluation.report as report
 
-    assert doctest.testmod(report).failed == 0
+    assert doctest.testmod(report).failed == 0 and doctest.testmod(endpoints).failed == 0
     methods = ["random", "badge", "cal", "coreset", "entropy", "signal", "signal-frozen"]
     colours = report.strategy_colours(methods)
     assert len(set(colours.values())) == len(methods)  # every line its own colour
     assert colours["random"] == report.strategy_colours(["random", "signal"])["random"]  # stable across plots
     assert {colours["signal"], colours["signal-frozen"]} <= set(report.SIGNAL_COLOURS)
-    # the ceiling: the best pool-based mean at exactly 100 %, never a SIGnAL row, never a row past the pool
-    table = pd.DataFrame({"strategy": ["random", "cal", "cal", "signal", "signal"],
-                          "acquired_pct": [100.0, 100.0, 90.0, 100.0, 150.0],
-                          "accuracy_mean": [0.70, 0.68, 0.75, 0.80, 0.82]})
-    assert report.pool_ceiling(table) == ("random", 0.70)
-    assert report.pool_ceiling(table[table["strategy"] == "signal"]) is None
+    # the reference: the best point of any pool-based mean curve at any %, never a SIGnAL row;
+    # with it, the mean of the pool-based methods' means at 100 %
+    frame = pd.DataFrame({"strategy": ["random", "random", "cal", "cal", "cal", "cal", "signal", "signal"],
+                          "seed": [0, 1, 0, 1, 0, 1, 0, 0], "acquired_pct": [100.0, 100.0, 100.0, 100.0, 90.0, 90.0,
+                                                                            100.0, 150.0],
+                          "accuracy": [0.70, 0.72, 0.68, 0.66, 0.75, 0.73, 0.80, 0.82]})
+    reference = endpoints.pool_reference(frame)
+    assert (reference.strategy, reference.pct) == ("cal", 90.0)
+    assert reference.value == pytest.approx((0.75 + 0.73) / 2) and reference.per_seed == {0: 0.75, 1: 0.73}
+    assert reference.mean_at_full == pytest.approx(((0.70 + 0.72) / 2 + (0.68 + 0.66) / 2) / 2)
+    assert reference.methods_at_full == 2
+    assert endpoints.pool_reference(frame[frame["strategy"] == "signal"]) is None
 
 
-def test_the_report_measures_signal_past_the_pool_against_the_best_pool_method(tmp_path: Path) -> None:
-    """SIGnAL at 100-200 % minus the best pool-based method at 100 % (best by its mean over seeds),
-    paired on seed, against a by-hand float64 computation; a seed only one side ran is left out."""
+def test_the_report_measures_signal_past_the_pool_against_the_pool_based_reference(tmp_path: Path) -> None:
+    """SIGnAL at 100-200 % minus the pool-based reference (the best point of any pool-based mean
+    curve) in the same seed, against a by-hand float64 computation; a seed only one side ran is left out."""
     rng = np.random.default_rng(7)
     acc: dict[tuple[str, int, float], float] = {}
     for method, stop in (("random", 100), ("coreset", 100), ("signal", 200), ("signal-frozen", 200)):
@@ -286,15 +293,19 @@ def test_the_report_measures_signal_past_the_pool_against_the_best_pool_method(t
             run = tmp_path / f"{method}-seed{seed}"
             run.mkdir()
             (run / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    from signal_al.evaluation.endpoints import pool_reference
     from signal_al.evaluation.report import beyond_pool_gain, collect_metrics
 
-    pool_means = {m: np.mean([acc[m, s, 100.0] for s in range(3)], dtype=np.float64) for m in ("random", "coreset")}
-    best = max(pool_means, key=pool_means.get)
-    got_best, gains = beyond_pool_gain(collect_metrics(tmp_path))
-    assert got_best == best
+    pool_means = {(m, float(p)): np.mean([acc[m, s, float(p)] for s in range(3)], dtype=np.float64)
+                  for m in ("random", "coreset") for p in range(10, 101, 10)}
+    best, best_pct = max(pool_means, key=pool_means.get)
+    frame = collect_metrics(tmp_path)
+    reference = pool_reference(frame)
+    assert (reference.strategy, reference.pct) == (best, best_pct)
+    gains = beyond_pool_gain(frame, reference)
     for method, seeds in (("signal", range(3)), ("signal-frozen", range(2))):
         for pct in (100.0, 150.0, 200.0):
-            diff = np.array([acc[method, s, pct] - acc[best, s, 100.0] for s in seeds], dtype=np.float64)
+            diff = np.array([acc[method, s, pct] - acc[best, s, best_pct] for s in seeds], dtype=np.float64)
             row = gains[(gains.strategy == method) & (gains.acquired_pct == pct)].iloc[0]
             assert row["gain"] == pytest.approx(diff.mean()) and row["gain_std"] == pytest.approx(diff.std(ddof=1))
             assert row["seeds"] == len(diff)
@@ -306,23 +317,31 @@ def test_the_report_measures_signal_past_the_pool_against_the_best_pool_method(t
     pool_only = write_report([tmp_path / f"random-seed{s}" for s in range(3)] + [tmp_path / "coreset-seed0"],
                              out_dir=tmp_path / "pool-report")
     assert png_width(pool_only["accuracy"]) == 2 * 7.5 * 120  # nothing past the pool: no third panel
-    diff = np.mean([acc["signal", s, 200.0] - acc[best, s, 100.0] for s in range(3)])
-    section = markdown.split(f"past the pool: SIGnAL's family minus {best} at 100 %")[1]
-    assert f"{100 * diff:+.1f} ±" in section
-    assert beyond_pool_gain(collect_metrics(tmp_path / "signal-seed0")) is None  # no pool-based run: no ceiling
+    diff = np.array([acc["signal", s, 200.0] - acc[best, s, best_pct] for s in range(3)], dtype=np.float64)
+    section = markdown.split("## accuracy past the pool at each step")[1]
+    assert f"({best} at {best_pct:g} %)" in section
+    signal_row = next(line for line in section.splitlines() if line.startswith("| signal |"))
+    assert signal_row.endswith(f"| {100 * diff.mean():+.1f} ± {100 * diff.std(ddof=1):.1f} (3) |")  # at 200 %
+    assert f"**{100 * pool_means[best, best_pct]:.1f}** ({best} at {best_pct:g} %, 3 seeds)" in markdown
+    at_full = np.mean([pool_means["random", 100.0], pool_means["coreset", 100.0]])
+    assert f"the pool-based mean at 100 % is **{100 * at_full:.1f}**" in markdown
+    assert pool_reference(collect_metrics(tmp_path / "signal-seed0")) is None  # no pool-based run: no reference
 
 
-def test_the_run_prints_the_pool_ceiling_and_the_gain_past_it() -> None:
+def test_the_run_prints_the_pool_based_reference_and_the_gain_past_it() -> None:
     import pandas as pd
 
     from signal_al.cli.run import ceiling_line
 
-    frame = pd.DataFrame({"strategy": ["random", "random", "signal", "signal", "signal"],
+    frame = pd.DataFrame({"strategy": ["random", "random", "signal", "signal", "signal"], "seed": [0] * 5,
                           "acquired_pct": [50.0, 100.0, 50.0, 100.0, 125.0],
-                          "accuracy": [0.60, 0.70, 0.62, 0.69, 0.735]})
-    assert ceiling_line(frame, "signal") == ("pool ceiling: random with the whole pool labeled (100 %): 70.0; "
-                                             "signal at 125 %: 73.5 (+3.5 points)")
-    assert ceiling_line(frame[frame["acquired_pct"] < 100], "signal") is None
+                          "accuracy": [0.72, 0.70, 0.62, 0.69, 0.735]})
+    assert ceiling_line(frame, "signal") == (
+        "pool-based reference (best point of a pool-based curve): random at 50 %: 72.0; pool-based mean at 100 %: "
+        "70.0; signal at 125 %: 73.5 (+1.5 points)")
+    assert ceiling_line(frame[frame["acquired_pct"] < 100], "signal") == (
+        "pool-based reference (best point of a pool-based curve): random at 50 %: 72.0")
+    assert ceiling_line(frame[frame["strategy"] == "signal"], "signal") is None
 
 
 def test_report_combines_grids_and_aggregates_generator_statistics(tmp_path: Path,
@@ -595,5 +614,5 @@ def test_the_results_table_gives_mean_and_std_and_no_std_for_a_single_seed() -> 
                           "macro_f1": [0.5, 0.5, 0.5]})
     row = {line.split(" | ")[0].strip("| "): line for line in markdown_table(summary_table(frame)).splitlines()}
     std = 100 * np.std([0.70, 0.75], ddof=1, dtype=np.float64)
-    assert row["random (2)"].endswith(f"| 72.5 ± {std:.1f} |")
-    assert row["signal (1)"].endswith("| 81.2 |")  # one seed: its std is undefined, not 0.0
+    assert row["random"].endswith(f"| 72.5 ± {std:.1f} (2) |")
+    assert row["signal"].endswith("| 81.2 (1) |")  # one seed: its std is undefined, not 0.0

@@ -70,19 +70,22 @@ def print_comparison(run_dir: Path, paths: dict[str, Path]) -> None:
 
 
 def ceiling_line(frame, main: str) -> str | None:
-    """Where the pool-based methods stop (their best at 100 % of the pool) and where ``main`` got past it."""
-    from signal_al.evaluation.report import pool_ceiling
+    """The pool-based reference (the best point of any pool-based mean curve), the pool-based mean
+    at 100 % of the pool, and where ``main`` got past the pool against the reference."""
+    from signal_al.evaluation.endpoints import pool_reference
 
-    means = frame.groupby(["strategy", "acquired_pct"], as_index=False)["accuracy"].mean()
-    ceiling = pool_ceiling(means.rename(columns={"accuracy": "accuracy_mean"}))
-    if ceiling is None:
+    reference = pool_reference(frame)
+    if reference is None:
         return None
-    strategy, value = ceiling
-    text = f"pool ceiling: {strategy} with the whole pool labeled (100 %): {100 * value:.1f}"
+    text = (f"pool-based reference (best point of a pool-based curve): {reference.strategy} at {reference.pct:g} %: "
+            f"{100 * reference.value:.1f}")
+    if reference.mean_at_full is not None:
+        text += f"; pool-based mean at 100 %: {100 * reference.mean_at_full:.1f}"
+    means = frame.groupby(["strategy", "acquired_pct"], as_index=False)["accuracy"].mean()
     beyond = means[(means["strategy"] == main) & (means["acquired_pct"] > 100.0 + 1e-6)].sort_values("acquired_pct")
     for _, row in beyond.iterrows():
         text += (f"; {main} at {row['acquired_pct']:g} %: {100 * row['accuracy']:.1f} "
-                 f"({100 * (row['accuracy'] - value):+.1f} points)")
+                 f"({100 * (row['accuracy'] - reference.value):+.1f} points)")
     return text
 
 

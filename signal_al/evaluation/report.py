@@ -1,7 +1,9 @@
 """Aggregate runs (methods × seeds) into a results table and the accuracy-vs-acquired plot.
 
-Reads only what runs persisted (``metrics.jsonl`` and ``config.yaml`` of each run folder),
-so ``signal-al report`` can regenerate everything from saved runs.
+Reads only each run's ``metrics.jsonl``, so ``signal-al report`` regenerates everything from run
+folders or from the raw records exported from them (:mod:`signal_al.evaluation.raw_records`)
+alike. What leads a results page (the pool-based reference and the primary endpoints) is
+defined in :mod:`signal_al.evaluation.endpoints`; the per-step tables follow as secondary.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from typing import Sequence
 
 import pandas as pd
 
+from signal_al.evaluation.endpoints import (Endpoint, PoolReference, endpoints_frame, endpoints_markdown,
+                                            pool_reference, primary_endpoints, reference_markdown)
 from signal_al.io_utils import atomic_write_text, json_object_lines
 from signal_al.methods import in_signal_family
 from signal_al.run_layout import METRICS_FILE
@@ -51,26 +55,62 @@ def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def root_labels(roots: Sequence[Path]) -> list[str]:
+    """Names that tell several report roots apart: the last parts of their paths, as few as make
+    every name unique (``runs/a/x`` and ``runs/b/x`` are ``a/x`` and ``b/x``).
+
+    >>> root_labels([Path("/r/pool/grid"), Path("/r/signal/grid")]), root_labels([Path("/r/a"), Path("/r/b")])
+    (['pool/grid', 'signal/grid'], ['a', 'b'])
+    """
+    from signal_al.errors import UserError
+
+    parts = [Path(root).resolve().parts for root in roots]
+    if len(set(parts)) < len(parts):
+        raise UserError(f"{', '.join(str(r) for r in roots)}: a folder is listed twice")
+    for depth in range(1, max(len(p) for p in parts) + 1):
+        labels = ["/".join(p[-depth:]) for p in parts]
+        if len(set(labels)) == len(labels):
+            return labels
+    raise UserError(f"{', '.join(str(r) for r in roots)}: folders nested in each other cannot be told apart")
+
+
+def run_folders(root: Path | Sequence[Path]) -> list[tuple[str, Path]]:
+    """(name, folder) of every run folder (one holding ``metrics.jsonl``) under ``root``, at any
+    depth. A run's name is its path below the root (the root's own name when the root is the run);
+    with several roots it starts with the root's label (see :func:`root_labels`). A folder of raw
+    records exported with these names (:mod:`signal_al.evaluation.raw_records`) gives the same names
+    back, so a report regenerated from it is the same report."""
+    roots = [Path(root)] if isinstance(root, (str, Path)) else [Path(r) for r in root]
+    labels: list[str | None] = list(root_labels(roots)) if len(roots) > 1 else [None]
+    found = []
+    for top, label in zip(roots, labels):
+        for metrics_file in sorted(top.rglob(METRICS_FILE)):
+            folder = metrics_file.parent
+            relative = folder.relative_to(top).as_posix() if folder != top else ""
+            if label is None:
+                found.append((relative or top.resolve().name, folder))
+            else:
+                found.append((f"{label}/{relative}" if relative else label, folder))
+    return found
+
+
 def collect_metrics(root: Path | Sequence[Path]) -> pd.DataFrame:
-    """One row per (run, round) found under ``root`` (any depth; several roots are combined,
-    their run names prefixed with the root's name), with method and seed.
+    """One row per (run, round) found under ``root`` (any depth; several roots are combined, see
+    :func:`run_folders` for the run names), with method and seed.
 
     ``acquired_pct`` is the round's nominal grid point (``target_pct``, 10 / 20 / ... %) so
     that seeds line up; ``acquired_pct_exact`` keeps the measured share of the pool.
     """
-    roots = [Path(root)] if isinstance(root, (str, Path)) else [Path(r) for r in root]
     frames = []
-    for top in roots:
-        for metrics_file in sorted(top.rglob(METRICS_FILE)):
-            rows = _metrics_rows(metrics_file)
-            if not rows:
-                continue
-            frame = pd.DataFrame(rows)
-            name = str(metrics_file.parent.relative_to(top)) if metrics_file.parent != top else top.name
-            frame["run"] = name if len(roots) == 1 else f"{top.name}/{name}"
-            if "n_labeled" in frame:
-                frame["acquired_this_round"] = frame["n_labeled"].diff().fillna(frame["n_labeled"])
-            frames.append(frame)
+    for name, folder in run_folders(root):
+        rows = _metrics_rows(folder / METRICS_FILE)
+        if not rows:
+            continue
+        frame = pd.DataFrame(rows)
+        frame["run"] = name
+        if "n_labeled" in frame:
+            frame["acquired_this_round"] = frame["n_labeled"].diff().fillna(frame["n_labeled"])
+        frames.append(frame)
     if not frames:
         return pd.DataFrame(columns=["run", "strategy", "seed", "acquired_pct", *METRICS])
     frame = pd.concat(frames, ignore_index=True)
@@ -147,27 +187,36 @@ def plot_generator_stats(table: pd.DataFrame, path: Path, title: str = "") -> Pa
     return path
 
 
-def _grid_markdown(rows: list, columns: list, seeds: pd.Series, cell) -> str:
+def _grid_markdown(rows: list, columns: list, cell) -> str:
     """Strategies as rows, acquired % as columns, ``cell(strategy, column)`` as text."""
-    lines = ["| strategy (seeds) | " + " | ".join(f"{c:g} %" for c in columns) + " |", "|" + " --- |" * (len(columns) + 1)]
+    lines = ["| strategy | " + " | ".join(f"{c:g} %" for c in columns) + " |", "|" + " --- |" * (len(columns) + 1)]
     for strategy in rows:
-        lines.append(f"| {strategy} ({int(seeds[strategy])}) | " + " | ".join(cell(strategy, c) for c in columns) + " |")
+        lines.append(f"| {strategy} | " + " | ".join(cell(strategy, c) for c in columns) + " |")
     return "\n".join(lines) + "\n"
 
 
+def _cell(value: float, spread: float, seeds: float, spec: str) -> str:
+    """``value ± spread (seeds)`` in points; one seed shows no ± (its std is undefined, not 0).
+
+    >>> _cell(0.7125, 0.0125, 2, ".1f"), _cell(0.8125, float("nan"), 1, "+.1f"), _cell(float("nan"), 0.0, 0, ".1f")
+    ('71.2 ± 1.2 (2)', '+81.2 (1)', '-')
+    """
+    if pd.isna(value):
+        return "-"
+    text = f"{100 * value:{spec}}"
+    if not pd.isna(spread) and seeds > 1:
+        text += f" ± {100 * spread:.1f}"
+    return f"{text} ({int(seeds)})"
+
+
 def markdown_table(table: pd.DataFrame, metric: str = "accuracy") -> str:
-    """Strategies as rows, acquired % as columns, cells ``mean ± std`` (in %; just the mean where one
-    seed got there, whose std is undefined rather than 0)."""
+    """Strategies as rows, acquired % as columns, cells ``mean ± std (seeds)`` in % (just the mean
+    and its seed count where one seed got there)."""
     mean = table.pivot(index="strategy", columns="acquired_pct", values=f"{metric}_mean")
     std = table.pivot(index="strategy", columns="acquired_pct", values=f"{metric}_std")
-    seeds = table.groupby("strategy")[f"{metric}_count"].max()
-
-    def cell(s: str, c: float) -> str:
-        if pd.isna(mean.loc[s, c]):
-            return "-"
-        return f"{100 * mean.loc[s, c]:.1f}" + ("" if pd.isna(std.loc[s, c]) else f" ± {100 * std.loc[s, c]:.1f}")
-
-    return _grid_markdown(list(mean.index), list(mean.columns), seeds, cell)
+    count = table.pivot(index="strategy", columns="acquired_pct", values=f"{metric}_count")
+    return _grid_markdown(list(mean.index), list(mean.columns),
+                          lambda s, c: _cell(mean.loc[s, c], std.loc[s, c], count.loc[s, c], ".1f"))
 
 
 def paired_gain(frame: pd.DataFrame, metric: str = "accuracy", baseline: str = "random") -> pd.DataFrame:
@@ -199,17 +248,12 @@ def _mean_gain(rows: pd.DataFrame, metric: str) -> pd.DataFrame:
 
 
 def gain_markdown(gains: pd.DataFrame) -> str:
-    """Strategies as rows, acquired % as columns, cells the paired gain in points (± its std over seeds)."""
+    """Strategies as rows, acquired % as columns, cells the paired gain in points ``± std (seeds)``."""
     gain = gains.pivot(index="strategy", columns="acquired_pct", values="gain")
     spread = gains.pivot(index="strategy", columns="acquired_pct", values="gain_std")
-    seeds = gains.groupby("strategy")["seeds"].max()
-
-    def cell(s: str, c: float) -> str:
-        if pd.isna(gain.loc[s, c]):
-            return "-"
-        return f"{100 * gain.loc[s, c]:+.1f}" + ("" if pd.isna(spread.loc[s, c]) else f" ± {100 * spread.loc[s, c]:.1f}")
-
-    return _grid_markdown(list(gain.index), list(gain.columns), seeds, cell)
+    seeds = gains.pivot(index="strategy", columns="acquired_pct", values="seeds")
+    return _grid_markdown(list(gain.index), list(gain.columns),
+                          lambda s, c: _cell(gain.loc[s, c], spread.loc[s, c], seeds.loc[s, c], "+.1f"))
 
 
 #: Strong, distinct colours: SIGnAL's family first, then the pool-based methods (no pale tints).
@@ -232,46 +276,28 @@ def strategy_colours(strategies: Sequence[str]) -> dict[str, str]:
     return {s: colours[s] for s in strategies}
 
 
-def pool_ceiling(table: pd.DataFrame, metric: str = "accuracy") -> tuple[str, float] | None:
-    """(strategy, mean ``metric``) of the best pool-based strategy at 100 % of the real pool, the
-    most any pool-based method can reach; None when no pool-based strategy got there.
+def beyond_pool_gain(frame: pd.DataFrame, reference: PoolReference | None,
+                     metric: str = "accuracy") -> pd.DataFrame:
+    """How far each SIGnAL-family strategy gets from 100 % of the real pool on, against the
+    pool-based reference (:func:`~signal_al.evaluation.endpoints.pool_reference`) in the same seed:
+    mean and std over seeds of the per-seed difference at each acquired % >= 100, paired on the
+    seeds both have. Empty without a reference.
 
-    >>> t = pd.DataFrame({"strategy": ["random", "cal", "cal", "signal"], "acquired_pct": [100.0, 50.0, 100.0, 100.0],
-    ...                   "accuracy_mean": [0.7, 0.6, 0.72, 0.9]})
-    >>> pool_ceiling(t)
-    ('cal', 0.72)
+    >>> frame = pd.DataFrame({"strategy": ["random", "random", "random", "signal", "signal", "signal"],
+    ...                       "seed": [0, 1, 0, 0, 1, 0], "acquired_pct": [50.0, 50.0, 100.0, 100.0, 100.0, 150.0],
+    ...                       "accuracy": [0.70, 0.72, 0.60, 0.71, 0.75, 0.76]})
+    >>> gains = beyond_pool_gain(frame, pool_reference(frame))
+    >>> [(float(r.acquired_pct), round(float(r.gain), 4), int(r.seeds)) for r in gains.itertuples()]
+    [(100.0, 0.02, 2), (150.0, 0.06, 1)]
     """
-    at_full = table[(~table["strategy"].map(in_signal_family).astype(bool))
-                    & ((table["acquired_pct"] - 100.0).abs() < 1e-6)]
-    if at_full.empty:
-        return None
-    best = at_full.loc[at_full[f"{metric}_mean"].idxmax()]
-    return str(best["strategy"]), float(best[f"{metric}_mean"])
-
-
-def beyond_pool_gain(frame: pd.DataFrame, metric: str = "accuracy") -> tuple[str, pd.DataFrame] | None:
-    """How far each SIGnAL-family strategy gets from 100 % of the real pool on, against the best
-    pool-based strategy at 100 % (the most any pool-based method can reach; chosen by its mean
-    over seeds): (that strategy, mean and std over seeds of the per-seed difference at each
-    acquired % >= 100, paired on the seeds both ran). None when no pool-based strategy reached 100 %.
-
-    >>> frame = pd.DataFrame({"strategy": ["random", "random", "cal", "cal", "signal", "signal", "signal"],
-    ...                       "seed": [0, 1, 0, 1, 0, 1, 0], "acquired_pct": [100.0] * 6 + [150.0],
-    ...                       "accuracy": [0.70, 0.72, 0.60, 0.62, 0.71, 0.75, 0.76]})
-    >>> best, gains = beyond_pool_gain(frame)
-    >>> best, [(float(r.acquired_pct), round(float(r.gain), 4), int(r.seeds)) for r in gains.itertuples()]
-    ('random', [(100.0, 0.02, 2), (150.0, 0.06, 1)])
-    """
+    if reference is None:
+        return pd.DataFrame(columns=["strategy", "acquired_pct", "gain", "gain_std", "seeds"])
     ours = frame["strategy"].map(in_signal_family).astype(bool)
-    pool_at_full = frame[~ours & ((frame["acquired_pct"] - 100.0).abs() < 1e-6)]
-    if pool_at_full.empty:
-        return None
-    per_seed = pool_at_full.groupby(["strategy", "seed"])[metric].mean()
-    best = str(per_seed.groupby("strategy").mean().idxmax())
-    base = per_seed.loc[best].rename("base")
     rows = frame[ours & (frame["acquired_pct"] >= 100.0 - 1e-6)]
     rows = rows.groupby(["strategy", "seed", "acquired_pct"])[metric].mean().reset_index()
-    return best, _mean_gain(rows.join(base, on="seed", how="inner"), metric)
+    base = pd.Series(reference.per_seed, name="base", dtype="float64")
+    base.index.name = "seed"
+    return _mean_gain(rows.join(base, on="seed", how="inner"), metric)
 
 
 def _line_style(strategy: object) -> dict:
@@ -294,14 +320,25 @@ def _plot_gains(axis, gains: pd.DataFrame, colours: dict, skip: str | None = Non
     axis.axhline(0.0, color="grey", linewidth=1)
 
 
+def _draw_reference(axis, reference: PoolReference, past_the_pool: bool) -> None:
+    """The pool-based reference (dotted) and the pool-based mean at 100 % (dash-dot) as levels."""
+    axis.axhline(100 * reference.value, color="black", linewidth=1.0, linestyle=":",
+                 label=f"pool-based reference: best mean point ({reference.strategy} at {reference.pct:g} %)")
+    if reference.mean_at_full is not None:
+        axis.axhline(100 * reference.mean_at_full, color="dimgrey", linewidth=1.0, linestyle="-.",
+                     label=f"pool-based mean at 100 % ({reference.methods_at_full} methods)")
+    if past_the_pool:
+        axis.axvline(100.0, color="black", linewidth=0.8, linestyle=":")
+
+
 def plot_curves(table: pd.DataFrame, path: Path, metric: str = "accuracy", title: str = "",
                 gains: pd.DataFrame | None = None, baseline: str = "random",
-                past: tuple[str, pd.DataFrame] | None = None) -> Path:
+                past: pd.DataFrame | None = None, reference: PoolReference | None = None) -> Path:
     """Metric vs acquired % of the real pool, one line and a ±std band per strategy (SIGnAL's
-    family thick and solid, pool-based methods thin and dashed); with ``gains`` (see
-    :func:`paired_gain`) a panel shows each strategy's paired gain over ``baseline``, and with
-    ``past`` (see :func:`beyond_pool_gain`) one shows SIGnAL's family past 100 % against the
-    best pool-based method at 100 %."""
+    family thick and solid, pool-based methods thin and dashed), with the pool-based reference and
+    the pool-based mean at 100 % as levels; with ``gains`` (see :func:`paired_gain`) a panel shows
+    each strategy's paired gain over ``baseline``, and with ``past`` (see :func:`beyond_pool_gain`)
+    one shows SIGnAL's family past 100 % against the reference."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -309,7 +346,7 @@ def plot_curves(table: pd.DataFrame, path: Path, metric: str = "accuracy", title
 
     strategies = sorted(table["strategy"].unique(), key=lambda s: (in_signal_family(s), str(s)))
     with_gains = gains is not None and not gains.empty
-    with_past = past is not None and bool((past[1]["acquired_pct"] > 100.0 + 1e-6).any())
+    with_past = reference is not None and past is not None and bool((past["acquired_pct"] > 100.0 + 1e-6).any())
     panels = 1 + with_gains + with_past
     figure, axes = plt.subplots(1, panels, figsize=(7.5 * panels, 4.8), dpi=120, squeeze=False)
     colours = strategy_colours(strategies)
@@ -322,12 +359,8 @@ def plot_curves(table: pd.DataFrame, path: Path, metric: str = "accuracy", title
                         **_line_style(strategy))
         axes[0, 0].fill_between(rows["acquired_pct"], mean - std, mean + std,
                                 alpha=0.15 if in_signal_family(strategy) else 0.05, color=colour)
-    ceiling = pool_ceiling(table, metric)
-    if ceiling is not None and table["acquired_pct"].max() > 100.0 + 1e-6:
-        strategy, value = ceiling
-        axes[0, 0].axvline(100.0, color="black", linewidth=0.8, linestyle=":")
-        axes[0, 0].axhline(100 * value, color="black", linewidth=1.0, linestyle=":",
-                           label=f"pool ceiling ({strategy} at 100 %)")
+    if reference is not None:
+        _draw_reference(axes[0, 0], reference, bool(table["acquired_pct"].max() > 100.0 + 1e-6))
     label = metric.replace("_", "-")
     axes[0, 0].set_ylabel(f"test {label} (%)")
     axes[0, 0].set_title(title or f"test {metric} vs acquired labels (mean ± std over seeds)", fontsize=10)
@@ -336,11 +369,11 @@ def plot_curves(table: pd.DataFrame, path: Path, metric: str = "accuracy", title
         axes[0, 1].set_ylabel(f"{label} minus {baseline}'s (points)")
         axes[0, 1].set_title(f"gain over {baseline} (same seed and %, mean ± std over seeds)", fontsize=10)
     if with_past:
-        best, past_gains = past
         axis = axes[0, panels - 1]
-        _plot_gains(axis, past_gains, colours)
-        axis.set_ylabel(f"{label} minus {best}'s at 100 % (points)")
-        axis.set_title(f"past the pool: gain over {best} at 100 % (same seed, mean ± std over seeds)", fontsize=10)
+        _plot_gains(axis, past, colours)
+        axis.set_ylabel(f"{label} minus the pool-based reference (points)")
+        axis.set_title(f"past the pool: minus the pool-based reference ({reference.strategy} at {reference.pct:g} %), "
+                       "same seed", fontsize=10)
         axis.legend(fontsize=7)
     for axis in axes.flat:
         axis.set_xlabel("labels acquired (% of the real pool)")
@@ -353,11 +386,44 @@ def plot_curves(table: pd.DataFrame, path: Path, metric: str = "accuracy", title
     return path
 
 
+#: What the per-step tables of results.md are, against the primary endpoints above them.
+SECONDARY = "secondary: per step, not corrected for the number of steps"
+
+
+def results_markdown(frame: pd.DataFrame, baseline: str = "random", endpoints: list[Endpoint] | None = None) -> str:
+    """results.md: the pool-based reference, the primary endpoints (computed unless given), then the
+    per-step tables (secondary)."""
+    parts = []
+    reference = pool_reference(frame, "accuracy")
+    if reference is not None:
+        parts.append("## Pool-based reference\n\n" + reference_markdown(reference))
+    if endpoints is None:
+        endpoints = primary_endpoints(frame, "accuracy")
+    parts.append("## Primary endpoints (accuracy, points; fixed in advance)\n\n" + (
+        endpoints_markdown(endpoints) if endpoints else
+        "None measured: they need `signal` with `signal-frozen`, with pool-based runs, or past 100 % of the pool.\n"))
+    table = summary_table(frame)
+    for metric in METRICS:
+        parts.append(f"## {metric} at each step ({SECONDARY})\n\n%, mean ± std over seeds (seed count)\n\n"
+                     + markdown_table(table, metric))
+    gains = paired_gain(frame, "accuracy", baseline)
+    if not gains.empty:
+        parts.append(f"## accuracy gain over {baseline} at each step ({SECONDARY})\n\npoints; same seed and %, "
+                     "mean ± std over the seeds both ran (their count)\n\n" + gain_markdown(gains))
+    past = beyond_pool_gain(frame, reference, "accuracy")
+    if not past.empty:
+        parts.append(f"## accuracy past the pool at each step ({SECONDARY})\n\nSIGnAL's family minus the pool-based "
+                     f"reference ({reference.strategy} at {reference.pct:g} %) in the same seed; points, mean ± std "
+                     "over the seeds both have (their count)\n\n" + gain_markdown(past))
+    return "\n".join(parts)
+
+
 def write_report(root: Path | Sequence[Path], out_dir: Path | None = None, title: str = "",
                  baseline: str = "random") -> dict[str, Path]:
-    """results.csv, results.md and accuracy.png (and macro_f1.png) for the runs under ``root``
-    (one folder or several), plus generator_stats.csv/.md/.png when SIGnAL runs are among them.
-    Gains are paired with ``baseline`` (same seed and acquired %).
+    """results.md (pool-based reference, primary endpoints, per-step tables), results.csv,
+    endpoints.csv and accuracy.png (and macro_f1.png) for the runs under ``root`` (one folder or
+    several), plus generator_stats.csv/.md/.png when SIGnAL runs are among them. Gains are paired
+    with ``baseline`` (same seed and acquired %).
 
     Every file is first written to a staging folder and moved into place only when all of them
     were made, so a failing report leaves the previous one whole.
@@ -377,21 +443,12 @@ def write_report(root: Path | Sequence[Path], out_dir: Path | None = None, title
     frame = collect_metrics(root)
     if frame.empty:
         raise UserError(f"{root}: no metrics.jsonl found in any run folder")
-    table = summary_table(frame)
-    text = "\n".join(f"## {metric}\n\n{markdown_table(table, metric)}" for metric in METRICS)
     if baseline not in set(frame["strategy"]) and baseline != "random":
         raise UserError(f"--baseline {baseline}: no such strategy among the runs "
                         f"({', '.join(sorted(frame['strategy'].unique()))})")
-    gains = paired_gain(frame, "accuracy", baseline)
-    if not gains.empty:
-        text += (f"\n## accuracy gain over {baseline} (points; same seed and %, mean ± std over the seeds both "
-                 "ran)\n\n" + gain_markdown(gains))
-    beyond = beyond_pool_gain(frame, "accuracy")
-    if beyond is not None and not beyond[1].empty:
-        best, past = beyond
-        text += (f"\n## accuracy past the pool: SIGnAL's family minus {best} at 100 % (the best pool-based "
-                 "method with the whole pool labeled; points, same seed, mean ± std over the seeds both ran)\n\n"
-                 + gain_markdown(past))
+    table = summary_table(frame)
+    endpoints = primary_endpoints(frame, "accuracy")
+    text = results_markdown(frame, baseline, endpoints)
     generator = generator_summary(frame)
     out_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out_dir, prefix=".report-staging-"))
@@ -399,9 +456,13 @@ def write_report(root: Path | Sequence[Path], out_dir: Path | None = None, title
         atomic_write_text(staging / "results.csv", table.to_csv(index=False))
         atomic_write_text(staging / "results.md", text)
         names = {"csv": "results.csv", "markdown": "results.md"}
+        if endpoints:
+            atomic_write_text(staging / "endpoints.csv", endpoints_frame(endpoints).to_csv(index=False))
+            names["endpoints"] = "endpoints.csv"
         for metric in METRICS:
+            reference = pool_reference(frame, metric)
             plot_curves(table, staging / f"{metric}.png", metric, title, paired_gain(frame, metric, baseline), baseline,
-                        beyond_pool_gain(frame, metric))
+                        beyond_pool_gain(frame, reference, metric), reference)
             names[metric] = f"{metric}.png"
         if not generator.empty:
             atomic_write_text(staging / "generator_stats.csv", generator.to_csv(index=False))
