@@ -67,8 +67,8 @@ def write_run(folder: Path, method: str, seed: int, stop: int, offset: float) ->
                        dropped_fraction=round(float(rng.uniform(0.1, 0.4)), 4),
                        distinct_2=round(float(rng.uniform(0.9, 0.97)), 4))
             if method == "signal":
-                row.update(kl=round(float(rng.uniform(0.0, 0.5)), 4),
-                           heldout_lift_pct=round(float(rng.normal(5, 15)), 2))
+                row.update(kl_new_base=round(float(rng.uniform(0.0, 0.5)), 4),
+                           heldout_gain_pct=round(float(rng.normal(5, 15)), 2))
         rows.append(row)
     (folder / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
     (folder / "labeled.jsonl").write_text("".join(json.dumps(row) + "\n" for row in labeled))
