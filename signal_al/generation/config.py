@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from signal_al.config_io import check, field
+from signal_al.server_access import url_problem
 
 
 @dataclass
@@ -91,11 +92,9 @@ class GeneratorConfig:
               f"must be in (0, 1], got {self.near_duplicate_threshold}")
         check(self.request_retries >= 0, "generator.request_retries", f"must be >= 0, got {self.request_retries}")
         check(self.request_timeout > 0, "generator.request_timeout", f"must be positive, got {self.request_timeout}")
-        check(self.server_url.startswith(("http://", "https://")), "generator.server_url",
-              f"must start with http:// or https://, got {self.server_url!r}")
-        for url in self.server_urls:
-            check(url.startswith(("http://", "https://")), "generator.server_urls",
-                  f"every URL must start with http:// or https://, got {url!r}")
+        check(url_problem(self.server_url) is None, "generator.server_url", str(url_problem(self.server_url)))
+        for i, url in enumerate(self.server_urls):
+            check(url_problem(url) is None, f"generator.server_urls[{i}]", str(url_problem(url)))
         check(len(set(self.server_urls)) == len(self.server_urls), "generator.server_urls",
               f"lists a server twice: {self.server_urls}")
         check(self.num_in_context >= 0, "generator.num_in_context", f"must be >= 0, got {self.num_in_context}")
