@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from signal_al.cli.options import add_cache_arg, add_config_flag, cache, console, heading, positive_int
+from signal_al.cli.options import add_cache_arg, add_config_flag, cache, console, heading, positive_int, printable
 
 
 def cmd_assets_fetch(args: argparse.Namespace) -> int:
@@ -58,8 +58,8 @@ def cmd_assets_verify(args: argparse.Namespace) -> int:
     generations = check_generator(str(asset_path("smollm2-135m-instruct", root)), data.spec, pool.texts,
                                   num_prompts=args.prompts, seed=args.seed)
     for check in generations:
-        out.print(check.prompt, markup=False, style="dim")
-        out.print(f"-> {check.completion}", markup=False)
+        out.print(printable(check.prompt, newlines=True), markup=False, style="dim")
+        out.print(f"-> {printable(check.completion, newlines=True)}", markup=False)
         out.print(f"   ({check.new_tokens} tokens in {check.seconds:.1f} s, "
                   f"{check.new_tokens / max(check.seconds, 1e-9):.0f} tok/s)\n", style="dim")
     heading(out, f"classifier: minilm-l6 on a batch of 16 {args.task} pool sentences")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from signal_al.cli.options import output_folder, printable
 from signal_al.errors import UserError
 
 
@@ -19,7 +20,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     roots = [Path(folder) for folder in args.run_dir]
     paths = write_report(roots[0] if len(roots) == 1 else roots, Path(args.out) if args.out else None,
                          title=args.title or "", baseline=args.baseline)
-    print(paths["markdown"].read_text())
+    print(printable(paths["markdown"].read_text(), newlines=True))
     for kind, path in paths.items():
         print(f"{kind}: {path}")
     return 0
@@ -36,7 +37,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "with the same seeds) are combined.",
     )
     report.add_argument("run_dir", metavar="RUN_DIR", nargs="+", help="Folder holding run folders (any depth).")
-    report.add_argument("--out", help="Where to write (default: RUN_DIR; required with several).")
+    report.add_argument("--out", type=output_folder, help="Where to write (default: RUN_DIR; required with several).")
     report.add_argument("--title", help="Plot title.")
     report.add_argument("--baseline", default="random",
                         help="Strategy the paired gains are measured against (default: random), e.g. signal-frozen.")

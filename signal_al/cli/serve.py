@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from signal_al.cli.options import add_config_args, add_config_flag, load_config, port, positive_int
+from signal_al.cli.options import add_config_args, add_config_flag, load_config, output_file, port, positive_int
 
 
 def cmd_serve_generator(args: argparse.Namespace) -> int:
@@ -74,7 +74,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     serve.add_argument("--port", type=port, help="Port (default: the port of generator.server_url).")
     serve.add_argument("--python", help="Interpreter that has vllm (default: the CPU venv; on GPUs this one).")
     serve.add_argument("--venv", help="Where to build the CPU server environment (default: generator.server_venv).")
-    serve.add_argument("--log-file", help="Server log file (default: a temporary file).")
+    serve.add_argument("--log-file", type=output_file, help="Server log file (default: a temporary file).")
     serve.add_argument("--tensor-parallel-size", type=positive_int, metavar="N",
                        help="Shard the generator over N GPUs (those in CUDA_VISIBLE_DEVICES).")
     serve.add_argument("--install-only", action="store_true", help="Build the server environment and exit.")
