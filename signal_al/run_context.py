@@ -50,22 +50,46 @@ class RunContext:
 
     @cached_property
     def device(self) -> Any:
+        """The config's device; one this machine does not have is a ConfigError naming ``device``."""
         from signal_al.runtime import resolve_device
 
         return resolve_device(self.config.device)
 
     @cached_property
     def model_source(self) -> str:
-        """The classifier's pretrained weights (an offline asset folder or a hub name)."""
+        """The classifier's pretrained weights (an offline asset folder, checked intact, or a hub name)."""
         from signal_al.assets import resolve_model
 
         return resolve_model(self.config.classifier.model, self.cache_root)
 
     @cached_property
     def tokenizer(self) -> Any:
+        from signal_al.errors import ConfigError
         from signal_al.trainers.classifier_trainer import load_tokenizer
 
-        return load_tokenizer(self.model_source)
+        try:
+            return load_tokenizer(self.model_source)
+        except (OSError, ValueError, TypeError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ConfigError(f"classifier.model: cannot load the tokenizer of {self.model_source} ({first})") from None
+
+    def check_machine(self) -> None:
+        """What the run needs from this machine, before it writes anything: the device; the classifier's
+        model (an asset intact, a folder whole, a hub name readable offline) with room for
+        ``classifier.max_length`` positions, and its tokenizer; the generator's model when it is a
+        folder or an asset. Each problem is a ConfigError naming its setting."""
+        from signal_al.assets import ASSETS, resolve_model
+        from signal_al.model_files import check_model
+        from signal_al.methods import uses_generator
+
+        self.device
+        check_model(self.model_source, "classifier.model", max_length=self.config.classifier.max_length,
+                    length_setting="classifier.max_length")
+        self.tokenizer
+        generator = self.config.generator.model
+        if uses_generator(self.config.active_learning.strategy) and (
+                generator in ASSETS or generator.startswith((".", "/", "~")) or Path(generator).exists()):
+            check_model(resolve_model(generator, self.cache_root), "generator.model")
 
     def model_annotator(self) -> Any:
         """The annotator of synthetic items: trained once per task and recipe, then cached on disk."""

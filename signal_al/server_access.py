@@ -161,6 +161,8 @@ def url_problem(url: str) -> str | None:
     """
     if not url.startswith(("http://", "https://")):
         return f"must start with http:// or https://, got {url!r}"
+    if any(c.isspace() for c in url):
+        return f"must not hold spaces, got {url!r}"
     parsed = urlparse(url)
     try:
         port = parsed.port
@@ -170,8 +172,6 @@ def url_problem(url: str) -> str | None:
         return f"the port must be a number from 1 to 65535, got {url!r}"
     if not parsed.hostname:
         return f"has no host, got {url!r}"
-    if any(c.isspace() for c in url):
-        return f"must not hold spaces, got {url!r}"
     return None
 
 

@@ -63,7 +63,7 @@ def error_message(exc: BaseException) -> str | None:
         text = _path_error(exc)
     else:
         return None
-    return printable(" ".join(text.split())) or type(exc).__name__
+    return " ".join(printable(text, newlines=True).split()) or type(exc).__name__
 
 
 def _path_error(exc: OSError) -> str:

@@ -44,8 +44,11 @@ def cmd_serve_reward(args: argparse.Namespace) -> int:
     from signal_al.integrations.runs import run_config, run_shaping
     from signal_al.reward_server import ServerSettings, serve
     from signal_al.rewards.scorer import SignalScorer
+    from signal_al.runtime import resolve_device
     from signal_al.server_access import bind_listening_socket
 
+    if args.device is not None:
+        resolve_device(args.device, setting="--device")  # a device this machine lacks fails before the port is taken
     settings = ServerSettings(host=args.host, port=args.port, api_key=read_api_key(args.api_key_file),
                               max_body_bytes=int(args.max_body_mb * 1024 * 1024) or 1, max_texts=args.max_texts,
                               max_text_chars=args.max_text_chars, max_batch_texts=args.max_batch_texts,
