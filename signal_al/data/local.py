@@ -46,7 +46,7 @@ def _read_delimited(text: str, path: Path, delimiter: str) -> tuple[pd.DataFrame
     try:
         for cells in reader:
             line, start = start, reader.line_num + 1
-            if not cells or (len(cells) == 1 and not cells[0].strip()):
+            if not cells:  # an empty line (a quoted "" is a row with one empty field)
                 continue
             if header is None:
                 header = cells
