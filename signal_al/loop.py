@@ -21,6 +21,7 @@ uninterrupted one.
 
 from __future__ import annotations
 
+import json
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -100,7 +101,7 @@ class ActiveLearningRun:
         else:
             self._check_belongs(state)
             self._check_grid(state.pool_size)
-            self.context.check_machine()
+            self.context.check_machine(new=False)  # a killed run's server may still hold its port: stopped at start
             rebuilt = self.store.rebuild_views(state, self.context.label_names)
             if rebuilt:
                 self.log(f"note: {' and '.join(rebuilt)} in {self.run_dir} did not match {STATE_FILE} (the commit "
@@ -153,10 +154,32 @@ class ActiveLearningRun:
         if bad is not None:
             raise UserError(f"{where}: item '{bad.id}' has label {bad.label}, but {config.data.task} has "
                             f"{len(names)} labels; {fix}")
+        known = {item.id for item in state.items}
+        stray = next((i for i in [a.id for a in state.annotations] + list((state.pending or {}).get("ids", []))
+                      if i not in known), None)
+        if stray is not None:
+            raise UserError(f"{self.run_dir}: {STATE_FILE} labels or awaits item '{stray}', which is not among its "
+                            f"items (a hand-edited or mixed state); copy {PREVIOUS_STATE_FILE} over {STATE_FILE}")
         for what, folder in (("classifier checkpoint", state.checkpoint), ("generator adapter", state.adapter)):
             if folder and not (self.run_dir / folder).is_dir():
                 raise UserError(f"{self.run_dir}: {STATE_FILE} names the {what} {folder}, which is missing; restore "
                                 f"it, or copy {PREVIOUS_STATE_FILE} over {STATE_FILE} if it names one that is there")
+        if state.checkpoint:
+            self._check_checkpoint(self.run_dir / state.checkpoint, names, where, fix)
+
+    def _check_checkpoint(self, folder: Path, names: tuple[str, ...], where: str, fix: str) -> None:
+        """The classifier checkpoint the next round selects with is whole and has the task's labels."""
+        from signal_al.model_files import model_folder_problem
+
+        problem = model_folder_problem(folder)
+        if problem is not None:
+            raise UserError(f"{self.run_dir}: the classifier checkpoint is damaged ({problem}); copy "
+                            f"{PREVIOUS_STATE_FILE} over {STATE_FILE} to redo the round that wrote it")
+        labels = json.loads((folder / "config.json").read_text(encoding="utf-8")).get("id2label") or {}
+        saved = [str(labels[key]) for key in sorted(labels, key=int)] if all(str(k).isdigit() for k in labels) else []
+        if saved and saved != list(names):
+            raise UserError(f"{where}: its classifier checkpoint has the labels {', '.join(saved)}, the task has "
+                            f"{', '.join(names)}; {fix}")
 
     def run(self, *, resume: bool = False) -> RunState:
         """Run (or continue) rounds until the annotation budget is spent."""

@@ -20,7 +20,7 @@ from typing import Any
 
 from signal_al.data.pools import Item
 from signal_al.data.task import TaskData
-from signal_al.errors import DataError, UserError
+from signal_al.errors import DataError, UserError, warn
 from signal_al.io_utils import atomic_directory, atomic_write_json, atomic_write_text, decode_text, json_object_lines
 from signal_al.trainers.classifier_config import ClassifierConfig
 
@@ -107,8 +107,13 @@ def load_or_train_model_annotator(
     from signal_al.fit_eval import fit_and_evaluate
     from signal_al.trainers.classifier_trainer import load_tokenizer
 
+    from signal_al.model_files import model_folder_problem
+
     folder = cache_root / "annotators" / f"{data.spec.name}-{_annotator_key(data, config, seed)}"
-    if (folder / "annotator.json").is_file():
+    damaged = (folder / "annotator.json").is_file() and model_folder_problem(folder)
+    if damaged:  # a truncated copy in the cache: train it again rather than fail deep in loading
+        warn(f"the cached model annotator {folder} is damaged ({damaged}); training it again")
+    elif (folder / "annotator.json").is_file():
         from transformers import AutoModelForSequenceClassification
 
         info = AnnotatorInfo(**json.loads((folder / "annotator.json").read_text()))

@@ -89,6 +89,7 @@ def read_run_reward(run_dir: str | Path, round: int | None = None, *, device: An
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from signal_al.assets import resolve_model
+    from signal_al.model_files import model_folder_problem
     from signal_al.runtime import resolve_device
     from signal_al.trainers.classifier_config import ClassifierConfig
 
@@ -124,6 +125,9 @@ def read_run_reward(run_dir: str | Path, round: int | None = None, *, device: An
         device = resolve_device(str(config.get("device") or "auto"), setting=f"device in {run_dir / CONFIG_FILE}")
     elif isinstance(device, str):
         device = resolve_device(device, setting=device_setting)
+    problem = model_folder_problem(checkpoint)
+    if problem is not None:
+        raise UserError(f"{run_dir}: round {round}'s classifier checkpoint is damaged ({problem})")
     model = AutoModelForSequenceClassification.from_pretrained(checkpoint).to(device).eval()
     tokenizer = AutoTokenizer.from_pretrained(resolve_model(classifier.model, cache_root))
     id2label = {int(k): v for k, v in (getattr(model.config, "id2label", None) or {}).items()}
