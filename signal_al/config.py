@@ -13,6 +13,7 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlparse
 
 from signal_al.config_io import check, field, load_config
 from signal_al.data.config import DataConfig
@@ -192,9 +193,15 @@ class ExperimentConfig:
         check(0 <= self.seed <= MAX_SEED, "seed", f"must be in [0, {MAX_SEED}], got {self.seed}")
         check(device_problem(self.device) is None, "device", str(device_problem(self.device)))
         generator = self.generator
-        check(self.experiment.parallel_generator_runs == 1 or generator.backend != "vllm-server"
+        slots = self.experiment.parallel_generator_runs
+        check(slots == 1 or generator.backend != "vllm-server"
               or generator.start_server, "experiment.parallel_generator_runs",
               "runs at once need a server each: set generator.start_server: true (slot s uses server_url's port + s)")
+        if slots > 1 and generator.backend == "vllm-server":
+            last = (urlparse(generator.server_url).port or 8000) + slots - 1
+            check(last <= 65535, "experiment.parallel_generator_runs",
+                  f"{slots} runs at once put the last server on port {last} (generator.server_url's port + "
+                  f"{slots - 1}), past 65535; choose a lower port in generator.server_url")
 
     @property
     def run_dir(self) -> Path:

@@ -172,6 +172,19 @@ def url_problem(url: str) -> str | None:
         return f"the port must be a number from 1 to 65535, got {url!r}"
     if not parsed.hostname:
         return f"has no host, got {url!r}"
+    if parsed.query or parsed.fragment:
+        return f"must be the server's base URL, without '?' or '#' parts, got {url!r}"
+    if parsed.path.rstrip("/").endswith("/v1"):
+        return f"must be the server's base URL without /v1 (the client adds /v1/...), got {url!r}"
+    return None
+
+
+def host_problem(host: str) -> str | None:
+    """Why a server cannot listen on ``host`` (it does not resolve), or None."""
+    try:
+        socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        return f"not an address of this machine ({exc})"
     return None
 
 
@@ -181,4 +194,4 @@ def server_host_port(url: str) -> tuple[str, int]:
 
 
 __all__ = ["API_KEY_ENV", "api_key_for", "bind_listening_socket", "exposure_warning", "free_port", "is_loopback",
-           "new_api_key", "port_is_free", "remember_api_key", "same_model", "server_host_port", "url_problem", "wait_for_free_port"]
+           "host_problem", "new_api_key", "port_is_free", "remember_api_key", "same_model", "server_host_port", "url_problem", "wait_for_free_port"]

@@ -43,8 +43,8 @@ from typing import Callable, Iterator, Sequence
 import requests
 
 from signal_al.errors import ServerError
-from signal_al.server_access import (exposure_warning, new_api_key, port_is_free, remember_api_key, server_host_port,
-                                     wait_for_free_port)
+from signal_al.server_access import (exposure_warning, host_problem, new_api_key, port_is_free, remember_api_key,
+                                     server_host_port, wait_for_free_port)
 from signal_al.dtypes import resolve_generator_dtype
 from signal_al.server_venv import (LOCK_FILE, VENV_ENV, default_venv, ensure_server_venv,  # noqa: F401
                                    has_vllm, lock_file, tail_text, venv_is_ready, venv_python)
@@ -168,6 +168,9 @@ class VLLMServer:
         """Launch, wait for ``/health`` and warm up; raises ServerError with the log's last lines."""
         settings = self.settings
         check_model_folder(settings.model)
+        problem = host_problem(settings.host)
+        if problem is not None:  # else port_is_free says False and the error would blame a taken port
+            raise ServerError(f"host {settings.host}: {problem}")
         if not port_is_free(settings.host, settings.port) and stop_leftover_server(settings.pid_file, self.log):
             wait_for_free_port(settings.host, settings.port, timeout=30.0)
         if not port_is_free(settings.host, settings.port):

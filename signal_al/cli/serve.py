@@ -14,7 +14,8 @@ def cmd_serve_generator(args: argparse.Namespace) -> int:
 
     import os
 
-    from signal_al.server_access import API_KEY_ENV, is_loopback, new_api_key
+    from signal_al.errors import ServerError
+    from signal_al.server_access import API_KEY_ENV, host_problem, is_loopback, new_api_key
     from signal_al.serving import VLLMServer, ensure_server_venv, server_venv_path, settings_from_config
 
     config = load_config(args)
@@ -26,6 +27,9 @@ def cmd_serve_generator(args: argparse.Namespace) -> int:
     if args.python:
         settings.python = args.python
     if args.host:
+        problem = host_problem(args.host)
+        if problem is not None:
+            raise ServerError(f"--host {args.host}: {problem}")
         settings.host = args.host
     if args.port:
         settings.port = args.port

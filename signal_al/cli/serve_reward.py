@@ -41,9 +41,7 @@ def _key_on_the_command_line(text: str) -> str:
 
 
 def cmd_serve_reward(args: argparse.Namespace) -> int:
-    from signal_al.integrations.runs import run_config, run_shaping
-    from signal_al.reward_server import ServerSettings, serve
-    from signal_al.rewards.scorer import SignalScorer
+    from signal_al.reward_server import ServerSettings
     from signal_al.runtime import resolve_device
     from signal_al.server_access import bind_listening_socket
 
@@ -55,6 +53,10 @@ def cmd_serve_reward(args: argparse.Namespace) -> int:
                               max_wait_ms=args.max_wait_ms)
     sock = bind_listening_socket(settings.host, settings.port)  # a taken port fails here, before the model loads
     try:
+        from signal_al.integrations.runs import run_config, run_shaping
+        from signal_al.reward_server import serve
+        from signal_al.rewards.scorer import SignalScorer
+
         scorer = SignalScorer.from_run(args.run, args.round, device=args.device, batch_size=args.batch_size,
                                        device_setting="--device")
         info = scorer.run

@@ -114,6 +114,10 @@ class GeneratorConfig:
         check(bool(self.model.strip()), "generator.model", "must not be empty")
         if self.server_venv is not None:
             check(bool(self.server_venv.strip()), "generator.server_venv", "must not be empty (or null)")
+        secret = next((arg for arg in self.server_args if str(arg).split("=")[0] == "--api-key"), None)
+        check(secret is None, "generator.server_args", "must not hold --api-key: on the server's command line every "
+              "user of the machine sees the key (in `ps`); set $SIGNAL_AL_VLLM_API_KEY, which reaches the server as "
+              "VLLM_API_KEY")
         check(self.max_new_tokens < self.max_model_len, "generator.max_new_tokens",
               f"must be below generator.max_model_len ({self.max_model_len}) to leave room for the prompt, "
               f"got {self.max_new_tokens}")
