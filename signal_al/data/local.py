@@ -6,7 +6,8 @@ DataError that names the file and the line (CSV/TSV/JSONL: the line the record s
 quoted fields spanning lines counted) or row. Data that would be accepted but mean something
 else is refused too: ``1`` and ``1.0`` are one label, a list is not a label, labels that differ
 only in case and a label column that holds text or ids are errors; the same text with two
-labels is a warning (real corpora have such label noise, and a classifier then learns one).
+labels, or twice, is a warning (real corpora have such noise; a classifier learns one of the labels, and
+a copy may land in both the pool and the test split).
 """
 
 from __future__ import annotations
@@ -233,23 +234,31 @@ def _ids(frame: pd.DataFrame, path: Path, places: list[str]) -> list[str]:
     return ids
 
 
-def _warn_conflicting_labels(texts: list[str], pairs: list[str] | None, labels: np.ndarray, names: list[str],
-                             path: Path, places: list[str]) -> None:
-    """One warning when the same text (pair) carries different labels in the file."""
+def _warn_duplicates(texts: list[str], pairs: list[str] | None, labels: np.ndarray, names: list[str],
+                     path: Path, places: list[str]) -> None:
+    """One warning when the same text (pair) appears twice: with different labels (a classifier cannot
+    learn both), else with the same one (a copy may land in both the real pool and the test split)."""
     first: dict[tuple[str, str | None], int] = {}
     conflicts: list[tuple[int, int]] = []
+    copies: list[tuple[int, int]] = []
     for index, text in enumerate(texts):
         key = (text, None if pairs is None else pairs[index])
         if key not in first:
             first[key] = index
-        elif labels[first[key]] != labels[index]:
-            conflicts.append((first[key], index))
+        else:
+            (conflicts if labels[first[key]] != labels[index] else copies).append((first[key], index))
+    found = conflicts or copies
+    if not found:
+        return
+    a, b = found[0]
+    shown = texts[a] if len(texts[a]) <= 40 else texts[a][:40] + "..."
+    others = f" ({len(found) - 1} more such rows)" if len(found) > 1 else ""
     if conflicts:
-        a, b = conflicts[0]
-        shown = texts[a] if len(texts[a]) <= 40 else texts[a][:40] + "..."
-        others = f" ({len(conflicts) - 1} more such rows)" if len(conflicts) > 1 else ""
         warn(f"{path}: the same text has different labels: {shown!r} is {names[labels[a]]} at {places[a]} and "
              f"{names[labels[b]]} at {places[b]}{others}; both rows are kept")
+    else:
+        warn(f"{path}: the same text appears twice: {shown!r} at {places[a]} and {places[b]}{others}; both rows are "
+             "kept, so a copy may be in the real pool and the test split at once")
 
 
 def load_local_file(
@@ -271,7 +280,7 @@ def load_local_file(
     labels, names = _labels(frame, label_column, label_names, path, places)
     if len(names) < 2:
         raise DataError(f"{path}: column '{label_column}' has a single label ({names[0]}); need at least two")
-    _warn_conflicting_labels(texts, pairs, labels, names, path, places)
+    _warn_duplicates(texts, pairs, labels, names, path, places)
     spec = TaskSpec(
         name=path.stem,
         label_names=tuple(names),
