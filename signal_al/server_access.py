@@ -163,7 +163,10 @@ def url_problem(url: str) -> str | None:
         return f"must start with http:// or https://, got {url!r}"
     if any(c.isspace() for c in url):
         return f"must not hold spaces, got {url!r}"
-    parsed = urlparse(url)
+    try:
+        parsed = urlparse(url)
+    except ValueError as exc:  # e.g. "Invalid IPv6 URL" for an unclosed [
+        return f"is not a URL ({exc}), got {url!r}"
     try:
         port = parsed.port
     except ValueError:

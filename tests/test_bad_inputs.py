@@ -610,6 +610,8 @@ CASES += [
          "generator.server_url: the port must be a number from 1 to 65535"),
     Case("generate --server-url without a host", ["generate", "--server-url", "http://:8000"],
          "generator.server_url: has no host"),
+    Case("generate --server-url with an unclosed IPv6 bracket", ["generate", "--server-url", "http://[::1:8000"],
+         "generator.server_url: is not a URL (Invalid IPv6 URL)"),
     Case("generate --server-url with a space", ["generate", "--server-url", "http://127.0.0.1:8000 /v1"],
          "generator.server_url: must not hold spaces"),
     Case("evaluate-generator --server-url port 99999", ["evaluate-generator", "runs/r", "--server-url",
