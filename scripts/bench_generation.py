@@ -108,7 +108,7 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=64)
     parser.add_argument("--max-tokens", type=int, default=48)
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--venv", default=None, help="CPU server environment (default: .venv-vllm).")
+    parser.add_argument("--venv", default=None, help="CPU server environment (default: the machine's one in the asset cache).")
     parser.add_argument("--dtype", default="auto", choices=GENERATOR_DTYPES,
                         help="Weights dtype of both backends (auto: what generator.dtype auto picks here).")
     parser.add_argument("--backends", default="vllm-server,transformers",

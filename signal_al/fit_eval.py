@@ -10,10 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from signal_al.classifier import predict
 from signal_al.data.task import TextDataset
+from signal_al.errors import TrainingDiverged
 from signal_al.metrics import classification_metrics
 from signal_al.runtime import seed_everything
 from signal_al.trainers.classifier_config import ClassifierConfig
@@ -36,6 +38,9 @@ def evaluate(model: torch.nn.Module, tokenizer: Any, test: TextDataset, label_na
     """Accuracy, macro-F1 and per-class scores of ``model`` on ``test`` (one inference pass)."""
     outputs = predict(model, tokenizer, test.texts, test.text_pairs, batch_size=config.eval_batch_size,
                       max_length=config.max_length, device=device)
+    if not np.isfinite(outputs.probs).all():  # weights finite but so large that inference overflows
+        raise TrainingDiverged("classifier training diverged: its predictions on the test split are not finite; "
+                               f"lower classifier.learning_rate (now {config.learning_rate:g})")
     return classification_metrics(test.labels, outputs.probs.argmax(axis=1), label_names)
 
 

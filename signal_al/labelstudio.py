@@ -25,7 +25,7 @@ from xml.sax.saxutils import quoteattr
 
 from signal_al.data.pools import Item
 from signal_al.errors import DataError
-from signal_al.io_utils import atomic_write_text
+from signal_al.io_utils import atomic_write_text, decode_text
 
 __all__ = ["FROM_NAME", "export_tasks", "import_annotations", "label_index", "labeling_config"]
 
@@ -105,9 +105,7 @@ def _rows(path: Path) -> list[Any]:
     if not path.is_file():
         raise DataError(f"{path}: Label Studio export not found")
     try:
-        data = json.loads(path.read_text(encoding="utf-8-sig"))
-    except UnicodeDecodeError:
-        raise DataError(f"{path}: not UTF-8 text; export it from Label Studio again as JSON") from None
+        data = json.loads(decode_text(path.read_bytes(), path))
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}: invalid JSON ({exc.msg} at line {exc.lineno}); export it from Label Studio "
                         "as JSON") from None

@@ -21,6 +21,7 @@ uninterrupted one.
 
 from __future__ import annotations
 
+import json
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,13 +34,13 @@ from signal_al.annotation import annotate_round, pending_items
 from signal_al.budgets import check_grid, round_targets, target_pct, total_budget
 from signal_al.config import ExperimentConfig
 from signal_al.data.pools import as_dataset, real_items
-from signal_al.errors import UserError
+from signal_al.errors import ConfigError, UserError
 from signal_al.fit_eval import fit_and_evaluate
 from signal_al.generator_agent import build_agent
 from signal_al.methods import method_name
 from signal_al.metrics import class_balance
 from signal_al.run_context import RunContext
-from signal_al.run_layout import CONFIG_FILE
+from signal_al.run_layout import CONFIG_FILE, PREVIOUS_STATE_FILE
 from signal_al.run_store import STATE_FILE, RunState, RunStore, key_list, same_run, saved_config
 from signal_al.selection import select_items
 from signal_al.strategies import build_strategy
@@ -72,25 +73,113 @@ class ActiveLearningRun:
         self.store.persist(state, self.context.label_names)
 
     def _start(self, resume: bool) -> RunState:
-        """The saved state, or a new run's first one; nothing is written before every check passed."""
+        """The saved state, or a new run's first one; nothing is written before every check passed.
+
+        Checked first: the data and the acquisition grid, the device and model files on this
+        machine (:meth:`RunContext.check_machine`), and for a saved state that it belongs to the
+        config (:meth:`_check_belongs`). A run that never committed a round starts again with the
+        given config. A resumed run's views are rebuilt from its state when they differ.
+        """
         state = self.store.load_state()
+        if state is not None and not state.started:  # stopped before its first commit: nothing to keep
+            self.log(f"note: {self.run_dir} never committed a round (its last attempt stopped before round 0 "
+                     "finished); starting it again with this config")
+            state = None
+        elif state is None and resume:
+            self.log(f"note: {self.run_dir} holds no run to resume; starting a new one")
         if state is not None and not resume:
             raise UserError(f"{self.run_dir} already holds a run; pass --resume to continue it or choose another name")
         if state is None:
             self.store.check_new(self.config)  # never overwrite or delete what this run did not write
             pool = self.context.pool  # data errors come before the folder is written
             self._check_grid(len(pool))
+            self._check_pool_labels(pool)
+            self.context.check_machine()
             self.store.write_config(self.config)
             state = RunState(pool_size=len(pool), items=real_items(pool))
             self._commit(state)
         else:
+            self._check_belongs(state)
             self._check_grid(state.pool_size)
+            self.context.check_machine(new=False)  # a killed run's server may still hold its port: stopped at start
+            rebuilt = self.store.rebuild_views(state, self.context.label_names)
+            if rebuilt:
+                self.log(f"note: {' and '.join(rebuilt)} in {self.run_dir} did not match {STATE_FILE} (the commit "
+                         "point); rebuilt from it")
             missing = self.store.keys_missing_from_config() if (self.run_dir / CONFIG_FILE).is_file() else []
             if missing:
                 self.log(f"note: {self.run_dir / CONFIG_FILE} predates {key_list(missing)} (written by an older signal-al): "
                          "the rounds to come use the resumed config's value, earlier rounds ran before "
                          f"{'these keys' if len(missing) > 1 else 'the key'} existed")
         return state
+
+    def _check_pool_labels(self, pool) -> None:
+        """A real pool that cannot hold one item per label is an error: the run would train on a single
+        label or acquire nothing (a pool of one item ran without a word)."""
+        names = self.context.label_names
+        if len(pool) < len(names):
+            data = self.config.data
+            key = "data.pool_size" if data.pool_size is not None else "data.pool_fraction"
+            value = data.pool_size if data.pool_size is not None else data.pool_fraction
+            raise ConfigError(f"{key}={value}: the real pool has {len(pool)} item{'s' if len(pool) != 1 else ''}, "
+                              f"fewer than the {len(names)} labels of {self.context.data.spec.name}; a pool needs at "
+                              f"least one item per label: raise {key}")
+
+    def _check_belongs(self, state: RunState) -> None:
+        """The saved state and the config are of one run (not a state.json copied from another run, nor a
+        config.yaml edited to another task, seed or method); a one-line error saying what does not match,
+        before anything is written."""
+        config, context = self.config, self.context
+        where = f"{self.run_dir}: {STATE_FILE} does not belong to {CONFIG_FILE}"
+        fix = "put back the run's own files, or start a new run under another name"
+        pool = context.pool
+        real = [item for item in state.items if item.source == "real"]
+        if state.pool_size != len(pool) or [i.id for i in real] != list(pool.ids):
+            first = next((i for i, (a, b) in enumerate(zip([i.id for i in real], pool.ids)) if a != b),
+                         min(len(real), len(pool)))
+            raise UserError(f"{where}: its real pool ({len(real)} items) is not the pool the config draws "
+                            f"({config.data.task}, seed {config.seed}: {len(pool)} items); they first differ at item "
+                            f"{first + 1} ({_shown(real, first)} vs {_shown(list(pool.ids), first)}); {fix}")
+        changed = next((i for i, (item, text) in enumerate(zip(real, pool.texts)) if item.text != text), None)
+        if changed is not None:
+            raise UserError(f"{where}: the text of item '{real[changed].id}' differs from {config.data.task} "
+                            f"(the data changed since the run started?); {fix}")
+        for key, expected in (("strategy", method_name(config)), ("seed", config.seed)):
+            other = next((row for row in state.metrics if row.get(key) != expected), None)
+            if other is not None:
+                raise UserError(f"{where}: round {other.get('round')} ran with {key} {other.get(key)!r}, the config "
+                                f"says {expected!r}; {fix}")
+        names = context.label_names
+        bad = next((a for a in state.annotations if not 0 <= a.label < len(names)), None)
+        if bad is not None:
+            raise UserError(f"{where}: item '{bad.id}' has label {bad.label}, but {config.data.task} has "
+                            f"{len(names)} labels; {fix}")
+        known = {item.id for item in state.items}
+        stray = next((i for i in [a.id for a in state.annotations] + list((state.pending or {}).get("ids", []))
+                      if i not in known), None)
+        if stray is not None:
+            raise UserError(f"{self.run_dir}: {STATE_FILE} labels or awaits item '{stray}', which is not among its "
+                            f"items (a hand-edited or mixed state); copy {PREVIOUS_STATE_FILE} over {STATE_FILE}")
+        for what, folder in (("classifier checkpoint", state.checkpoint), ("generator adapter", state.adapter)):
+            if folder and not (self.run_dir / folder).is_dir():
+                raise UserError(f"{self.run_dir}: {STATE_FILE} names the {what} {folder}, which is missing; restore "
+                                f"it, or copy {PREVIOUS_STATE_FILE} over {STATE_FILE} if it names one that is there")
+        if state.checkpoint:
+            self._check_checkpoint(self.run_dir / state.checkpoint, names, where, fix)
+
+    def _check_checkpoint(self, folder: Path, names: tuple[str, ...], where: str, fix: str) -> None:
+        """The classifier checkpoint the next round selects with is whole and has the task's labels."""
+        from signal_al.model_files import model_folder_problem
+
+        problem = model_folder_problem(folder)
+        if problem is not None:
+            raise UserError(f"{self.run_dir}: the classifier checkpoint is damaged ({problem}); copy "
+                            f"{PREVIOUS_STATE_FILE} over {STATE_FILE} to redo the round that wrote it")
+        labels = json.loads((folder / "config.json").read_text(encoding="utf-8")).get("id2label") or {}
+        saved = [str(labels[key]) for key in sorted(labels, key=int)] if all(str(k).isdigit() for k in labels) else []
+        if saved and saved != list(names):
+            raise UserError(f"{where}: its classifier checkpoint has the labels {', '.join(saved)}, the task has "
+                            f"{', '.join(names)}; {fix}")
 
     def run(self, *, resume: bool = False) -> RunState:
         """Run (or continue) rounds until the annotation budget is spent."""
@@ -193,6 +282,14 @@ class ActiveLearningRun:
             **class_balance(np.asarray(labels), context.data.spec.num_labels),
             "train_steps": fit.stats.steps, "train_loss": fit.stats.final_loss,
         }
+
+
+def _shown(values: list, index: int) -> str:
+    """The item (or id) at ``index`` for a message, or 'none' past the end."""
+    if index >= len(values):
+        return "none"
+    value = values[index]
+    return repr(getattr(value, "id", value))
 
 
 @contextmanager

@@ -20,8 +20,8 @@ from typing import Any
 
 from signal_al.data.pools import Item
 from signal_al.data.task import TaskData
-from signal_al.errors import DataError, UserError
-from signal_al.io_utils import atomic_directory, atomic_write_json, atomic_write_text, json_object_lines
+from signal_al.errors import DataError, UserError, warn
+from signal_al.io_utils import atomic_directory, atomic_write_json, atomic_write_text, decode_text, json_object_lines
 from signal_al.trainers.classifier_config import ClassifierConfig
 
 
@@ -107,8 +107,13 @@ def load_or_train_model_annotator(
     from signal_al.fit_eval import fit_and_evaluate
     from signal_al.trainers.classifier_trainer import load_tokenizer
 
+    from signal_al.model_files import model_folder_problem
+
     folder = cache_root / "annotators" / f"{data.spec.name}-{_annotator_key(data, config, seed)}"
-    if (folder / "annotator.json").is_file():
+    damaged = (folder / "annotator.json").is_file() and model_folder_problem(folder)
+    if damaged:  # a truncated copy in the cache: train it again rather than fail deep in loading
+        warn(f"the cached model annotator {folder} is damaged ({damaged}); training it again")
+    elif (folder / "annotator.json").is_file():
         from transformers import AutoModelForSequenceClassification
 
         info = AnnotatorInfo(**json.loads((folder / "annotator.json").read_text()))
@@ -179,19 +184,17 @@ def export_batch(items: list[Item], path: Path, label_names: tuple[str, ...]) ->
 
 
 def _decode(path: Path) -> str:
-    """The file's text: UTF-8 (with or without a BOM), else Windows-1252 (what Excel saves as "CSV")."""
-    raw = path.read_bytes()
-    for encoding in ("utf-8-sig", "cp1252"):
-        try:
-            return raw.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-    raise DataError(f"{path}: not UTF-8 or Windows-1252 text; save it as \"CSV UTF-8\"")
+    """The file's text: UTF-8 (with or without a BOM), UTF-16/32 with a BOM (Excel's "Unicode text"),
+    else Windows-1252 (what Excel saves as "CSV"); anything else is an encoding error, not a header one."""
+    return decode_text(path.read_bytes(), path, fallback="cp1252")
 
 
-def _csv_rows(path: Path) -> list[tuple[str, dict[str, str]]]:
+def _csv_rows(path: Path, expected_ids: set[str]) -> list[tuple[str, dict[str, str]]]:
     """``(where, row)`` of a filled CSV batch: any of , ; TAB | as separator, header names in any case,
-    comment and empty lines skipped, formula-neutralised cells restored."""
+    comment and empty lines skipped, formula-neutralised cells restored.
+
+    A comment is a line whose first cell starts with ``#`` and is not an id of the batch (the export
+    ends with ``# allowed labels: ...``; an item id may itself start with ``#``)."""
     import io
 
     text = _decode(path)
@@ -215,7 +218,9 @@ def _csv_rows(path: Path) -> list[tuple[str, dict[str, str]]]:
     for cells in reader:
         where = f"line {start}"
         start = reader.line_num + 1
-        if not cells or all(not c.strip() for c in cells) or cells[0].lstrip().startswith("#"):
+        if not cells or all(not c.strip() for c in cells):
+            continue
+        if cells[0].lstrip().startswith("#") and restore_cell(cells[0].strip()) not in expected_ids:
             continue
         if not seen_header:
             seen_header = True
@@ -236,7 +241,7 @@ def import_labels(path: Path, expected_ids: list[str], label_names: tuple[str, .
         rows = [(f"line {number}", {str(k).strip().lower(): v for k, v in row.items()})
                 for number, row in json_object_lines(_decode(path).splitlines(), path)]
     else:
-        rows = _csv_rows(path)
+        rows = _csv_rows(path, set(expected_ids))
     lookup = {name.lower(): i for i, name in enumerate(label_names)}
     expected = set(expected_ids)
     labels: dict[str, int] = {}

@@ -14,7 +14,9 @@
 ``GET /health`` says whether the scorer is loaded. Texts of concurrent requests are scored together
 (:class:`DynamicBatcher`: one classifier call for whatever arrived while the previous batch ran),
 and every response carries its own texts' results in request order. A malformed request gets a
-4xx JSON ``{"error": "..."}`` naming the field; the server keeps serving. Binds to loopback
+4xx JSON ``{"error": "..."}`` naming the field (bodies that are valid JSON but pathological, nested
+thousands deep or naming a key twice, included) and one line in the server log; the server keeps
+serving. The port is bound before the model loads, so a taken port fails before "serving at". Binds to loopback
 unless told otherwise; ``api_key`` requires ``Authorization: Bearer KEY`` (or ``X-API-Key``) on
 every route but ``/health``.
 """
@@ -25,6 +27,9 @@ import asyncio
 import hmac
 import json
 import math
+import re
+import socket
+import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -36,7 +41,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-__all__ = ["DynamicBatcher", "RequestError", "ServerSettings", "create_app", "parse_reward_request", "serve"]
+__all__ = ["DynamicBatcher", "RequestError", "ServerSettings", "create_app", "parse_json_body", "parse_reward_request",
+           "serve"]
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -79,6 +85,37 @@ class RequestError(Exception):
 
 # --- request parsing -------------------------------------------------------------------------
 
+#: JSON's \\uD800-\\uDFFF escapes decode to halves of a character that no tokenizer can encode.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _object_without_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict:
+    """json ``object_pairs_hook``: a key given twice is an error (json would keep the last one silently)."""
+    out: dict = {}
+    for key, value in pairs:
+        if key in out:
+            raise RequestError(400, f"body: duplicate key {key!r}")
+        out[key] = value
+    return out
+
+
+def parse_json_body(body: bytes) -> Any:
+    """The JSON value of a request body, or a 400 :class:`RequestError` saying what is wrong with it:
+    empty, not UTF-8, invalid JSON, nested too deeply, a number too long to convert, a key given twice."""
+    if not body:
+        raise RequestError(400, "body: empty; send a JSON object with a 'query' list")
+    try:
+        return json.loads(body, object_pairs_hook=_object_without_duplicate_keys)
+    except UnicodeDecodeError:
+        raise RequestError(400, "body: not UTF-8 JSON") from None
+    except json.JSONDecodeError as exc:
+        raise RequestError(400, f"body: invalid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+    except RecursionError:
+        raise RequestError(400, "body: nested too deeply to read (arrays or objects inside each other "
+                                "thousands of levels deep)") from None
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        raise RequestError(400, f"body: invalid JSON ({str(exc).split(':')[0].strip()})") from None
+
 
 def _strings(data: dict, key: str, n: int | None, settings: ServerSettings, *, limit_chars: bool) -> list[str] | None:
     value = data.get(key)
@@ -91,6 +128,9 @@ def _strings(data: dict, key: str, n: int | None, settings: ServerSettings, *, l
     for i, text in enumerate(value):
         if not isinstance(text, str):
             raise RequestError(422, f"{key}[{i}]: expected a string, got {type(text).__name__}")
+        if _LONE_SURROGATE.search(text):
+            raise RequestError(422, f"{key}[{i}]: holds a lone surrogate ({_LONE_SURROGATE.search(text).group()!a}), "
+                                    "which is not Unicode text")
         if limit_chars and len(text) > settings.max_text_chars:
             raise RequestError(413, f"{key}[{i}]: {len(text)} characters, more than the limit of "
                                     f"{settings.max_text_chars}")
@@ -233,10 +273,14 @@ class DynamicBatcher:
 # --- the app -----------------------------------------------------------------------------------
 
 
-def create_app(scorer: Any, settings: ServerSettings | None = None, *, info: Any = None, shaping: Any = None):
+def create_app(scorer: Any, settings: ServerSettings | None = None, *, info: Any = None, shaping: Any = None,
+               log: Callable[[str], None] | None = None):
     """The FastAPI app serving ``scorer`` (a :class:`~signal_al.rewards.SignalScorer` or any
     ``(texts, pairs) -> scores`` callable with ``labeled_texts``); ``info`` is the run's
-    :class:`~signal_al.rewards.run_reward.RunReward`, ``shaping`` the :class:`RewardShaping`."""
+    :class:`~signal_al.rewards.run_reward.RunReward`, ``shaping`` the :class:`RewardShaping`.
+    ``log`` gets one line per request answered with an error (default: stderr)."""
+    if log is None:
+        log = lambda line: print(f"signal-al reward: {line}", file=sys.stderr, flush=True)  # noqa: E731
     from signal_al.rewards.shaping import RewardShaping, invalid_reasons, shape_rewards
 
     settings = settings or ServerSettings()
@@ -254,16 +298,14 @@ def create_app(scorer: Any, settings: ServerSettings | None = None, *, info: Any
     app.state.batcher = batcher
     app.state.settings = settings
 
-    def error(status: int, message: str) -> JSONResponse:
+    def error(status: int, message: str, request: Request) -> JSONResponse:
+        """The JSON error answer, and its one line in the server log (never a traceback)."""
+        log(f"{status} {request.method} {request.url.path}: {' '.join(message.split())}")
         return JSONResponse({"error": message}, status_code=status)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):  # 404, 405 as JSON too
-        return error(exc.status_code, f"{request.method} {request.url.path}: {exc.detail}")
-
-    @app.exception_handler(Exception)
-    async def internal_error(request: Request, exc: Exception):
-        return error(500, f"internal error: {type(exc).__name__}: {exc}")
+        return error(exc.status_code, f"{request.method} {request.url.path}: {exc.detail}", request)
 
     def authorized(request: Request) -> bool:
         if settings.api_key is None:
@@ -283,28 +325,17 @@ def create_app(scorer: Any, settings: ServerSettings | None = None, *, info: Any
             body.extend(chunk)
             if len(body) > settings.max_body_bytes:
                 raise RequestError(413, f"body: more than the limit of {settings.max_body_bytes} bytes")
-        if not body:
-            raise RequestError(400, "body: empty; send a JSON object with a 'query' list")
-        try:
-            return json.loads(bytes(body))
-        except UnicodeDecodeError:
-            raise RequestError(400, "body: not UTF-8 JSON") from None
-        except json.JSONDecodeError as exc:
-            raise RequestError(400, f"body: invalid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+        return parse_json_body(bytes(body))
 
     @app.get("/health")
     async def health():
         return {"status": "ok", "round": getattr(info, "round", None), "batches": batcher.batches,
                 "texts": batcher.texts}
 
-    @app.post("/get_reward")
-    async def get_reward(request: Request):
+    async def rewards_of(request: Request) -> dict:
         if not authorized(request):
-            return error(401, "unauthorized: send the API key as 'Authorization: Bearer KEY' or 'X-API-Key'")
-        try:
-            completions, pairs = parse_reward_request(await read_json(request), settings, pair_task=pair_task)
-        except RequestError as exc:
-            return error(exc.status, exc.message)
+            raise RequestError(401, "unauthorized: send the API key as 'Authorization: Bearer KEY' or 'X-API-Key'")
+        completions, pairs = parse_reward_request(await read_json(request), settings, pair_task=pair_task)
         texts = [c.strip() for c in completions]
         scores = await batcher.score(texts, pairs)
         reasons = invalid_reasons(texts, max_chars=shaping.max_chars, labeled=labeled)
@@ -313,21 +344,37 @@ def create_app(scorer: Any, settings: ServerSettings | None = None, *, info: Any
         return {"rewards": np.asarray(rewards, dtype=np.float64).tolist(), "scores": scores.tolist(),
                 "extra_logs": {"signal_score": scores.tolist(), "invalid": invalid.astype(np.float64).tolist()}}
 
+    @app.post("/get_reward")
+    async def get_reward(request: Request):
+        try:
+            return await rewards_of(request)
+        except RequestError as exc:
+            return error(exc.status, exc.message, request)
+        except Exception as exc:  # noqa: BLE001 - a failing scorer is a 500 and one log line, not a traceback
+            return error(500, f"internal error: {type(exc).__name__}: {exc}", request)
+
     return app
 
 
 def serve(scorer: Any, settings: ServerSettings, *, info: Any = None, shaping: Any = None,
-          log: Callable[[str], None] = print) -> None:
-    """Run the service until interrupted (uvicorn)."""
+          log: Callable[[str], None] = print, sock: socket.socket | None = None) -> None:
+    """Run the service until interrupted (uvicorn), on ``sock`` when given (bound before the model
+    loaded: :func:`signal_al.server_access.bind_listening_socket`), else bound here first."""
     import uvicorn
+
+    from signal_al.server_access import bind_listening_socket
 
     if settings.host not in LOOPBACK and settings.api_key is None:
         log(f"warning: serving on {settings.host} without an API key: anyone who can reach this port can "
-            "query the classifier (pass --api-key)")
+            "query the classifier (pass --api-key-file or set SIGNAL_AL_REWARD_API_KEY)")
+    sock = sock or bind_listening_socket(settings.host, settings.port)
     scorer(["warm-up"], ["warm-up"] if getattr(info, "pair_task", False) else None)  # labeled features, once
-    app = create_app(scorer, settings, info=info, shaping=shaping)
+    app = create_app(scorer, settings, info=info, shaping=shaping, log=log)
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning", access_log=False,
                             timeout_graceful_shutdown=5)
     server = uvicorn.Server(config)
     log(f"serving the SIGnAL reward at http://{settings.host}:{settings.port}/get_reward; Ctrl-C to stop")
-    server.run()
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()

@@ -50,22 +50,72 @@ class RunContext:
 
     @cached_property
     def device(self) -> Any:
+        """The config's device; one this machine does not have is a ConfigError naming ``device``."""
         from signal_al.runtime import resolve_device
 
         return resolve_device(self.config.device)
 
     @cached_property
     def model_source(self) -> str:
-        """The classifier's pretrained weights (an offline asset folder or a hub name)."""
+        """The classifier's pretrained weights (an offline asset folder, checked intact, or a hub name)."""
         from signal_al.assets import resolve_model
 
         return resolve_model(self.config.classifier.model, self.cache_root)
 
     @cached_property
     def tokenizer(self) -> Any:
+        from signal_al.errors import ConfigError
         from signal_al.trainers.classifier_trainer import load_tokenizer
 
-        return load_tokenizer(self.model_source)
+        try:
+            return load_tokenizer(self.model_source)
+        except (OSError, ValueError, TypeError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ConfigError(f"classifier.model: cannot load the tokenizer of {self.model_source} ({first})") from None
+
+    def check_machine(self, *, new: bool = True) -> None:
+        """What the run needs from this machine, before it writes anything: the device; the classifier's
+        model (an asset intact, a folder whole, a hub name readable offline) with room for
+        ``classifier.max_length`` positions, and its tokenizer. A generating run's model too (where it
+        runs here: any source, with room for ``generator.max_model_len`` when vLLM runs it; on someone
+        else's server: a folder or asset named), vllm for the in-process backend, and for a ``new`` run
+        whose servers it starts, free ports. Each problem is a one-line error naming its setting."""
+        from signal_al.methods import uses_generator
+        from signal_al.model_files import check_model
+
+        self.device
+        check_model(self.model_source, "classifier.model", max_length=self.config.classifier.max_length,
+                    length_setting="classifier.max_length")
+        self.tokenizer
+        if uses_generator(self.config.active_learning.strategy):
+            self._check_generator(new=new)
+
+    def _check_generator(self, *, new: bool) -> None:
+        import importlib.util
+
+        from signal_al.assets import ASSETS, resolve_model
+        from signal_al.errors import ConfigError, ServerError
+        from signal_al.model_files import check_model
+        from signal_al.server_access import port_is_free, server_host_port
+        from signal_al.serving import server_urls
+
+        generator = self.config.generator
+        here = generator.backend != "vllm-server" or generator.start_server
+        vllm_here = generator.backend == "vllm" or (generator.backend == "vllm-server" and generator.start_server)
+        named = generator.model in ASSETS or generator.model.startswith((".", "/", "~")) or Path(generator.model).exists()
+        if here or named:  # vLLM started here gets max_model_len and refuses more than the model's positions
+            check_model(resolve_model(generator.model, self.cache_root), "generator.model",
+                        max_length=generator.max_model_len if vllm_here else None,
+                        length_setting="generator.max_model_len")
+        if generator.backend == "vllm" and importlib.util.find_spec("vllm") is None:
+            raise ConfigError("generator.backend: vllm runs in this process, which has no vllm package; use "
+                              "vllm-server (its own environment) or transformers, or `pip install 'signal-al[vllm]'`")
+        if new and generator.backend == "vllm-server" and generator.start_server:
+            for url in server_urls(generator):
+                host, port = server_host_port(url)
+                if not port_is_free(host, port):
+                    raise ServerError(f"generator.server_url: port {port} on {host} is already in use, and this run "
+                                      f"starts its own server there (generator.start_server); choose a free port")
 
     def model_annotator(self) -> Any:
         """The annotator of synthetic items: trained once per task and recipe, then cached on disk."""

@@ -19,7 +19,7 @@ from signal_al.config import ExperimentConfig
 from signal_al.config_io import differing_keys, flat_dict, from_dict, read_yaml, to_dict
 from signal_al.data.pools import Annotation, Item
 from signal_al.errors import ConfigError, UserError
-from signal_al.io_utils import atomic_directory, atomic_write_json, atomic_write_jsonl, atomic_write_text
+from signal_al.io_utils import atomic_directory, atomic_write_json, atomic_write_text
 from signal_al.run_layout import (CHECKPOINT_GLOB, CHECKPOINTS_DIR, CONFIG_FILE, LABELED_FILE, METRICS_FILE,
                                   PREVIOUS_STATE_FILE, STATE_FILE, checkpoint_folder)
 
@@ -56,6 +56,14 @@ class RunState:
                    annotations=[Annotation(**a) for a in data["annotations"]], metrics=data["metrics"],
                    checkpoint=data["checkpoint"], pending=data["pending"], finished=data["finished"],
                    adapter=data.get("adapter"), generation=data.get("generation"))
+
+    @property
+    def started(self) -> bool:
+        """Whether the run has anything to keep: a committed round, a label, a batch out for annotation
+        or generated candidates. A run that stopped before its first commit has not, so a corrected
+        command may start it again instead of resuming its config."""
+        return (self.round >= 0 or bool(self.annotations) or self.pending is not None
+                or self.generation is not None or self.finished)
 
     @property
     def labeled_ids(self) -> set[str]:
@@ -115,13 +123,21 @@ class RunStore:
     def check_new(self, config: ExperimentConfig) -> None:
         """Refuse to start a new run in a folder that holds anything this run did not write.
 
-        A new run may start in a missing or empty folder, or in one that holds only the
-        ``config.yaml`` this same config writes (a run stopped before its first commit). Anything
-        else (another run's files, a run whose ``state.json`` is gone, a human annotation file)
-        would be overwritten or deleted, so it is a one-line error saying what to do.
+        A new run may start in a missing or empty folder, in one that holds only the
+        ``config.yaml`` this same config writes (a run stopped before its first state), or in one
+        whose run never committed a round (:attr:`RunState.started`: nothing to keep, so a corrected
+        command starts it again). Anything else (another run's files, a run whose ``state.json`` is
+        gone, a human annotation file) would be overwritten or deleted, so it is a one-line error
+        saying what to do.
         """
         self.check_folder()
         if not self.run_dir.is_dir():
+            return
+        state = self.load_state()
+        if state is not None:
+            if state.started:
+                raise UserError(f"{self.run_dir} already holds a run; pass --resume to continue it or choose another "
+                                "name")
             return
         entries = sorted(path.name for path in self.run_dir.iterdir())
         if entries == [CONFIG_FILE] and self._same_config(config):
@@ -171,11 +187,35 @@ class RunStore:
         if current.is_file():
             atomic_write_text(self.run_dir / PREVIOUS_STATE_FILE, current.read_text())
         atomic_write_json(current, state.to_dict())
+        for name, text in self.views(state, label_names).items():
+            atomic_write_text(self.run_dir / name, text)
+
+    @staticmethod
+    def views(state: RunState, label_names: Sequence[str]) -> dict[str, str]:
+        """The files people read, as the state (the commit point) says they are."""
         items = {item.id: item for item in state.items}
-        atomic_write_jsonl(self.run_dir / LABELED_FILE, [
-            {**items[a.id].to_dict(), "label": a.label, "label_name": label_names[a.label],
-             "acquired_round": a.round, "annotator": a.annotator} for a in state.annotations])
-        atomic_write_jsonl(self.run_dir / METRICS_FILE, state.metrics)
+        labeled = [{**items[a.id].to_dict(), "label": a.label, "label_name": label_names[a.label],
+                    "acquired_round": a.round, "annotator": a.annotator} for a in state.annotations]
+        return {LABELED_FILE: "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in labeled),
+                METRICS_FILE: "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in state.metrics)}
+
+    def rebuild_views(self, state: RunState, label_names: Sequence[str]) -> list[str]:
+        """Rewrite the views that differ from ``state`` (truncated, edited, deleted); returns their names.
+
+        ``state.json`` is the commit point: a crash, a full disk or a hand edit may leave
+        ``metrics.jsonl`` or ``labeled.jsonl`` short of it, and a resumed run puts them back.
+        """
+        rebuilt = []
+        for name, text in self.views(state, label_names).items():
+            path = self.run_dir / name
+            try:
+                same = path.read_text(encoding="utf-8") == text
+            except (OSError, UnicodeDecodeError):
+                same = False
+            if not same:
+                atomic_write_text(path, text)
+                rebuilt.append(name)
+        return rebuilt
 
     # --- classifier checkpoints --------------------------------------------------------------
 
@@ -209,8 +249,15 @@ def resumed_config(given: ExperimentConfig) -> tuple[ExperimentConfig, list[str]
 
     A run continues with the config it started with (so its rounds follow one protocol), except for
     :data:`RESUME_TAKES`, which come from ``given``; the ignored keys are those where ``given``
-    differs from the saved config.
+    differs from the saved config. A run that never committed a round (:attr:`RunState.started`)
+    takes ``given`` whole: its saved config may hold the bad value that stopped it.
     """
+    try:
+        state = RunStore(given.run_dir).load_state()
+    except UserError:  # a damaged state: the run itself says how to recover it
+        state = None
+    if state is not None and not state.started:  # nothing was computed with the saved config: take the given one
+        return given, []
     saved = saved_config(given.run_dir)
     ignored = differing_keys(given, saved, ignore=("name", "output_dir", *RESUME_TAKES))
     for key in RESUME_TAKES:

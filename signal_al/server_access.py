@@ -8,6 +8,7 @@ server reports is the configured generator.
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import os
 import secrets
@@ -107,6 +108,34 @@ def port_is_free(host: str, port: int) -> bool:
     return True
 
 
+def bind_listening_socket(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` and listening, for a server to take over (uvicorn's ``sockets=``).
+
+    Binding before the model loads and before "serving at" is printed means a taken port, an
+    address this machine does not have or a host that does not resolve is one clear
+    :class:`~signal_al.errors.ServerError` up front, not a uvicorn exit after the announcement.
+    """
+    from signal_al.errors import ServerError
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                             flags=socket.AI_PASSIVE)[0]
+    except (socket.gaierror, UnicodeError) as exc:
+        raise ServerError(f"--host {host}: not an address of this machine ({exc})") from None
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        reason = ("is already in use; pick another with --port" if exc.errno == errno.EADDRINUSE else
+                  f"cannot be bound ({exc.strerror})")
+        raise ServerError(f"port {port} on {host} {reason}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A port the OS says is free now (for tests and throwaway servers)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -124,10 +153,48 @@ def wait_for_free_port(host: str, port: int, timeout: float) -> bool:
     return True
 
 
+def url_problem(url: str) -> str | None:
+    """Why ``url`` is not the base URL of an HTTP server (scheme, host, port 1-65535), or None.
+
+    Checked where a URL is read (``generator.server_url``/``server_urls``, so ``--server-url`` too),
+    the same way for every command, before anything connects.
+    """
+    if not url.startswith(("http://", "https://")):
+        return f"must start with http:// or https://, got {url!r}"
+    if any(c.isspace() for c in url):
+        return f"must not hold spaces, got {url!r}"
+    try:
+        parsed = urlparse(url)
+    except ValueError as exc:  # e.g. "Invalid IPv6 URL" for an unclosed [
+        return f"is not a URL ({exc}), got {url!r}"
+    try:
+        port = parsed.port
+    except ValueError:
+        return f"the port must be a number from 1 to 65535, got {url!r}"
+    if port == 0:
+        return f"the port must be a number from 1 to 65535, got {url!r}"
+    if not parsed.hostname:
+        return f"has no host, got {url!r}"
+    if parsed.query or parsed.fragment:
+        return f"must be the server's base URL, without '?' or '#' parts, got {url!r}"
+    if parsed.path.rstrip("/").endswith("/v1"):
+        return f"must be the server's base URL without /v1 (the client adds /v1/...), got {url!r}"
+    return None
+
+
+def host_problem(host: str) -> str | None:
+    """Why a server cannot listen on ``host`` (it does not resolve), or None."""
+    try:
+        socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        return f"not an address of this machine ({exc})"
+    return None
+
+
 def server_host_port(url: str) -> tuple[str, int]:
     parsed = urlparse(url)
     return parsed.hostname or "127.0.0.1", parsed.port or 8000
 
 
-__all__ = ["API_KEY_ENV", "api_key_for", "exposure_warning", "free_port", "is_loopback", "new_api_key", "port_is_free",
-           "remember_api_key", "same_model", "server_host_port", "wait_for_free_port"]
+__all__ = ["API_KEY_ENV", "api_key_for", "bind_listening_socket", "exposure_warning", "free_port", "is_loopback",
+           "host_problem", "new_api_key", "port_is_free", "remember_api_key", "same_model", "server_host_port", "url_problem", "wait_for_free_port"]

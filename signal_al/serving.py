@@ -43,10 +43,10 @@ from typing import Callable, Iterator, Sequence
 import requests
 
 from signal_al.errors import ServerError
-from signal_al.server_access import (exposure_warning, new_api_key, port_is_free, remember_api_key, server_host_port,
-                                     wait_for_free_port)
+from signal_al.server_access import (exposure_warning, host_problem, new_api_key, port_is_free, remember_api_key,
+                                     server_host_port, wait_for_free_port)
 from signal_al.dtypes import resolve_generator_dtype
-from signal_al.server_venv import (DEFAULT_VENV, LOCK_FILE, VENV_ENV, default_venv, ensure_server_venv,  # noqa: F401
+from signal_al.server_venv import (LOCK_FILE, VENV_ENV, default_venv, ensure_server_venv,  # noqa: F401
                                    has_vllm, lock_file, tail_text, venv_is_ready, venv_python)
 
 def _cpu_list() -> str:
@@ -172,6 +172,9 @@ class VLLMServer:
         """Launch, wait for ``/health`` and warm up; raises ServerError with the log's last lines."""
         settings = self.settings
         check_model_folder(settings.model)
+        problem = host_problem(settings.host)
+        if problem is not None:  # else port_is_free says False and the error would blame a taken port
+            raise ServerError(f"host {settings.host}: {problem}")
         if not port_is_free(settings.host, settings.port) and stop_leftover_server(settings.pid_file, self.log):
             wait_for_free_port(settings.host, settings.port, timeout=30.0)
         if not port_is_free(settings.host, settings.port):
@@ -339,15 +342,23 @@ def server_urls(config) -> list[str]:
     return list(getattr(config, "server_urls", None) or [config.server_url])
 
 
+def server_venv_path(config, given: str | None = None) -> Path:
+    """Where the CPU server environment of a GeneratorConfig is: ``given`` (``--venv``), else
+    ``$SIGNAL_AL_VLLM_VENV``, else ``generator.server_venv``, else the machine's one in the asset cache."""
+    configured = given or os.environ.get(VENV_ENV) or config.server_venv
+    return Path(configured).expanduser().absolute() if configured else default_venv()
+
+
 def settings_from_config(config, *, log_file: Path | None = None, url: str | None = None) -> ServerSettings:
     """Server settings for a GeneratorConfig: its model, the host and port of ``url`` (default: its server_url).
 
-    ``$SIGNAL_AL_VLLM_VENV`` overrides ``generator.server_venv`` (e.g. one shared venv for CI).
+    The CPU server environment is ``$SIGNAL_AL_VLLM_VENV``, else ``generator.server_venv``, else the
+    machine's one in the asset cache (:func:`~signal_al.server_venv.default_venv`).
     """
     from signal_al.assets import resolve_model
 
     host, port = server_host_port(url or config.server_url)
-    venv = Path(os.environ.get(VENV_ENV) or config.server_venv)
+    venv = server_venv_path(config)
     return ServerSettings(model=resolve_model(config.model), host=host, port=port, python=config.server_python,
                           venv=venv, dtype=config.dtype,
                           max_model_len=config.max_model_len, max_lora_rank=config.max_lora_rank, log_file=log_file,

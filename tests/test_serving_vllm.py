@@ -1,13 +1,12 @@
 """Integration: the real vLLM CPU server with the offline SmolLM2 generator (slow, runs in CI).
 
-The server environment (.venv-vllm, from the shipped lock file) is built on first use,
-which takes a few minutes once; the server starts in about 30 s and is stopped after the
+The server environment (the machine's one in the asset cache, from the shipped lock file) is
+built on first use, which takes a few minutes once per machine; the server starts in about 30 s and is stopped after the
 module, also when a test fails.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Iterator
 
@@ -23,18 +22,17 @@ from signal_al.generation.backends.base import SamplingParams
 from signal_al.generation.backends.server import VLLMServerBackend
 from signal_al.generation.generator import create_generator
 from signal_al.server_access import free_port
-from signal_al.serving import VENV_ENV, ServerError, ServerSettings, VLLMServer
+from signal_al.serving import ServerError, ServerSettings, VLLMServer, default_venv
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[1]
 GENERATOR = "smollm2-135m-instruct"
 
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VLLMServer]:
-    venv = Path(os.environ.get(VENV_ENV) or REPO / ".venv-vllm")
+    venv = default_venv()  # $SIGNAL_AL_VLLM_VENV, else the machine's environment in the asset cache
     log = tmp_path_factory.mktemp("vllm") / "server.log"
     settings = ServerSettings(model=str(ready_asset(GENERATOR)), port=free_port(), venv=venv, log_file=log)
     server = VLLMServer(settings).start()

@@ -289,7 +289,6 @@ def test_ppo_as_an_accelerate_job_on_two_processes_matches_the_in_process_run(
 
 
 SCRIPT = str(Path(sys.executable).with_name("signal-al"))
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _real_config_file(folder: Path, name: str) -> Path:
@@ -307,8 +306,7 @@ def _real_config_file(folder: Path, name: str) -> Path:
         "generator": {"model": "smollm2-135m-instruct", "backend": "vllm-server", "dtype": "bfloat16",
                       "start_server": True, "server_url": f"http://127.0.0.1:{free_port()}",
                       "candidates_per_round": 4, "max_new_tokens": 40, "min_words": 3, "num_in_context": 3,
-                      "parallel_requests": 1,  # one request at a time: batch composition cannot differ on resume
-                      "server_venv": str(ROOT / ".venv-vllm")},
+                      "parallel_requests": 1},  # one request at a time: batch composition cannot differ on resume
         "active_learning": {"strategy": "signal", "round_fraction": 0.1, "stop_fraction": 0.3,
                             "annotator": "model", "annotator_max_steps": 5, "heldout_samples": 4},
         "reward": {"k": 3},

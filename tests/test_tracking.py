@@ -68,7 +68,7 @@ def test_offline_run_logs_one_row_per_round_resumes_the_same_run_and_keeps_secre
 
     sections = dict(wandb={"enabled": True, "mode": "offline", "project": "signal-al-test"},
                     generator={"server_url": f"http://alice:{SECRETS[0]}@127.0.0.1:8000",
-                               "server_args": ["--api-key", SECRETS[1]]})
+                               "server_args": ["--hf-token", SECRETS[1]]})  # --api-key itself is refused there
     first = load_experiment_config(run_config_file(tmp_path, tiny_classifier_dir, "tracked",
                                                    active_learning={"stop_fraction": 0.2}, **sections))
     ActiveLearningRun(first, progress=False, log=lambda _: None).run()
@@ -103,7 +103,7 @@ def test_offline_run_logs_one_row_per_round_resumes_the_same_run_and_keeps_secre
 
     assert configs and all(c["seed"] == 1 and c["generator"]["max_new_tokens"] == 64 for c in configs)
     assert configs[-1]["generator"]["server_url"] == f"http://{REDACTED}@127.0.0.1:8000"
-    assert configs[-1]["generator"]["server_args"] == ["--api-key", REDACTED]
+    assert configs[-1]["generator"]["server_args"] == ["--hf-token", REDACTED]
     for path in (run_dir / "wandb").rglob("*"):
         if path.is_file():
             content = path.read_bytes()

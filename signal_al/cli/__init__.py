@@ -9,6 +9,7 @@ prints. A :class:`~signal_al.errors.UserError` (bad config, missing file, unfetc
 or an ``OSError`` on a path is printed as one line on stderr with exit code 2, never as a
 traceback (:func:`error_message` decides); Ctrl-C exits with 130. When stderr is not a
 terminal, progress bars print as occasional plain lines (:func:`~signal_al.cli.options.plain_output`).
+A :func:`~signal_al.errors.warn` about the user's input prints as one ``signal-al: warning:`` line.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from typing import Sequence
 
 from signal_al.cli import (assets_cmd, check_annotator, config_cmd, data_cmd, evaluate, generate, report, run, score,
@@ -50,24 +52,60 @@ def error_message(exc: BaseException) -> str | None:
 
     The one place that decides which exceptions are the user's: every :class:`UserError`, and
     an ``OSError`` on a path (a folder where a file should be, a file where a folder should be,
-    no permission, a full disk).
+    no permission, a full disk). Control characters from data (escape sequences, carriage
+    returns) are shown escaped.
     """
+    from signal_al.cli.options import printable
+
     if isinstance(exc, UserError):  # ConfigError, DataError, AssetError, ServerError
         text = str(exc)
     elif isinstance(exc, OSError) and exc.strerror and exc.filename is not None:
-        where = " -> ".join(str(name) for name in (exc.filename, exc.filename2) if name is not None)
-        text = f"{where}: {exc.strerror}"
+        text = _path_error(exc)
     else:
         return None
-    return " ".join(text.split()) or type(exc).__name__
+    return " ".join(printable(text, newlines=True).split()) or type(exc).__name__
+
+
+def _path_error(exc: OSError) -> str:
+    """An OSError on a path in words: a file standing where a folder is needed is named as such
+    (``mkdir`` of ``out.txt/x`` says "File exists" or "Not a directory" about the wrong thing)."""
+    from pathlib import Path
+
+    if isinstance(exc, (FileExistsError, NotADirectoryError)):
+        path = Path(exc.filename)
+        for candidate in (path, *path.parents):
+            if candidate.exists() and not candidate.is_dir():
+                if candidate == path and isinstance(exc, FileExistsError):
+                    return f"{path}: is a file, where a folder is needed"
+                if candidate != path:
+                    return f"{path}: {candidate} is a file, not a folder"
+    where = " -> ".join(str(name) for name in (exc.filename, exc.filename2) if name is not None)
+    return f"{where}: {exc.strerror}"
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings about the user's input as one line on stderr (others as Python shows them)."""
+    from signal_al.cli.options import printable
+    from signal_al.errors import SignalWarning
+
+    if issubclass(category, SignalWarning):
+        print(f"signal-al: warning: {printable(' '.join(str(message).split()))}", file=sys.stderr, flush=True)
+    else:
+        _PYTHON_SHOWWARNING(message, category, filename, lineno, file, line)
+
+
+_PYTHON_SHOWWARNING = warnings.showwarning
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     from signal_al.cli.options import plain_output
+    from signal_al.errors import SignalWarning
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     args = build_parser().parse_args(argv)
-    with plain_output():
+    with plain_output(), warnings.catch_warnings():
+        warnings.simplefilter("default", SignalWarning)  # each distinct warning once
+        warnings.showwarning = _show_warning
         try:
             return int(args.handler(args) or 0)
         except KeyboardInterrupt:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from signal_al.cli.options import add_cache_arg, add_config_flag, cache, console, heading, positive_int
+from signal_al.cli.options import add_cache_arg, add_config_flag, cache, console, heading, positive_int, printable
 
 
 def cmd_assets_fetch(args: argparse.Namespace) -> int:
@@ -20,7 +20,7 @@ def cmd_assets_list(args: argparse.Namespace) -> int:
     from rich.table import Table
     from rich.text import Text
 
-    from signal_al.assets import ASSETS, folder_size
+    from signal_al.assets import ASSETS, asset_problem, folder_size
 
     root = cache(args)
     table = Table(title=f"offline assets in {root}")
@@ -30,7 +30,11 @@ def cmd_assets_list(args: argparse.Namespace) -> int:
         path = asset.path(root)
         ready = asset.is_ready(root)
         size = f"{folder_size(path) / 1e6:.0f} MB" if ready else "-"
-        status = Text("ready", style="green") if ready else Text("missing", style="red")
+        problem = asset_problem(asset, root, hashes=False) if ready else None  # sizes and structure; verify hashes
+        if problem is not None:
+            status = Text(f"damaged: {problem}; `signal-al assets fetch --force {asset.name}`", style="red")
+        else:
+            status = Text("ready", style="green") if ready else Text("missing", style="red")
         table.add_row(asset.name, asset.kind, status, size, str(path) if ready else "-", asset.source.requirement)
     console().print(table)
     return 0
@@ -44,13 +48,16 @@ def cmd_assets_path(args: argparse.Namespace) -> int:
 
 
 def cmd_assets_verify(args: argparse.Namespace) -> int:
-    from signal_al.assets import asset_path
+    from signal_al.assets import ASSETS, asset_path
     from signal_al.config import DataConfig
     from signal_al.data import load_task, real_pool
     from signal_al.doctor import check_classifier, check_generator
 
     out = console()
     root = cache(args)
+    for name in ASSETS:  # every file against the hashes recorded when it was fetched, before anything loads
+        asset_path(name, root)
+    out.print(f"assets in {root}: {', '.join(ASSETS)} intact")
     data_config = DataConfig(task=args.task)
     data = load_task(data_config, cache_root=root)
     pool = real_pool(data, data_config, seed=args.seed)
@@ -58,8 +65,8 @@ def cmd_assets_verify(args: argparse.Namespace) -> int:
     generations = check_generator(str(asset_path("smollm2-135m-instruct", root)), data.spec, pool.texts,
                                   num_prompts=args.prompts, seed=args.seed)
     for check in generations:
-        out.print(check.prompt, markup=False, style="dim")
-        out.print(f"-> {check.completion}", markup=False)
+        out.print(printable(check.prompt, newlines=True), markup=False, style="dim")
+        out.print(f"-> {printable(check.completion, newlines=True)}", markup=False)
         out.print(f"   ({check.new_tokens} tokens in {check.seconds:.1f} s, "
                   f"{check.new_tokens / max(check.seconds, 1e-9):.0f} tok/s)\n", style="dim")
     heading(out, f"classifier: minilm-l6 on a batch of 16 {args.task} pool sentences")
@@ -91,7 +98,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     fetch.set_defaults(handler=cmd_assets_fetch)
 
     listing = actions.add_parser("list", help="Show which assets are ready, their size and path.",
-                                 description="Show which assets are ready, their size and path.")
+                                 description="Show which assets are ready (or damaged: a file missing, of another "
+                                 "size than when fetched, or truncated), their size and path.")
     add_cache_arg(listing)
     listing.set_defaults(handler=cmd_assets_list)
 
@@ -102,9 +110,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     path.set_defaults(handler=cmd_assets_path)
 
     verify = actions.add_parser(
-        "verify", help="Generate from real in-context prompts and train the classifier a few steps.",
-        description="Load the offline generator and write new examples from in-context prompts drawn from the "
-        "task's real pool, then run a few classifier training steps on real pool sentences.",
+        "verify", help="Check the assets' files, generate from real prompts and train the classifier a few steps.",
+        description="Check every file of the assets against the SHA-256 recorded when it was fetched (assets "
+        "fetched by an older signal-al: their structure), then load the offline generator and write new examples "
+        "from in-context prompts drawn from the task's real pool, then run a few classifier training steps on real "
+        "pool sentences.",
     )
     # not config overrides (verify reads no config): the fields give type, default and help
     add_config_flag(verify, "data.task", "--task", override=False)

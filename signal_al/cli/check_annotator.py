@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from signal_al.cli.options import output_file
 from signal_al.errors import UserError
 
 
@@ -76,7 +77,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     check.add_argument("--reference-steps", type=_steps, default="full",
                        help="Training steps of the reference annotator, or 'full' for the recipe's full epochs "
                        "(default: full).")
-    check.add_argument("--out", metavar="FILE", help="Also write every run's numbers as JSON.")
+    check.add_argument("--out", metavar="FILE", type=output_file, help="Also write every run's numbers as JSON.")
     check.set_defaults(handler=cmd_check_annotator)
 
 

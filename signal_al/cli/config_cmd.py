@@ -34,12 +34,21 @@ def cmd_config_keys(args: argparse.Namespace) -> int:
     from signal_al.config import ExperimentConfig
     from signal_al.config_io import describe_fields
 
+    rows = describe_fields(ExperimentConfig)
+    if args.section:
+        wanted = args.section.strip().rstrip(".")
+        rows = [row for row in rows if row[0] == wanted or row[0].startswith(wanted + ".")]
+        if not rows:
+            import difflib
+
+            names = sorted({key.split(".")[0] for key, *_ in describe_fields(ExperimentConfig) if "." in key})
+            close = difflib.get_close_matches(wanted, names, n=1)
+            hint = f"did you mean '{close[0]}'?" if close else f"sections: {', '.join(names)}"
+            raise ConfigError(f"config keys: no section or key '{wanted}' ({hint})")
     table = Table(title="config keys (set in YAML or with --set KEY=VALUE)")
     for column in ("key", "type", "default", "help"):
         table.add_column(column, overflow="fold")
-    for key, type_name, default, help_text in describe_fields(ExperimentConfig):
-        if args.section and not key.startswith(args.section + "."):
-            continue
+    for key, type_name, default, help_text in rows:
         table.add_row(key, type_name, repr(default), help_text)
     console().print(table)
     return 0
@@ -56,7 +65,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     show.set_defaults(handler=cmd_config_show)
     keys = actions.add_parser("keys", help="List every config key with type, default and help.",
                               description="List every config key with type, default and help.")
-    keys.add_argument("section", nargs="?", help="Only this section (e.g. ppo).")
+    keys.add_argument("section", nargs="?", help="Only this section (e.g. ppo) or key (e.g. ppo.learning_rate); "
+                      "an unknown one is an error.")
     keys.set_defaults(handler=cmd_config_keys)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from signal_al.cli.options import (add_cache_arg, add_config_args, add_config_flag, cache, console, load_config,
-                                   non_negative_int)
+                                   non_negative_int, printable)
 
 
 def cmd_data_describe(args: argparse.Namespace) -> int:
@@ -19,16 +19,16 @@ def cmd_data_describe(args: argparse.Namespace) -> int:
     pool = real_pool(data, config.data, seed=config.seed)
     spec = data.spec
     out = console()
-    out.print(Text.assemble((spec.name, "bold"), f": {'text pair' if spec.is_pair else 'single text'} "
+    out.print(Text.assemble((printable(spec.name), "bold"), f": {'text pair' if spec.is_pair else 'single text'} "
                             f"classification, {spec.num_labels} labels"))
-    out.print(f"instruction: {spec.instruction}")
+    out.print(f"instruction: {printable(spec.instruction)}")
     table = Table(title="label counts")
     table.add_column("label")
     for split_name in ("train", "test", "real pool"):
         table.add_column(split_name, justify="right")
     counts = [split.label_counts(spec.num_labels) for split in (data.train, data.test, pool)]
     for i, name in enumerate(spec.label_names):
-        table.add_row(name, *[f"{c[i]} ({c[i] / max(c.sum(), 1):.0%})" for c in counts])
+        table.add_row(printable(name), *[f"{c[i]} ({c[i] / max(c.sum(), 1):.0%})" for c in counts])
     table.add_row(Text("total", style="bold"), *[str(int(c.sum())) for c in counts])
     out.print(table)
     lengths = [len(t.split()) for t in data.train.texts]
@@ -43,7 +43,7 @@ def cmd_data_describe(args: argparse.Namespace) -> int:
         row = [data.train.ids[i], spec.label_names[data.train.labels[i]], data.train.texts[i]]
         if spec.is_pair and data.train.text_pairs is not None:
             row.append(data.train.text_pairs[i])
-        examples.add_row(*row)
+        examples.add_row(*[printable(cell) for cell in row])  # text from the file shows, never acts on the terminal
     out.print(examples)
     return 0
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from signal_al.cli.generate import add_generator_flags
 from signal_al.cli.options import (add_cache_arg, add_set_arg, cache, config_pairs, log, non_negative_int,
-                                   override_strings, positive_int)
+                                   output_folder, override_strings, positive_int, printable)
 
 DESCRIPTION = (
     "Generate N examples with every checkpoint from the same in-context prompts and sampling seeds "
@@ -39,7 +39,7 @@ def cmd_evaluate_generator(args: argparse.Namespace) -> int:
     log(f"evaluating {', '.join(c.name for c in plan.checkpoints)} with {args.n} samples each")
     paths = evaluate_run(plan, n=args.n, seed=args.sample_seed, accuracy_gain=args.accuracy_gain,
                          cache_root=cache(args), log=log)
-    print(paths["markdown"].read_text())
+    print(printable(paths["markdown"].read_text(), newlines=True))
     for kind, path in paths.items():
         print(f"{kind}: {path}")
     return 0
@@ -62,7 +62,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--accuracy-gain", action="store_true",
                           help="Also train the classifier on the labeled set with and without each "
                           "checkpoint's samples (annotator labels) and report the test accuracy gain.")
-    evaluate.add_argument("--output-dir", metavar="DIR", help="Where to write (default: RUN_DIR/generator_eval).")
+    evaluate.add_argument("--output-dir", metavar="DIR", type=output_folder, help="Where to write (default: RUN_DIR/generator_eval).")
     add_generator_flags(evaluate, source="the run's", negatable=True)
     add_set_arg(evaluate, help="Override a key of the run's config, e.g. --set generator.hf_batch_size=16.")
     add_cache_arg(evaluate)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from signal_al.cli.options import add_cache_arg, add_config_args, add_config_flag, cache, load_config, log, positive_int
+from signal_al.cli.options import (add_cache_arg, add_config_args, add_config_flag, cache, load_config, log, output_file,
+                                   positive_int, printable)
 from signal_al.errors import UserError
 
 
@@ -37,8 +38,6 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     config = load_config(args)
     check_adapter(args.adapter)
-    if args.output and Path(args.output).is_dir():
-        raise UserError(f"{args.output}: is a folder; --output takes a file name")
     with managed_server(config.generator, log=log):
         if config.generator.backend == "vllm-server":  # fail fast, before loading data and tokenizer
             from signal_al.generation.backends.server import VLLMServerBackend
@@ -54,8 +53,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if args.output:
         write_jsonl(every, args.output, append=False)
     for i, candidate in enumerate(kept, start=1):
-        pair = f"  ||  {candidate.text_pair}" if candidate.text_pair else ""
-        print(f"{i:3d}. {candidate.text}{pair}")
+        pair = f"  ||  {printable(candidate.text_pair)}" if candidate.text_pair else ""
+        print(f"{i:3d}. {printable(candidate.text)}{pair}")
     reasons: dict[str, int] = {}
     for candidate in every:
         if not candidate.kept:
@@ -82,7 +81,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     add_config_flag(generate, "generator.model", "--model")
     generate.add_argument("--adapter", metavar="DIR", help="A LoRA adapter folder to generate with.")
     add_config_flag(generate, "seed", "--seed")
-    generate.add_argument("--output", metavar="FILE", help="Write every candidate (kept and dropped) as JSON lines.")
+    generate.add_argument("--output", metavar="FILE", type=output_file, help="Write every candidate (kept and dropped) as JSON lines.")
     add_config_args(generate)
     add_cache_arg(generate)
     generate.set_defaults(handler=cmd_generate)

@@ -13,6 +13,7 @@ import argparse
 import contextlib
 import dataclasses
 import io
+import re
 import types
 from pathlib import Path
 from typing import Any, Iterator, Literal, Sequence, TextIO, Union, get_args, get_origin, get_type_hints
@@ -169,6 +170,94 @@ def _bounded_int(text: str, low: int, high: int | None, what: str) -> int:
     if value < low or (high is not None and value > high):
         raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
     return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0 (nan, inf and 0 are refused, naming the flag)."""
+    return _bounded_float(text, "a finite number > 0", lambda value: value > 0)
+
+
+def non_negative_float(text: str) -> float:
+    """argparse type: a finite number >= 0."""
+    return _bounded_float(text, "a finite number >= 0", lambda value: value >= 0)
+
+
+def _bounded_float(text: str, what: str, ok) -> float:
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if not math.isfinite(value) or not ok(value):
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+    return value
+
+
+def device(text: str) -> str:
+    """argparse type: a device setting spelled as the config's ``device`` is (auto, cpu, mps, cuda, cuda:N);
+    whether this machine has it is checked where it is resolved (:func:`signal_al.runtime.resolve_device`)."""
+    from signal_al.runtime import device_problem
+
+    problem = device_problem(text)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(problem)
+    return text
+
+
+def output_file(text: str) -> str:
+    """argparse type: a file to write: not a folder, and no parent of it is a file (checked before any work)."""
+    problem = output_path_problem(Path(text), folder=False)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(problem)
+    return text
+
+
+def output_folder(text: str) -> str:
+    """argparse type: a folder to write into: not a file, and no parent of it is a file."""
+    problem = output_path_problem(Path(text), folder=True)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(problem)
+    return text
+
+
+def output_path_problem(path: Path, *, folder: bool) -> str | None:
+    """Why nothing can be written at ``path`` (a file, or a folder with ``folder``), or None."""
+    if path.exists():
+        if folder and not path.is_dir():
+            return f"{path} is a file, not a folder"
+        if not folder and path.is_dir():
+            return f"{path} is a folder; give a file name"
+        return None
+    for parent in path.parents:
+        if parent.exists():
+            return None if parent.is_dir() else f"{parent} is a file, so {path} cannot be created under it"
+    return None
+
+
+#: Characters that would act on a terminal instead of showing: C0/C1 controls (escape sequences,
+#: carriage returns, bells) and the bidirectional overrides that reorder what a line shows.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def printable(text: str, *, newlines: bool = False) -> str:
+    r"""``text`` safe to print: control characters shown escaped (``\x1b``, ``\r``, ``\u202e``), so text
+    from data files, runs and requests cannot move the cursor, recolour or rewrite the terminal.
+    With ``newlines``, line breaks stay (multi-line output such as a report); tabs always stay.
+
+    >>> printable("\x1b[31mred\x1b[0m a\nb")
+    '\\x1b[31mred\\x1b[0m a\\nb'
+    """
+    def escape(match: re.Match) -> str:
+        char = match.group()
+        if char == "\t" or (newlines and char == "\n"):
+            return char
+        if char in _NAMED_ESCAPES:
+            return _NAMED_ESCAPES[char]
+        return f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}"
+
+    return _UNPRINTABLE.sub(escape, text)
 
 
 def log(message: str) -> None:
@@ -365,5 +454,6 @@ def override_strings(pairs: Sequence[tuple[str, Any]]) -> list[str]:
 
 
 __all__ = ["Parser", "PlainLines", "add_cache_arg", "add_config_args", "add_config_flag", "add_set_arg", "cache",
-           "config_field", "config_pairs", "console", "load_config", "log", "non_negative_int", "override_strings",
-           "plain_output", "port", "positive_int", "set_key"]
+           "config_field", "config_pairs", "console", "device", "load_config", "log", "non_negative_float",
+           "non_negative_int", "output_file", "output_folder", "output_path_problem", "override_strings",
+           "plain_output", "port", "positive_float", "positive_int", "printable", "set_key"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from signal_al.cli.options import output_folder, printable
 from signal_al.errors import UserError
 
 DESCRIPTION = """\
@@ -63,7 +64,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             reports = [write_report(roots[0] if len(roots) == 1 else roots, Path(args.out) if args.out else None,
                                     title=args.title or "", baseline=args.baseline or "random")]
     if len(reports) == 1:
-        print(reports[0]["markdown"].read_text())
+        print(printable(reports[0]["markdown"].read_text(), newlines=True))
     for paths in reports:
         for kind, path in paths.items():
             print(f"{kind}: {path}")
@@ -81,8 +82,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     )
     report.add_argument("run_dir", metavar="RUN_DIR", nargs="+",
                         help="Folder holding run folders (any depth), or results folders to regenerate.")
-    report.add_argument("--out", help="Where to write (default: RUN_DIR; required with several).")
-    report.add_argument("--export-raw", metavar="DIR",
+    report.add_argument("--out", type=output_folder, help="Where to write (default: RUN_DIR; required with several).")
+    report.add_argument("--export-raw", metavar="DIR", type=output_folder,
                         help="Copy the runs' raw records into DIR/raw/ and write DIR's report from them alone.")
     report.add_argument("--title", help="Plot title (default for a results folder: the one it was made with).")
     report.add_argument("--baseline",

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from signal_al.cli.options import add_cache_arg, add_config_args, add_config_flag, cache, console, load_config, log
+from signal_al.cli.options import (add_cache_arg, add_config_args, add_config_flag, cache, console, load_config, log,
+                                   printable)
 
 def print_rounds(state) -> None:
     """The per-round table; SIGnAL rounds add the generator's columns."""
@@ -54,9 +55,9 @@ def print_comparison(run_dir: Path, paths: dict[str, Path]) -> None:
     pivot = frame.pivot_table(index="acquired_pct", columns="strategy", values="accuracy")
     main = str(frame[frame["run"] == run_dir.name]["strategy"].iloc[0])
     others = [c for c in pivot.columns if c != main]
-    table = Table(title=f"test accuracy: {main} vs the same seed's baselines")
+    table = Table(title=printable(f"test accuracy: {main} vs the same seed's baselines"))
     for column in ["acquired", main, *others, *[f"{main} - {o}" for o in others]]:
-        table.add_column(column, justify="right")
+        table.add_column(printable(str(column)), justify="right")
     for pct, row in pivot.iterrows():
         cells = [f"{pct:g} %", *[("-" if pd.isna(row[c]) else f"{100 * row[c]:.1f}") for c in [main, *others]]]
         cells += ["-" if pd.isna(row[main]) or pd.isna(row[o]) else f"{100 * (row[main] - row[o]):+.1f}"
@@ -65,7 +66,7 @@ def print_comparison(run_dir: Path, paths: dict[str, Path]) -> None:
     console().print(table)
     line = ceiling_line(frame, main)
     if line:
-        print(line)
+        print(printable(line))
     print(f"plot: {paths['accuracy']}")
 
 
@@ -128,7 +129,7 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     config = load_config(args)
     for paths in run_experiment(config, cache_root=cache(args)):
         print(f"## {paths['markdown'].parent}\n")
-        print(paths["markdown"].read_text())
+        print(printable(paths["markdown"].read_text(), newlines=True))
         for kind, path in paths.items():
             print(f"{kind}: {path}")
     return 0

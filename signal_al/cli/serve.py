@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from signal_al.cli.options import add_config_args, add_config_flag, load_config, port, positive_int
+from signal_al.cli.options import add_config_args, add_config_flag, load_config, output_file, port, positive_int
 
 
 def cmd_serve_generator(args: argparse.Namespace) -> int:
@@ -14,16 +14,22 @@ def cmd_serve_generator(args: argparse.Namespace) -> int:
 
     import os
 
-    from signal_al.server_access import API_KEY_ENV, is_loopback, new_api_key
-    from signal_al.serving import VLLMServer, ensure_server_venv, settings_from_config
+    from signal_al.errors import ServerError
+    from signal_al.server_access import API_KEY_ENV, host_problem, is_loopback, new_api_key
+    from signal_al.serving import VLLMServer, ensure_server_venv, server_venv_path, settings_from_config
 
     config = load_config(args)
+    if args.install_only:  # the environment only: no model needed (`make vllm-venv`)
+        print(ensure_server_venv(server_venv_path(config.generator, args.venv)))
+        return 0
     settings = settings_from_config(config.generator, log_file=Path(args.log_file) if args.log_file else None)
-    if args.venv:
-        settings.venv = Path(args.venv)
+    settings.venv = server_venv_path(config.generator, args.venv)
     if args.python:
         settings.python = args.python
     if args.host:
+        problem = host_problem(args.host)
+        if problem is not None:
+            raise ServerError(f"--host {args.host}: {problem}")
         settings.host = args.host
     if args.port:
         settings.port = args.port
@@ -34,9 +40,6 @@ def cmd_serve_generator(args: argparse.Namespace) -> int:
         settings.api_key = new_api_key()
         print(f"{settings.host} is not a loopback address: requests need this server's API key; give clients "
               f"{API_KEY_ENV}={settings.api_key}", flush=True)
-    if args.install_only:
-        print(ensure_server_venv(settings.venv))
-        return 0
     # SIGTERM behaves like Ctrl-C: the server's process group is stopped on the way out.
     signals.signal(signals.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     server = VLLMServer(settings, log=lambda msg: print(msg, flush=True))
@@ -63,7 +66,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "Ctrl-C or SIGTERM stops it. With $SIGNAL_AL_VLLM_API_KEY set, the server requires that key "
         "(clients send the same variable).",
         epilog="examples:\n  signal-al serve-generator                 # offline SmolLM2 on 127.0.0.1:8000\n"
-        "  signal-al serve-generator --install-only  # only build .venv-vllm",
+        "  signal-al serve-generator --install-only  # only build the server environment (once per machine)",
     )
     add_config_flag(serve, "generator.model", "--model")
     # server settings, not config keys: they change this server only
@@ -73,8 +76,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                        "else a new one printed at start).")
     serve.add_argument("--port", type=port, help="Port (default: the port of generator.server_url).")
     serve.add_argument("--python", help="Interpreter that has vllm (default: the CPU venv; on GPUs this one).")
-    serve.add_argument("--venv", help="Where to build the CPU server environment (default: generator.server_venv).")
-    serve.add_argument("--log-file", help="Server log file (default: a temporary file).")
+    serve.add_argument("--venv", help="Where to build the CPU server environment (default: $SIGNAL_AL_VLLM_VENV, else "
+                       "generator.server_venv, else the machine's one in the asset cache).")
+    serve.add_argument("--log-file", type=output_file, help="Server log file (default: a temporary file).")
     serve.add_argument("--tensor-parallel-size", type=positive_int, metavar="N",
                        help="Shard the generator over N GPUs (those in CUDA_VISIBLE_DEVICES).")
     serve.add_argument("--install-only", action="store_true", help="Build the server environment and exit.")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from signal_al.cli.options import add_config_args, load_config, positive_int
+from signal_al.cli.options import add_config_args, load_config, output_folder, positive_int
 
 DESCRIPTION = """\
 Run one PPO (default) or TRL GRPO replay update of the generator on stored rollouts and write a new LoRA
@@ -61,7 +61,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     add_config_args(train)
     train.add_argument("--rl-data", required=True, metavar="FILE",
                        help="D_RL JSONL file of stored rollouts (a run's: RUN_DIR/rl/round-NNN.jsonl).")
-    train.add_argument("--out", required=True, metavar="DIR", help="New adapter folder (must not exist or be empty).")
+    train.add_argument("--out", required=True, metavar="DIR", type=output_folder, help="New adapter folder (must not exist or be empty).")
     train.add_argument("--adapter", metavar="DIR", help="Previous round's adapter to continue from (a run's: "
                        "RUN_DIR/adapters/round-NNN; default: a new one).")
     train.add_argument("--model", metavar="NAME_OR_DIR", help="Base model (default: the config's generator.model).")

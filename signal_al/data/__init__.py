@@ -11,7 +11,7 @@ from signal_al.data.local import is_local_file, load_local_file
 from signal_al.data.offline import OFFLINE_TASKS, load_offline_task
 from signal_al.data.splits import pool_size_for, split_train_test, subsample, subsample_pool
 from signal_al.data.task import TaskData, TaskSpec, TextDataset
-from signal_al.errors import DataError
+from signal_al.errors import DataError, warn
 
 TASK_NAMES = (*OFFLINE_TASKS, *HUB_TASKS)
 
@@ -36,9 +36,18 @@ def load_task(config: DataConfig, *, cache_root: Path | None = None) -> TaskData
         columns = dict(text_column=config.text_column, text_pair_column=config.text_pair_column,
                        label_column=config.label_column)
         spec, corpus = load_local_file(task, label_names=config.label_names, **columns)
+        unused = [name for name, count in zip(spec.label_names, corpus.label_counts(spec.num_labels)) if count == 0]
+        if unused:
+            warn(f"data.label_names lists {', '.join(map(repr, unused))}, which no row of {task} has: the classifier "
+                 "gets a class it never sees")
         if config.test_file:
             _, test = load_local_file(config.test_file, label_names=list(spec.label_names), **columns)
             train = corpus
+            shared = set(zip(train.texts, train.text_pairs or [None] * len(train))) & set(
+                zip(test.texts, test.text_pairs or [None] * len(test)))
+            if shared:
+                warn(f"{len(shared)} text(s) of {config.test_file} are in {task} too (e.g. {next(iter(shared))[0][:40]!r}): "
+                     "the test accuracy counts texts the classifier may have trained on")
         else:
             train_rows, test_rows = split_train_test(corpus.labels, config.test_fraction, seed=split_seed,
                                                      stratify=config.stratify)

@@ -44,10 +44,14 @@ class DataConfig:
               f"must be in [0, 2147483647], got {self.split_seed}")
         for key in ("text_column", "label_column"):
             check(bool(getattr(self, key).strip()), f"data.{key}", "must not be empty")
+        check(self.label_column != self.text_column, "data.label_column",
+              f"must differ from data.text_column (both are '{self.text_column}': every text would be its own class)")
         if self.text_pair_column is not None:
             check(bool(self.text_pair_column.strip()), "data.text_pair_column", "must not be empty (or null)")
             check(self.text_pair_column != self.text_column, "data.text_pair_column",
                   "must differ from data.text_column")
+            check(self.text_pair_column != self.label_column, "data.label_column",
+                  f"must differ from data.text_pair_column (both are '{self.label_column}')")
         if self.label_names is not None:
             names = [str(name).strip() for name in self.label_names]
             check(len(names) >= 2, "data.label_names", f"must name at least two labels, got {self.label_names}")

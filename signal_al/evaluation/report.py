@@ -442,6 +442,12 @@ def write_report(root: Path | Sequence[Path], out_dir: Path | None = None, title
         raise UserError(f"{out_dir}: is a file, not a folder to write the report into")
     frame = collect_metrics(root)
     if frame.empty:
+        found = sorted(path for top in ([root] if isinstance(root, (str, Path)) else root)
+                       for path in Path(top).rglob(METRICS_FILE))
+        if found:  # every metrics.jsonl there is empty: runs that have not finished a round
+            more = f" (and so are the {len(found) - 1} other metrics.jsonl found)" if len(found) > 1 else ""
+            raise UserError(f"{found[0]}: empty: no round recorded{more}; a run that has finished rounds gets it "
+                            f"back from its state.json with `signal-al resume {found[0].parent}`")
         raise UserError(f"{root}: no metrics.jsonl found in any run folder")
     if baseline not in set(frame["strategy"]) and baseline != "random":
         raise UserError(f"--baseline {baseline}: no such strategy among the runs "

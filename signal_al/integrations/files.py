@@ -66,22 +66,36 @@ def _write(frame: Any, path: Path) -> None:
 def score_file(scorer: Any, path: str | Path, output: str | Path | None = None, *, text_column: str = "text",
                text_pair_column: str | None = None, label_names: tuple[str, ...] | None = None) -> tuple[Path, Any]:
     """Add :data:`SCORE_COLUMNS` to the table in ``path`` and write it to ``output`` (default:
-    :func:`default_output`); returns ``(output, ScoreDetails)``."""
+    :func:`default_output`); returns ``(output, ScoreDetails)`` of the scored rows.
+
+    A row whose text is empty (or only spaces) has no SIGnAL score, since it is not an example of
+    anything: its score columns stay empty and one warning names how many rows and the first one.
+    """
+    import numpy as np
+
     from signal_al.data.local import read_table
+    from signal_al.errors import warn
 
     path = Path(path)
     frame = read_table(path)
     texts = _column(frame, text_column, path, "--text-column")
     pairs = _column(frame, text_pair_column, path, "--text-pair-column") if text_pair_column else None
-    details = scorer.score_details(texts, pairs)
+    empty = [i for i, text in enumerate(texts) if not text.strip()]
+    if empty:
+        warn(f"{path}: {len(empty)} of {len(texts)} rows have an empty text in column '{text_column}' (first: row "
+             f"{empty[0] + 1}); they are not scored and their score columns stay empty")
+    scored = [i for i in range(len(texts)) if i not in set(empty)]
+    details = scorer.score_details([texts[i] for i in scored], None if pairs is None else [pairs[i] for i in scored])
     out = Path(output) if output is not None else default_output(path)
     frame = frame.copy()
-    frame["signal_score"] = details.scores
-    frame["knn_distance"] = details.distance
-    frame["kl"] = details.kl
     names = label_names or ()
-    frame["predicted_label"] = [names[i] if i < len(names) else int(i) for i in details.prediction.tolist()]
-    frame["confidence"] = details.confidence
+    columns = {"signal_score": details.scores, "knn_distance": details.distance, "kl": details.kl,
+               "predicted_label": [names[i] if i < len(names) else int(i) for i in details.prediction.tolist()],
+               "confidence": details.confidence}
+    for name, values in columns.items():
+        column = np.full(len(texts), None, dtype=object)
+        column[scored] = list(values) if len(scored) else []
+        frame[name] = column if name == "predicted_label" else column.astype(np.float64)
     out.parent.mkdir(parents=True, exist_ok=True)
     _write(frame, out)
     return out, details

@@ -78,15 +78,18 @@ def _checkpoint(run_dir: Path, saved: str | None, round_index: int) -> Path:
 
 
 def read_run_reward(run_dir: str | Path, round: int | None = None, *, device: Any = None,
-                    batch_size: int | None = None, cache_root: Path | None = None) -> RunRewardParts:
+                    batch_size: int | None = None, cache_root: Path | None = None,
+                    device_setting: str = "device") -> RunRewardParts:
     """The pieces of round ``round``'s scorer of the run in ``run_dir`` (default: the latest round).
 
     Raises:
-        UserError: not a run folder, no finished round yet, an unknown round or a missing checkpoint.
+        UserError: not a run folder, no finished round yet, an unknown round, a missing checkpoint, or
+            a device (``device``, named ``device_setting``, else the run's) this machine does not have.
     """
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from signal_al.assets import resolve_model
+    from signal_al.model_files import model_folder_problem
     from signal_al.runtime import resolve_device
     from signal_al.trainers.classifier_config import ClassifierConfig
 
@@ -118,7 +121,13 @@ def read_run_reward(run_dir: str | Path, round: int | None = None, *, device: An
         # the relevance reference is the real unlabeled pool, as in the loop's selection pass
         reference = [item for item in items if item.get("source") == "real" and item["id"] not in labeled_ids]
         reference = reference or [item for item in labeled if item.get("source") == "real"]
-    device = resolve_device(config.get("device") or "auto") if device is None else device
+    if device is None:
+        device = resolve_device(str(config.get("device") or "auto"), setting=f"device in {run_dir / CONFIG_FILE}")
+    elif isinstance(device, str):
+        device = resolve_device(device, setting=device_setting)
+    problem = model_folder_problem(checkpoint)
+    if problem is not None:
+        raise UserError(f"{run_dir}: round {round}'s classifier checkpoint is damaged ({problem})")
     model = AutoModelForSequenceClassification.from_pretrained(checkpoint).to(device).eval()
     tokenizer = AutoTokenizer.from_pretrained(resolve_model(classifier.model, cache_root))
     id2label = {int(k): v for k, v in (getattr(model.config, "id2label", None) or {}).items()}

@@ -97,13 +97,14 @@ class SignalScorer:
 
     @classmethod
     def from_run(cls, run_dir: str | Path, round: int | None = None, *, device: Any = None,
-                 batch_size: int | None = None) -> "SignalScorer":
+                 batch_size: int | None = None, device_setting: str = "device") -> "SignalScorer":
         """The scorer of a run folder: round ``round``'s classifier checkpoint (default: the latest
         round), the labeled set it was trained on and the run's ``reward`` config.
 
         Pair tasks are scored with ``scorer(texts, pairs)``. ``scorer.run`` says what was read
         (round, checkpoint, label names). Raises :class:`~signal_al.errors.UserError` for a folder
-        that is not a run, a run without a finished round, or a round whose checkpoint is gone.
+        that is not a run, a run without a finished round, a round whose checkpoint is gone, or a
+        device this machine does not have (named ``device_setting``, e.g. ``--device``).
 
         >>> scorer = SignalScorer.from_run("runs/demo")            # doctest: +SKIP
         >>> scorer(["a new review"])                               # doctest: +SKIP
@@ -111,7 +112,7 @@ class SignalScorer:
         """
         from signal_al.rewards.run_reward import read_run_reward
 
-        parts = read_run_reward(run_dir, round, device=device, batch_size=batch_size)
+        parts = read_run_reward(run_dir, round, device=device, batch_size=batch_size, device_setting=device_setting)
         scorer = cls(parts.model, parts.tokenizer, parts.labeled_texts, parts.labeled_pairs, config=parts.reward,
                      reference_texts=parts.reference_texts, reference_pairs=parts.reference_pairs,
                      batch_size=parts.batch_size, max_length=parts.max_length, device=parts.device)

@@ -17,6 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 from signal_al.data.task import TextDataset
+from signal_al.errors import TrainingDiverged
 from signal_al.runtime import seed_everything
 from signal_al.trainers.classifier_config import ClassifierConfig
 
@@ -79,6 +80,11 @@ def _accuracy(model: torch.nn.Module, batches: list[dict[str, torch.Tensor]]) ->
     return correct / max(total, 1)
 
 
+def _diverged(config: ClassifierConfig, step: int, total: int, what: str) -> TrainingDiverged:
+    return TrainingDiverged(f"classifier training diverged at step {step} of {total} ({what}): lower "
+                            f"classifier.learning_rate (now {config.learning_rate:g})")
+
+
 def num_training_steps(n_rows: int, config: ClassifierConfig) -> int:
     """Epochs over the labeled set, at least ``min_steps``, at most ``max_steps``."""
     steps = max(config.min_steps, config.epochs * math.ceil(n_rows / config.batch_size))
@@ -136,6 +142,8 @@ def train_classifier(
             batch = collate([rows[i] for i in order[first:first + config.batch_size]])
             batch = {k: v.to(device) for k, v in batch.items()}
             loss = model(**batch).loss
+            if not torch.isfinite(loss):
+                raise _diverged(config, step + 1, total_steps, f"loss {loss.item()}")
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
@@ -158,6 +166,8 @@ def train_classifier(
     bar.close()
     if best_state is not None:
         model.load_state_dict(best_state)
+    if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):  # the last step's update overflowed
+        raise _diverged(config, step, total_steps, "weights not finite")
     model.eval()
     return TrainStats(step, loss_value, best_accuracy if dev_batches is not None else None,
                       time.perf_counter() - start)
