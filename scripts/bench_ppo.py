@@ -16,6 +16,11 @@ second of the update itself (model loading excluded for all three).
 
 Last line: ``ppo: shared_tok_s=.. unshared_tok_s=.. trl_grpo_tok_s=.. shared_vs_trl=.. unshared_vs_trl=..
 shared_vs_unshared=.. shared_peak_mb=.. unshared_peak_mb=.. trl_peak_mb=..`` (wall-clock tokens/s).
+
+``--vs-lora-layers N`` instead times our update twice, side by side: LoRA on every layer against
+``ppo.lora_layers: N`` (LoRA on the top N layers, no backward pass below them), with the loop's
+defaults (``--advantage rloo --epochs 1 --batch 32``: 16 x 4 rollouts, 2 optimiser steps). Last
+line: ``ppo-layers: all_tok_s=.. topN_tok_s=.. speedup=.. all_peak_mb=.. topN_peak_mb=..``.
 """
 
 from __future__ import annotations
@@ -116,9 +121,9 @@ def worker(args: argparse.Namespace) -> dict:
     n = len(rollouts)
     config = PPOConfig(learning_rate=1e-5, per_device_train_batch_size=args.batch, gradient_accumulation_steps=1,
                        num_mini_batches=max(1, n // args.batch), num_ppo_epochs=args.epochs, kl_coef=0.05, lora_r=16,
-                       lora_alpha=32, dtype=args.dtype, load_in_4bit=args.qlora, seed=args.seed, advantage="grpo",
-                       share_prompt_forward=args.worker == "shared",
-                       lora_target_modules=["q_proj", "k_proj", "v_proj", "o_proj"])
+                       lora_alpha=32, dtype=args.dtype, load_in_4bit=args.qlora, seed=args.seed,
+                       advantage=args.advantage, share_prompt_forward=args.worker == "shared",
+                       lora_target_modules=["q_proj", "k_proj", "v_proj", "o_proj"], lora_layers=args.lora_layers)
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     clock: dict[str, float] = {}
@@ -159,7 +164,8 @@ def run_worker(name: str, args: argparse.Namespace) -> dict:
                "--samples", str(args.samples), "--prompt-tokens", str(args.prompt_tokens),
                "--completion-tokens", str(args.completion_tokens), "--epochs", str(args.epochs),
                "--batch", str(args.batch), "--dtype", args.dtype, "--seed", str(args.seed),
-               "--threads", str(args.threads)] + (["--qlora"] if args.qlora else [])
+               "--threads", str(args.threads), "--advantage", args.advantage] + (["--qlora"] if args.qlora else []) \
+        + (["--lora-layers", str(args.lora_layers)] if args.lora_layers else [])
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
         sys.stderr.write(result.stderr[-4000:])
@@ -181,12 +187,36 @@ def main() -> None:
     parser.add_argument("--qlora", action="store_true", help="4-bit base (GPU).")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch default).")
+    parser.add_argument("--advantage", default="grpo", choices=("gae", "rloo", "grpo"),
+                        help="ppo.advantage (grpo: the objective TRL's GRPOTrainer runs too).")
+    parser.add_argument("--lora-layers", type=int, default=None, help="ppo.lora_layers of our update.")
+    parser.add_argument("--vs-lora-layers", type=int, default=None, metavar="N",
+                        help="Time our update with LoRA on every layer against the top N layers only.")
     parser.add_argument("--worker", choices=WORKERS, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         print(json.dumps(worker(args)))
         return
     start = time.perf_counter()
+    if args.vs_lora_layers:
+        import copy
+
+        with tempfile.TemporaryDirectory() as tmp:
+            if args.tiny:
+                from signal_al.assets import resolve_model
+
+                args.model = tiny_model(Path(tmp) / "tiny", resolve_model(args.model))
+            top = copy.copy(args)
+            top.lora_layers = args.vs_lora_layers
+            every, cheap = run_worker("shared", args), run_worker("shared", top)
+        n = args.vs_lora_layers
+        print(f"model {args.model} on {every['device']}, {args.prompts} prompts x {args.samples} samples, "
+              f"{args.advantage}, {args.epochs} epoch(s), {every['steps']} steps, {every['tokens']} tokens; every layer "
+              f"{every['seconds']:.1f} s, top {n} {cheap['seconds']:.1f} s; wall {time.perf_counter() - start:.0f} s")
+        print(f"ppo-layers: all_tok_s={every['tok_s']:.1f} top{n}_tok_s={cheap['tok_s']:.1f} "
+              f"speedup={cheap['tok_s'] / every['tok_s']:.2f} all_peak_mb={every['peak_mb']:.0f} "
+              f"top{n}_peak_mb={cheap['peak_mb']:.0f}")
+        return
     with tempfile.TemporaryDirectory() as tmp:
         if args.tiny:
             from signal_al.assets import resolve_model

@@ -19,7 +19,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["HELDOUT_SEED", "heldout_seed", "paired_gain", "score_kept", "shaped_heldout_rewards", "words_of"]
+__all__ = ["HELDOUT_SEED", "heldout_seed", "length_matched_gain", "paired_gain", "score_kept", "shaped_heldout_rewards",
+           "words_of"]
 
 #: Offset of the held-out prompts' seed from the run seed (training prompts use seed·1000003 + round).
 HELDOUT_SEED = 7_770_001
@@ -117,3 +118,61 @@ def paired_gain(base: np.ndarray, trained: np.ndarray, groups: np.ndarray | None
 def words_of(candidates: Sequence[Any]) -> np.ndarray:
     """(N,) word count of each kept text, NaN for dropped ones (length beside every reward figure)."""
     return np.array([len((c.text or "").split()) if c.kept else np.nan for c in candidates], dtype=np.float64)
+
+
+def length_matched_gain(base: np.ndarray, trained: np.ndarray, words_base: np.ndarray, words_trained: np.ndarray,
+                        groups: np.ndarray, *, bins: int = 5, resamples: int = 500, seed: int = 0) -> dict[str, Any]:
+    """The gain trained − base *within length bins*, standardised to the base model's lengths.
+
+    A reward that favours short (or long) text rises when the generator merely changes length.
+    Bins are quantiles of both sides' word counts pooled; the estimate is the base-share-weighted
+    mean of the per-bin differences of mean reward (bins one side lacks are left out and the
+    weights renormalised). The 95 % interval resamples prompts (both sides of a prompt together).
+
+    >>> b, t = np.array([1.0, 1.0, 3.0, 3.0]), np.array([1.5, 1.5, 3.5, 3.5])
+    >>> w = np.array([5.0, 5.0, 20.0, 20.0])
+    >>> round(length_matched_gain(b, t, w, w, np.arange(4), bins=2, resamples=50)["length_matched_gain"], 6)
+    0.5
+    """
+    base, trained = np.asarray(base, np.float64), np.asarray(trained, np.float64)
+    words_base, words_trained = np.asarray(words_base, np.float64), np.asarray(words_trained, np.float64)
+    groups = np.asarray(groups)
+
+    def estimate(rows_base: np.ndarray, rows_trained: np.ndarray) -> float | None:
+        rb, wb = base[rows_base], words_base[rows_base]
+        rt, wt = trained[rows_trained], words_trained[rows_trained]
+        ok_b, ok_t = ~np.isnan(rb) & ~np.isnan(wb), ~np.isnan(rt) & ~np.isnan(wt)
+        rb, wb, rt, wt = rb[ok_b], wb[ok_b], rt[ok_t], wt[ok_t]
+        if not rb.size or not rt.size:
+            return None
+        edges = np.unique(np.quantile(np.concatenate([wb, wt]), np.linspace(0, 1, bins + 1)))
+        if edges.size < 2:
+            return float(rt.mean() - rb.mean())
+        bin_b = np.clip(np.searchsorted(edges, wb, side="right") - 1, 0, edges.size - 2)
+        bin_t = np.clip(np.searchsorted(edges, wt, side="right") - 1, 0, edges.size - 2)
+        total, weight = 0.0, 0.0
+        for k in range(edges.size - 1):
+            in_b, in_t = bin_b == k, bin_t == k
+            if in_b.any() and in_t.any():
+                share = in_b.mean()
+                total += float(share * (rt[in_t].mean() - rb[in_b].mean()))
+                weight += float(share)
+        return total / weight if weight > 0 else None
+
+    rows = np.arange(base.size)
+    point = estimate(rows, rows)
+    row: dict[str, Any] = {"length_matched_gain": point, "length_matched_lo": None, "length_matched_hi": None}
+    prompts = np.unique(groups)
+    if point is None or prompts.size < 2:
+        return row
+    rng = np.random.default_rng(seed)
+    members = {g: np.flatnonzero(groups == g) for g in prompts}
+    draws = []
+    for _ in range(resamples):
+        picked = np.concatenate([members[g] for g in rng.choice(prompts, size=prompts.size, replace=True)])
+        value = estimate(picked, picked)
+        if value is not None:
+            draws.append(value)
+    if draws:
+        row["length_matched_lo"], row["length_matched_hi"] = (float(x) for x in np.quantile(draws, [0.025, 0.975]))
+    return row

@@ -174,3 +174,67 @@ def test_ppo_trained_adapter_is_hot_loaded_by_the_server(server: VLLMServer, rt_
     tuned = backend.generate(prompts, params, adapter="ppo-round-1")
     assert all(len(c.token_ids) > 0 for c in tuned)
     assert [c.logprobs for c in base] != [c.logprobs for c in tuned]
+
+
+# --- served = trained ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def fp32_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VLLMServer]:
+    """A float32 server: the trainer's dtype on a CPU, so served and trained log-probs can agree to rounding."""
+    log = tmp_path_factory.mktemp("vllm-fp32") / "server.log"
+    settings = ServerSettings(model=str(ready_asset(GENERATOR)), port=free_port(), venv=default_venv(), log_file=log,
+                              dtype="float32")
+    server = VLLMServer(settings).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _served_rollouts(url: str, prompts: list[str], adapter: str | None, temperature: float) -> list:
+    from signal_al.trainers.rollouts import Rollout
+
+    params = SamplingParams(max_tokens=24, temperature=temperature, seed=3, logprobs=True, n=2)
+    samples = VLLMServerBackend(url).generate(prompts, params, adapter=adapter)
+    return [Rollout(prompt_token_ids=c.prompt_token_ids, completion_token_ids=c.token_ids, reward=0.0,
+                    logprobs=c.logprobs) for c in samples if c.token_ids]
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+def test_served_logprob_parity_between_the_vllm_server_and_the_trainer(
+        fp32_server: VLLMServer, server: VLLMServer, adapter: Path, rt_pool, temperature: float) -> None:
+    """vLLM's log-probs of the tokens it sampled (processed: after the temperature) equal the trainer's
+    recomputation, for the base model and a hot-loaded adapter with large random weights; the check has
+    power: the adapter's samples scored by the base model are far off. The default bf16 server on an AMX
+    CPU is within bf16 rounding, which truncated importance sampling corrects."""
+    from signal_al.generation.prompts import make_prompts
+    from signal_al.trainers.ppo_config import PPOConfig
+    from signal_al.trainers.ppo_trainer import PPOTrainer
+
+    spec, pool = rt_pool
+    generator = create_generator(GeneratorConfig(server_url=fp32_server.url), spec, seed=0)
+    prompts = [generator.render(p.text) for p in make_prompts(spec, pool, 6, 3, np.random.default_rng(0))]
+    config = PPOConfig(temperature=temperature, dtype="float32")
+    VLLMServerBackend(fp32_server.url).load_adapter("parity-random", adapter)
+    base_rollouts = _served_rollouts(fp32_server.url, prompts, None, temperature)
+    tuned_rollouts = _served_rollouts(fp32_server.url, prompts, "parity-random", temperature)
+    base_trainer = PPOTrainer(ready_asset(GENERATOR), config, cpu=True)
+    tuned_trainer = PPOTrainer(ready_asset(GENERATOR), config, adapter=adapter, cpu=True)
+    base_gap = base_trainer.served_gap(base_rollouts)
+    tuned_gap = tuned_trainer.served_gap(tuned_rollouts)
+    wrong_policy = base_trainer.served_gap(tuned_rollouts)  # a server that serves another policy than the trainer's
+    print(f"\nT={temperature} fp32 server: base mae {base_gap['served_logprob_mae']:.2e} "
+          f"(max {base_gap['served_logprob_max']:.2e}, {base_gap['served_tokens']} tokens), adapter mae "
+          f"{tuned_gap['served_logprob_mae']:.2e} (max {tuned_gap['served_logprob_max']:.2e}); adapter samples "
+          f"scored by the base: mae {wrong_policy['served_logprob_mae']:.2e}")
+    assert base_gap["served_tokens"] > 100 and tuned_gap["served_tokens"] > 100
+    assert base_gap["served_logprob_mae"] < 1e-3 and tuned_gap["served_logprob_mae"] < 1e-3
+    assert wrong_policy["served_logprob_mae"] > 50 * max(base_gap["served_logprob_mae"],
+                                                          tuned_gap["served_logprob_mae"])
+    assert tuned_gap["kl_served_k3"] > 0.01 and base_gap["kl_served_k3"] == 0.0  # the adapter really moved it
+    if temperature == 1.0:  # the module's default-dtype server (bf16 on AMX CPUs): bf16 rounding, not a mismatch
+        bf16 = PPOTrainer(ready_asset(GENERATOR), config, cpu=True).served_gap(
+            _served_rollouts(server.url, prompts, None, temperature))
+        print(f"default-dtype server: base mae {bf16['served_logprob_mae']:.2e} (max {bf16['served_logprob_max']:.2e})")
+        assert bf16["served_logprob_mae"] < 0.1

@@ -3,7 +3,7 @@
 One module per command or command group, each with ``add_parser(commands)`` (which sets
 the ``handler`` of its subcommands): :mod:`.assets_cmd`, :mod:`.data_cmd`, :mod:`.run`
 (run, resume, experiment), :mod:`.report`, :mod:`.config_cmd`, :mod:`.train_generator`,
-:mod:`.generate`, :mod:`.evaluate` (evaluate-generator) and :mod:`.serve`
+:mod:`.check_rl`, :mod:`.generate`, :mod:`.evaluate` (evaluate-generator) and :mod:`.serve`
 (serve-generator). A handler parses nothing itself: it calls library functions and
 prints. A :class:`~signal_al.errors.UserError` (bad config, missing file, unfetched asset)
 or an ``OSError`` on a path is printed as one line on stderr with exit code 2, never as a
@@ -20,12 +20,12 @@ import sys
 import warnings
 from typing import Sequence
 
-from signal_al.cli import (assets_cmd, check_annotator, config_cmd, data_cmd, evaluate, generate, report, run, score,
-                           serve, serve_reward, train_generator)
+from signal_al.cli import (assets_cmd, check_annotator, check_rl, config_cmd, data_cmd, evaluate, generate, report, run,
+                           score, serve, serve_reward, train_generator)
 from signal_al.errors import UserError
 
-COMMAND_MODULES = (assets_cmd, data_cmd, run, report, check_annotator, config_cmd, train_generator, generate, evaluate,
-                   serve, score, serve_reward)
+COMMAND_MODULES = (assets_cmd, data_cmd, run, report, check_annotator, config_cmd, train_generator, check_rl, generate,
+                   evaluate, serve, score, serve_reward)
 """In the order ``signal-al --help`` lists their commands."""
 
 

@@ -325,6 +325,18 @@ class PPOTrainer:
                          served_tokens=int(diffs.numel()), served_rollouts=len(served_diff))
         return stats
 
+    @torch.no_grad()
+    def served_gap(self, rollouts: Sequence[Rollout]) -> dict[str, float]:
+        """Served = trained, measured without training: the current policy's log-probs of the rollouts'
+        tokens against the ones they carry (``Rollout.logprobs``), and KL(policy || base) on them.
+
+        Returns ``served_logprob_mae`` (mean |difference| per token), ``served_logprob_max``,
+        ``served_tokens``, ``served_rollouts`` and ``kl_served_k3``.
+        """
+        self._prepare_rollouts(rollouts, "served_gap")
+        self._start_logprobs, self._start_values, self._ref_logprobs = {}, {}, {}
+        return self._start_pass(list(range(len(rollouts))))
+
     def _sequence_advantages(self, scores: torch.Tensor) -> torch.Tensor:
         """rloo/grpo advantage of every rollout of D_RL (rloo's reward uses the current beta)."""
         if self.config.advantage == "grpo":

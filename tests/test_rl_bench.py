@@ -1,0 +1,94 @@
+"""The RL bench (scripts/bench_rl.py, signal-al check-rl) on tiny random models with the transformers backend:
+what it trains on, what it records, and that its held-out statistics agree with a recomputation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from signal_al.evaluation.rl_bench import RLBench, RLBenchConfig
+
+
+def _bench(tmp_path: Path, classifier: Path, generator: Path, reward: str, **overrides) -> tuple[RLBench, dict]:
+    settings = dict(reward=reward, seed=1, labeled=12, iterations=2, prompts=4, samples=2, heldout=8,
+                    heldout_per_prompt=2, generator=str(generator), classifier=str(classifier), backend="transformers",
+                    start_server=False, max_new_tokens=12, learning_rate=1e-3, min_words=1, classifier_steps=4)
+    config = RLBenchConfig(**{**settings, **overrides})
+    bench = RLBench(config, tmp_path / reward, log=lambda _: None)
+    return bench, bench.run()
+
+
+def _lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_length_control_records_every_iteration_and_a_paired_heldout_gain(
+        tmp_path: Path, tiny_classifier_dir: Path, tiny_generator_dir: Path) -> None:
+    bench, last = _bench(tmp_path, tiny_classifier_dir, tiny_generator_dir, "length", eval_every=1)
+    out = tmp_path / "length"
+    assert json.loads((out / "config.json").read_text())["reward"] == "length"
+    rows = _lines(out / "metrics.jsonl")
+    assert [(r["kind"], r["iteration"]) for r in rows] == [("iteration", 1), ("eval", 1), ("iteration", 2),
+                                                           ("eval", 2)]
+    iterations = [r for r in rows if r["kind"] == "iteration"]
+    # one optimizer for the bench: its step count keeps growing
+    first, second = iterations
+    assert first["optimizer_steps_total"] == first["optimizer_steps"] > 0
+    assert second["optimizer_steps_total"] == first["optimizer_steps"] + second["optimizer_steps"]
+    assert all(r["served_logprob_mae"] < 1e-3 for r in iterations)  # the backend's log-probs = the trainer's
+    samples = _lines(out / "samples.jsonl")
+    for s in samples:  # the reward is -words/10 of the kept text, NaN (null) for a dropped one
+        if s["drop_reason"] is None:
+            assert s["reward"] == pytest.approx(-0.1 * len(s["text"].split()))
+        else:
+            assert s["reward"] is None
+    base = [s for s in samples if s["phase"] == "heldout-base"]
+    trained = [s for s in samples if s["phase"] == "heldout-2"]
+    assert len(base) == len(trained) == 8
+    pairs = [(b["reward"], t["reward"]) for b, t in zip(base, trained)
+             if b["reward"] is not None and t["reward"] is not None]
+    assert last["paired_n"] == len(pairs)
+    if pairs:
+        assert last["gain"] == pytest.approx(np.mean([t - b for b, t in pairs]))
+        assert last["reward_base"] == pytest.approx(np.mean([b for b, _ in pairs]))
+    kept_base = [len(s["text"].split()) for s in base if s["drop_reason"] is None]
+    assert last["words_base"] == pytest.approx(np.mean(kept_base) if kept_base else None)
+    assert last["kl"] >= 0.0 and "signal_gain" in last and "paper_gain" in last
+    line = bench.summary_line(last, wall_s=1.0)
+    assert line.startswith("rl: reward=length backend=transformers iterations=2 ")
+    for key in ("gain_lo=", "gain_hi=", "paired_z=", "kl=", "words_base=", "length_matched_gain=", "offdist_trained=",
+                "served_mae=", "wall_s="):
+        assert key in line
+    assert len(list((out / "adapters").iterdir())) == 1  # only the latest adapter stays
+
+
+def test_shuffled_null_trains_on_the_same_rewards_in_another_order(
+        tmp_path: Path, tiny_classifier_dir: Path, tiny_generator_dir: Path) -> None:
+    bench, last = _bench(tmp_path, tiny_classifier_dir, tiny_generator_dir, "shuffled", prompts=8,
+                         relevance="none")
+    samples = _lines(tmp_path / "shuffled" / "samples.jsonl")
+    for it in (1, 2):
+        rows = [s for s in samples if s["phase"] == f"train-{it}" and s["drop_reason"] is None]
+        recomputed = bench.scorer.score([s["text"] for s in rows])  # the real SIGnAL reward of each text
+        trained_on = np.array([s["reward"] for s in rows])
+        assert sorted(trained_on) == pytest.approx(sorted(recomputed), rel=1e-6, abs=1e-9)
+        if len(set(np.round(recomputed, 9))) > 2:
+            assert not np.allclose(trained_on, recomputed)  # permuted, not the real assignment
+    # the held-out comparison uses the real (unshuffled) SIGnAL reward
+    base = [s for s in samples if s["phase"] == "heldout-base" and s["drop_reason"] is None]
+    assert [s["reward"] for s in base] == pytest.approx(list(bench.scorer.score([s["text"] for s in base])), rel=1e-6)
+
+
+def test_bench_config_refuses_what_it_cannot_measure() -> None:
+    with pytest.raises(ValueError, match="reward: one of signal, classprob, length, shuffled"):
+        RLBenchConfig(reward="accuracy")
+    with pytest.raises(ValueError, match="iterations: must be positive"):
+        RLBenchConfig(iterations=0)
+    with pytest.raises(ValueError, match="needs measure_signal"):
+        RLBenchConfig(reward="shuffled", measure_signal=False)
+    assert RLBenchConfig(iterations=40, eval_every=10).evaluation_points() == [10, 20, 30, 40]
+    assert RLBenchConfig(iterations=6).evaluation_points() == [6]
+    assert RLBenchConfig(iterations=7, eval_every=3).evaluation_points() == [3, 6, 7]
