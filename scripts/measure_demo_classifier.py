@@ -4,7 +4,9 @@ The demo (configs/demo.yaml) retrains a fresh classifier every round on the labe
 budget must fit a 2-core machine, and random with the whole pool labeled must beat a coin by a
 wide margin, or no comparison in the demo means anything. For each seed this script draws a
 random order of the seed's real pool (what ``random`` selects, in distribution), trains
-``fit_and_evaluate`` on the first 25 %, 50 %, ... of it with the loop's training seeds, and
+``fit_and_evaluate`` on its first n items for each labeled size n of the config's acquisition
+grid up to the whole pool (seed set, then a round's budget per round), with the loop's training
+seeds, and
 prints the test accuracy and the seconds of each training (evaluation timed apart), with the CPU
 seconds of the process and the 1-minute load average (on a shared machine wall time lies).
 
@@ -27,6 +29,7 @@ import numpy as np
 
 
 def main() -> None:
+    from signal_al.budgets import round_targets
     from signal_al.cli.options import add_config_args, load_config
     from signal_al.fit_eval import evaluate, fit_and_evaluate
     from signal_al.run_context import RunContext
@@ -35,7 +38,6 @@ def main() -> None:
     add_config_args(parser)
     parser.set_defaults(config="configs/demo.yaml")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    parser.add_argument("--fractions", type=float, nargs="+", default=[0.25, 0.5, 0.75, 1.0])
     args = parser.parse_args()
     config = load_config(args)
     for seed in args.seeds:
@@ -43,8 +45,8 @@ def main() -> None:
         context = RunContext(config, progress=False)
         pool = context.pool
         order = np.random.default_rng([seed, 0]).permutation(len(pool))
-        for r, fraction in enumerate(args.fractions):
-            n = int(round(fraction * len(pool)))
+        al = config.active_learning
+        for r, n in enumerate(round_targets(len(pool), al.round_fraction, len(pool), al.seed_size)):
             start, cpu_start = time.perf_counter(), time.process_time()
             fit = fit_and_evaluate(context.model_source, context.tokenizer, pool.subset(np.sort(order[:n])),
                                    context.data.test, context.label_names, config.classifier,
