@@ -37,9 +37,10 @@ def is_terminal(stream: TextIO | None) -> bool:
 def bar_options(file: TextIO | None = None) -> dict[str, Any]:
     """tqdm options for a bar writing to ``file`` (None: stderr at the time of the call).
 
-    No options in a terminal (tqdm's live bars). In a log: no line for the first 30 s (``delay``), then a
-    line only when 30 s have passed since the last one (``mininterval``, with ``miniters=1`` so
-    that tqdm's monitor thread never forces one in between); ``close()`` writes the last line.
+    No options in a terminal (tqdm's live bars). In a log: no line for the first 30 s
+    (``delay``), then a line only when 30 s have passed since the last one (``mininterval``,
+    with ``miniters=1`` so that tqdm's monitor thread never forces one in between); ``close()``
+    writes the last line.
     """
     if is_terminal(sys.stderr if file is None else file):
         return {}
