@@ -21,7 +21,6 @@ import dataclasses
 import time
 
 import numpy as np
-from tqdm import tqdm
 
 from signal_al.assets import resolve_model
 from signal_al.config import GeneratorConfig
@@ -31,6 +30,7 @@ from signal_al.generation.backends import make_backend
 from signal_al.generation.cleaning import is_meta_commentary
 from signal_al.generation.generator import CandidateGenerator, load_tokenizer
 from signal_al.metrics import distinct_n
+from signal_al.progress import progress_bar
 
 
 def probe(generator: CandidateGenerator, pool: TextDataset, num: int) -> dict[str, float]:
@@ -68,7 +68,7 @@ def main() -> None:
                  for prefix in args.prefix]
     variants.append(("raw (chat_template: false)", dataclasses.replace(config, chat_template=False)))
     results = {}
-    for name, variant in tqdm(variants, desc="variants", unit="variant"):
+    for name, variant in progress_bar(variants, desc="variants", unit="variant"):
         results[name] = probe(CandidateGenerator(variant, spec, backend, tokenizer, seed=args.seed), pool, args.num)
     print(f"\n{args.task}, {args.num} prompts per variant, base model {args.model}\n")
     print("| variant | kept | meta-commentary among kept | distinct-2 | seconds |")

@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from signal_al.annotation import annotate_round, pending_items
 from signal_al.budgets import check_grid, round_targets, target_pct, total_budget
@@ -39,6 +38,7 @@ from signal_al.fit_eval import fit_and_evaluate
 from signal_al.generator_agent import build_agent
 from signal_al.methods import method_name
 from signal_al.metrics import class_balance
+from signal_al.progress import progress_bar
 from signal_al.run_context import RunContext
 from signal_al.run_layout import CONFIG_FILE, PREVIOUS_STATE_FILE
 from signal_al.run_store import STATE_FILE, RunState, RunStore, key_list, same_run, saved_config
@@ -197,16 +197,16 @@ class ActiveLearningRun:
             state.finished = False
         agent.prepare(state)
         tracker = Tracker(config, self.run_dir)
-        bar = tqdm(total=len(targets), initial=state.round + 1, desc=f"{al.strategy} rounds", unit="round",
-                   disable=not self.progress)
+        bar = progress_bar(total=len(targets), initial=state.round + 1, desc=f"{al.strategy} rounds",
+                           unit="round", disable=not self.progress)
         try:
             while not state.finished:
                 row = self._round(state, state.round + 1, targets, total)
                 if row is None:
                     break
                 tracker.log(row, step=state.round)
+                bar.set_postfix(labeled=row["n_labeled"], acc=f"{row['accuracy']:.3f}", refresh=False)
                 bar.update(1)
-                bar.set_postfix(labeled=row["n_labeled"], acc=f"{row['accuracy']:.3f}")
                 self.log(f"round {state.round}: {row['n_labeled']} labeled ({row['acquired_pct']:.0f}% of pool), "
                          f"accuracy {row['accuracy']:.4f}, macro-F1 {row['macro_f1']:.4f}")
         finally:

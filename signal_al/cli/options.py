@@ -54,7 +54,7 @@ class PlainLines(io.TextIOBase):
 
     tqdm redraws a bar with ``\r`` (and moves between nested bars with ANSI cursor codes); in a
     file that makes one line of thousands of characters. Here every redraw becomes its own line
-    (blank ones dropped), and with ``TQDM_MININTERVAL`` (see :func:`plain_output`) they are few.
+    (blank ones dropped); :func:`signal_al.progress.bar_options` keeps them few.
     """
 
     def __init__(self, stream: TextIO) -> None:
@@ -119,29 +119,29 @@ class PlainLines(io.TextIOBase):
 def plain_output() -> Iterator[None]:
     """While a command runs with stderr not a terminal: progress bars as occasional plain lines.
 
-    Sets ``TQDM_MININTERVAL`` (a bar redraws at most every 30 s, unless set already) and routes
-    stderr through :class:`PlainLines`. In a terminal it changes nothing.
+    Routes stderr through :class:`PlainLines` and transformers' bars through
+    :func:`signal_al.progress.library_bars`; the project's own bars come from
+    :func:`signal_al.progress.progress_bar`, which sees that stderr is not a terminal. Together: a
+    bar's first line after 30 s, then at most one every 30 s, and its last. In a terminal it
+    changes nothing.
     """
-    import os
     import sys
 
+    from signal_al.progress import is_terminal, library_bars
+
     stream = sys.stderr
-    if stream is None or getattr(stream, "isatty", lambda: False)():
+    if stream is None or is_terminal(stream):
         yield
         return
-    ours = "TQDM_MININTERVAL" not in os.environ
-    if ours:
-        os.environ["TQDM_MININTERVAL"] = "30"
     plain = PlainLines(stream)
     sys.stderr = plain
     try:
-        yield
+        with library_bars():
+            yield
     finally:
         plain.close_pending()
         if sys.stderr is plain:
             sys.stderr = stream
-        if ours:
-            os.environ.pop("TQDM_MININTERVAL", None)
 
 
 # --- counts and ports on the command line ---------------------------------------------------------

@@ -6,10 +6,12 @@ SST-2 and QNLI. ``datasets`` is imported only when a hub task is asked for.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 from signal_al.data.task import TaskSpec, TextDataset
 from signal_al.errors import DataError
+from signal_al.progress import is_terminal
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,10 @@ def load_hub_task(name: str) -> tuple[TaskSpec, TextDataset, TextDataset]:
     task = HUB_TASKS[name]
     try:
         from datasets import load_dataset
+        from datasets.utils import disable_progress_bars
 
+        if not is_terminal(sys.stderr):  # download and split bars redraw ten times a second; a log keeps each
+            disable_progress_bars()
         splits = load_dataset(task.path, task.subset)
     except Exception as exc:  # noqa: BLE001 - offline, auth and network errors all end here
         message = " ".join(str(exc).split())[:300]

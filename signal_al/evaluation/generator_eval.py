@@ -206,7 +206,7 @@ def evaluate_checkpoints(
     log: Callable[[str], None] = print,
 ) -> tuple[list[dict], list[dict], float | None]:
     """(rows, sample records, baseline accuracy or None): every checkpoint on the same prompts and seeds."""
-    from tqdm.auto import tqdm
+    from signal_al.progress import progress_bar
 
     reference.prepare()
     train_seed = seed if train_seed is None else train_seed
@@ -216,7 +216,7 @@ def evaluate_checkpoints(
         log(f"labeled set alone ({len(reference.labeled_items)} items): test accuracy {baseline:.4f}")
     rows: list[dict] = []
     samples: list[dict] = []
-    for checkpoint in tqdm(checkpoints, desc="checkpoints", unit="checkpoint", disable=not progress):
+    for checkpoint in progress_bar(checkpoints, desc="checkpoints", unit="checkpoint", disable=not progress):
         candidates = generate_samples(generator, checkpoint, reference.pool, n, seed, reference.known)
         result = checkpoint_metrics(candidates, reference)
         row = {"checkpoint": checkpoint.name, **result.row}

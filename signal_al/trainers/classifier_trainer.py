@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from signal_al.data.task import TextDataset
 from signal_al.errors import TrainingDiverged
+from signal_al.progress import progress_bar
 from signal_al.runtime import seed_everything
 from signal_al.trainers.classifier_config import ClassifierConfig
 
@@ -135,7 +135,7 @@ def train_classifier(
 
     step, loss_value = 0, float("nan")
     best_accuracy, best_state, evals_without_gain = -1.0, None, 0
-    bar = tqdm(total=total_steps, desc="train classifier", unit="step", leave=False, disable=not progress)
+    bar = progress_bar(total=total_steps, desc="train classifier", unit="step", leave=False, disable=not progress)
     while step < total_steps:
         order = order_rng.permutation(len(rows))
         for first in range(0, len(rows), config.batch_size):
@@ -151,8 +151,8 @@ def train_classifier(
             optimizer.zero_grad(set_to_none=True)
             step += 1
             loss_value = loss.item()
+            bar.set_postfix(loss=f"{loss_value:.3f}", refresh=False)
             bar.update(1)
-            bar.set_postfix(loss=f"{loss_value:.3f}")
             if dev_batches is not None and (step % steps_per_epoch == 0 or step == total_steps):
                 accuracy = _accuracy(model, dev_batches)
                 if accuracy > best_accuracy:

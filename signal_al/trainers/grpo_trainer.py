@@ -88,7 +88,11 @@ def replay_rollout_func(groups: list[list[Rollout]]) -> Callable[[list, Any], di
 
 def _trl_args(config: PPOConfig, options: GRPOOptions, output_dir: str, max_steps: int, use_cpu: bool,
               bf16: bool) -> Any:
+    import sys
+
     from trl import GRPOConfig
+
+    from signal_al.progress import is_terminal
 
     return GRPOConfig(
         output_dir=output_dir,
@@ -111,6 +115,7 @@ def _trl_args(config: PPOConfig, options: GRPOOptions, output_dir: str, max_step
         logging_steps=1,
         save_strategy="no",
         report_to="none",
+        disable_tqdm=not is_terminal(sys.stderr),  # Trainer's bar redraws every step; a log gets its metric lines
         use_cpu=use_cpu,
         bf16=bf16,
         disable_dropout=config.disable_dropout,
