@@ -247,7 +247,8 @@ def test_generator_records_every_candidate_with_provenance(tmp_path: Path) -> No
     candidates = generator.generate(pool, 4, round_index=2)
     prompts, params, adapter = backend.calls[0]
     assert adapter == name and len(prompts) == 4
-    assert params == SamplingParams(max_tokens=32, temperature=0.7, top_p=0.9, seed=params.seed, logprobs=False)
+    # generator.logprobs is on by default: D_RL carries the served log-probs (served = trained)
+    assert params == SamplingParams(max_tokens=32, temperature=0.7, top_p=0.9, seed=params.seed, logprobs=True)
     expected = [None, cleaning.EMPTY, cleaning.DUPLICATE, cleaning.DUPLICATE_IN_BATCH]
     assert [c.drop_reason for c in candidates] == expected
     first = candidates[0]

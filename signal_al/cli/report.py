@@ -83,7 +83,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     report.add_argument("run_dir", metavar="RUN_DIR", nargs="+",
                         help="Folder holding run folders (any depth), or results folders to regenerate.")
     report.add_argument("--out", type=output_folder, help="Where to write (default: RUN_DIR; required with several).")
-    report.add_argument("--export-raw", metavar="DIR", type=output_folder,
+    report.add_argument("--export-raw", metavar="DIR",
                         help="Copy the runs' raw records into DIR/raw/ and write DIR's report from them alone.")
     report.add_argument("--title", help="Plot title (default for a results folder: the one it was made with).")
     report.add_argument("--baseline",
