@@ -26,14 +26,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from signal_al.assets import resolve_model
+from signal_al.assets.registry import resolve_model
 from signal_al.config import DataConfig
 from signal_al.data import load_task, real_pool
 from signal_al.generation.backends.base import GenerationBackend, SamplingParams
-from signal_al.dtypes import GENERATOR_DTYPES, resolve_generator_dtype
+from signal_al.generation.dtypes import GENERATOR_DTYPES, resolve_generator_dtype
 from signal_al.generation.prompts import apply_chat_template, make_prompts
-from signal_al.server_access import free_port
-from signal_al.serving import ServerSettings, VLLMServer
+from signal_al.generation.server.access import free_port
+from signal_al.generation.server.process import ServerSettings, VLLMServer
 
 
 def matmul_flops(dtype: torch.dtype, device: str, size: int = 1024, seconds: float = 2.0) -> float:

@@ -107,7 +107,7 @@ def worker(args: argparse.Namespace) -> dict:
     import torch
     from transformers import AutoTokenizer
 
-    from signal_al.assets import resolve_model
+    from signal_al.assets.registry import resolve_model
     from signal_al.trainers.grpo_config import GRPOOptions
     from signal_al.trainers.ppo_config import PPOConfig
 
@@ -203,7 +203,7 @@ def main() -> None:
 
         with tempfile.TemporaryDirectory() as tmp:
             if args.tiny:
-                from signal_al.assets import resolve_model
+                from signal_al.assets.registry import resolve_model
 
                 args.model = tiny_model(Path(tmp) / "tiny", resolve_model(args.model))
             top = copy.copy(args)
@@ -219,7 +219,7 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory() as tmp:
         if args.tiny:
-            from signal_al.assets import resolve_model
+            from signal_al.assets.registry import resolve_model
 
             args.model = tiny_model(Path(tmp) / "tiny", resolve_model(args.model))
         runs = {name: run_worker(name, args) for name in WORKERS}

@@ -60,12 +60,12 @@ def build_run(folder: Path, n_labeled: int) -> Path:
     """A run folder with the MiniLM-L6 classifier and ``n_labeled`` rt-movies sentences as round 0."""
     import torch
 
-    from signal_al.assets import resolve_model
+    from signal_al.assets.registry import resolve_model
     from signal_al.config import load_experiment_config
     from signal_al.data import load_task
     from signal_al.data.pools import Annotation, Item
-    from signal_al.run_store import RunState, RunStore
-    from signal_al.trainers.classifier_trainer import load_classifier, load_tokenizer
+    from signal_al.engine.store import RunState, RunStore
+    from signal_al.classifier.training import load_classifier, load_tokenizer
 
     config = load_experiment_config(None, ["name=bench", f"output_dir={folder}", "data.task=rt-movies",
                                            "classifier.model=minilm-l6", "device=cpu"])
@@ -90,7 +90,7 @@ def fit_head(model, tokenizer, texts: list[str], labels: list[int]) -> None:
     import torch
     from sklearn.linear_model import LogisticRegression
 
-    from signal_al.classifier import predict
+    from signal_al.classifier.inference import predict
 
     emb = predict(model, tokenizer, texts, max_length=128).embeddings
     probe = LogisticRegression(C=10.0, max_iter=1000).fit(emb, labels)

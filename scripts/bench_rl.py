@@ -48,7 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    from signal_al.rewards.controls import REWARD_KINDS
+    from signal_al.experiments.controls import REWARD_KINDS
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -88,7 +88,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     import time
 
-    from signal_al.evaluation.rl_bench import RLBench, RLBenchConfig
+    from signal_al.experiments.rl_bench import RLBench, RLBenchConfig
 
     args = parse_args(argv)
     config = RLBenchConfig(

@@ -111,15 +111,15 @@ def instrument(clock: PhaseClock) -> None:
     """Wrap the functions a round calls, where the loop and its collaborators look them up."""
     import transformers
 
-    import signal_al.fit_eval as fit_eval
-    import signal_al.generator_agent as agent
-    import signal_al.loop as loop
-    import signal_al.oracle as oracle
-    import signal_al.selection as selection
-    import signal_al.serving as serving
+    import signal_al.classifier.fit_eval as fit_eval
+    import signal_al.engine.generator.agent as agent
+    import signal_al.engine.loop as loop
+    import signal_al.engine.annotation.oracle as oracle
+    import signal_al.engine.selection as selection
+    import signal_al.generation.server.process as serving
     import signal_al.trainers.ppo_trainer as ppo_trainer
     from signal_al.generation.generator import CandidateGenerator as Generator
-    from signal_al.run_store import RunStore
+    from signal_al.engine.store import RunStore
     from signal_al.strategies.base import QueryStrategy
 
     generate = Generator.generate
@@ -174,7 +174,7 @@ def _subclasses(cls: type) -> list[type]:
 def time_round(config: Any, clock: PhaseClock, log: Callable[[str], None], measured: int = 2) -> dict[str, float]:
     """Rounds 0 to ``measured`` of ``config``'s run; round ``measured``'s phases (and ``total``,
     ``other``), and the one-off costs of whichever round paid them."""
-    from signal_al.loop import ActiveLearningRun
+    from signal_al.engine.loop import ActiveLearningRun
 
     run = ActiveLearningRun(config, progress=False, log=log)
     original_round = run._round
@@ -241,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from signal_al.errors import UserError
+    from signal_al.core.errors import UserError
 
     try:
         sys.exit(main())

@@ -117,7 +117,7 @@ def result(**values):
 
 
 def base_model():
-    from signal_al.assets import resolve_model
+    from signal_al.assets.registry import resolve_model
     return resolve_model("smollm2-135m-instruct")
 
 
@@ -206,7 +206,7 @@ def check_qlora(url, out):
 def check_faiss():
     import numpy as np
     from signal_al.rewards import signal_scores
-    from signal_al.rewards.knn import faiss_gpu_available
+    from signal_al.neighbors.knn import faiss_gpu_available
     if not faiss_gpu_available():
         return result(status="FAIL", note="faiss_has_no_GPU_(install_faiss-gpu-cu12)")
     rng = np.random.default_rng(0)

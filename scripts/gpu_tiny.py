@@ -42,7 +42,7 @@ def result(status: str, note: str) -> None:
 
 def pack(out: Path) -> None:
     """Configs + tokenizers of the shipped models, the vader corpora and the wheels, into ``out``."""
-    from signal_al.assets import asset_path
+    from signal_al.assets.registry import asset_path
 
     out.mkdir(parents=True, exist_ok=True)
     for name, files, target in (("smollm2-135m-instruct", GENERATOR_FILES, "smollm2"),
@@ -187,12 +187,12 @@ def check_classifier(work: Path, device: str) -> None:
     """The classifier's training and evaluation on the device (rt-movies, 64 labels, the tiny BERT)."""
     import numpy as np
 
-    from signal_al.trainers.classifier_config import ClassifierConfig
+    from signal_al.classifier.config import ClassifierConfig
     from signal_al.data import load_task
     from signal_al.data.config import DataConfig
     from signal_al.data.task import TextDataset
-    from signal_al.fit_eval import fit_and_evaluate
-    from signal_al.trainers.classifier_trainer import load_tokenizer
+    from signal_al.classifier.fit_eval import fit_and_evaluate
+    from signal_al.classifier.training import load_tokenizer
 
     _, classifier = _models(work)
     data = load_task(DataConfig(task="rt-movies", max_test_size=200))

@@ -29,10 +29,10 @@ import numpy as np
 
 
 def main() -> None:
-    from signal_al.budgets import round_targets
+    from signal_al.engine.budgets import round_targets
     from signal_al.cli.options import add_config_args, load_config
-    from signal_al.fit_eval import evaluate, fit_and_evaluate
-    from signal_al.run_context import RunContext
+    from signal_al.classifier.fit_eval import evaluate, fit_and_evaluate
+    from signal_al.engine.context import RunContext
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     add_config_args(parser)

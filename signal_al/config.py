@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlparse
 
-from signal_al.config_io import check, field, load_config
+from signal_al.core.config_io import check, field, load_config
 from signal_al.data.config import DataConfig
 from signal_al.generation.config import GeneratorConfig
-from signal_al.runtime import device_problem
+from signal_al.core.runtime import device_problem
 from signal_al.rewards.config import RewardConfig
-from signal_al.trainers.classifier_config import ClassifierConfig
+from signal_al.classifier.config import ClassifierConfig
 from signal_al.trainers.ppo_config import PPOConfig
 
 

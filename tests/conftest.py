@@ -26,7 +26,7 @@ def _annotators_in_a_temp_cache(tmp_path_factory):
     (``$SIGNAL_AL_CACHE`` or ~/.cache/signal-al), whose corpora, downloads, models and vLLM server
     environments are linked in so that nothing is fetched, unpacked or built twice. Subprocesses
     inherit it through the environment."""
-    from signal_al.assets import CACHE_ENV, cache_dir
+    from signal_al.assets.registry import CACHE_ENV, cache_dir
 
     shared = cache_dir(None)
     cache = tmp_path_factory.mktemp("signal-al-cache")

@@ -8,7 +8,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from signal_al.assets import asset_path, cache_dir  # noqa: E402
+from signal_al.assets.registry import asset_path, cache_dir  # noqa: E402
 
 
 def ready_asset(name: str) -> Path:

@@ -26,7 +26,7 @@ def run_config_file(tmp_path: Path, model_dir: Path, name: str = "tiny", **secti
 def make_run(tmp_path: Path, model_dir: Path, name: str = "tiny", **sections: dict) -> Path:
     """Run a 2-round entropy run on a 20-sentence pool; returns its folder."""
     from signal_al.config import load_experiment_config
-    from signal_al.loop import ActiveLearningRun
+    from signal_al.engine.loop import ActiveLearningRun
 
     config = load_experiment_config(run_config_file(tmp_path, model_dir, name, **sections))
     ActiveLearningRun(config, progress=False, log=lambda _: None).run()
@@ -47,7 +47,7 @@ def fake_run(tmp_path: Path, model_dir: Path, name: str = "fake", *, pairs: bool
 
     from signal_al.config import load_experiment_config
     from signal_al.data.pools import Annotation, Item
-    from signal_al.run_store import RunState, RunStore
+    from signal_al.engine.store import RunState, RunStore
 
     config = load_experiment_config(run_config_file(tmp_path, model_dir, name, **sections))
     store = RunStore(config.run_dir)

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from signal_al.data.pools import Item
-from signal_al.errors import DataError
-from signal_al.oracle import export_batch, import_labels, neutralize_cell, restore_cell
+from signal_al.core.errors import DataError
+from signal_al.engine.annotation.oracle import export_batch, import_labels, neutralize_cell, restore_cell
 
 NAMES = ("negative", "positive")
 ITEMS = [Item("r1", "=HYPERLINK(\"http://evil\",\"x\")"), Item("r2", "+1 great"), Item("syn:r1:0", "-- awful", source="synthetic"),

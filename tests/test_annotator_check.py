@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 import yaml
 
-import signal_al.evaluation.annotator_check as annotator_check
+import signal_al.experiments.annotator_check as annotator_check
 from signal_al.cli import main
 from signal_al.config import load_experiment_config
-from signal_al.evaluation.annotator_check import check_run, wilson_interval
-from signal_al.run_context import RunContext
-from signal_al.run_store import RunStore
+from signal_al.experiments.annotator_check import check_run, wilson_interval
+from signal_al.engine.context import RunContext
+from signal_al.engine.store import RunStore
 
 
 def test_doctests() -> None:
@@ -49,7 +49,7 @@ def _argmax_labels(annotator, texts: list[str]) -> np.ndarray:
 def test_check_run_relabels_the_synthetic_items(tmp_path: Path, tiny_classifier_dir: Path,
                                                 monkeypatch: pytest.MonkeyPatch,
                                                 capsys: pytest.CaptureFixture) -> None:
-    from signal_al.assets import cache_dir
+    from signal_al.assets.registry import cache_dir
 
     cache = tmp_path / "cache"  # the annotators are trained here; the corpora are linked from the shared cache
     cache.mkdir()

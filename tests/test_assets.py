@@ -11,11 +11,11 @@ import pytest
 import torch
 
 from helpers import ready_asset
-from signal_al import assets
-from signal_al.assets import ASSETS, AssetError, PackageFile, asset_path, download, fetch, resolve_model
+from signal_al.assets import registry as assets
+from signal_al.assets.registry import ASSETS, AssetError, PackageFile, asset_path, download, fetch, resolve_model
 from signal_al.data.offline import RT_MOVIES
 from signal_al.data.task import TextDataset
-from signal_al.doctor import check_classifier, check_generator
+from signal_al.experiments.doctor import check_classifier, check_generator
 
 VADER = ASSETS["vader-corpora"]
 

@@ -28,9 +28,9 @@ import yaml
 
 from signal_al.cli import main
 from signal_al.config import ActiveLearningConfig, ExperimentConfig
-from signal_al.config_io import to_dict
+from signal_al.core.config_io import to_dict
 from signal_al.data.pools import Annotation, Item
-from signal_al.run_store import RunState
+from signal_al.engine.store import RunState
 
 Setup = Callable[[Path], None]
 
@@ -463,7 +463,7 @@ def run_parts(folder: str = "r", *, finished: bool = False, config: dict | None 
         from signal_al.config import DataConfig
         from signal_al.data import load_task, real_pool
         from signal_al.data.pools import real_items
-        from signal_al.run_store import RunStore
+        from signal_al.engine.store import RunStore
 
         path = tmp / "runs" / folder
         cfg = ExperimentConfig(output_dir=str(path.parent), name=path.name, device="cpu", data=DataConfig(pool_size=10),
@@ -924,7 +924,7 @@ def test_report_with_only_random(tmp_path: Path, capsys: pytest.CaptureFixture[s
 
 def test_a_failing_report_leaves_the_previous_one_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                         capsys: pytest.CaptureFixture[str]) -> None:
-    import signal_al.evaluation.report as report
+    import signal_al.experiments.report as report
 
     grid = tmp_path / "grid"
     (grid / "random-seed0").mkdir(parents=True)
@@ -944,8 +944,8 @@ def test_a_failing_report_leaves_the_previous_one_whole(tmp_path: Path, monkeypa
 
 def test_a_run_folder_with_only_its_own_config_may_start(tmp_path: Path) -> None:
     """A run stopped between writing config.yaml and its first state starts again; any other config is refused."""
-    from signal_al.errors import UserError
-    from signal_al.run_store import RunStore
+    from signal_al.core.errors import UserError
+    from signal_al.engine.store import RunStore
 
     config = run_config(tmp_path)
     store = RunStore(config.run_dir)
@@ -1035,7 +1035,7 @@ class StubScorer:
 def test_a_pathological_request_is_a_4xx_json_and_one_log_line(body: bytes, status: int, message: str) -> None:
     from fastapi.testclient import TestClient
 
-    from signal_al.reward_server import ServerSettings, create_app
+    from signal_al.integrations.reward_server import ServerSettings, create_app
 
     logged: list[str] = []
     with TestClient(create_app(StubScorer(), ServerSettings(), log=logged.append)) as client:
@@ -1049,7 +1049,7 @@ def test_a_pathological_request_is_a_4xx_json_and_one_log_line(body: bytes, stat
 def test_a_failing_scorer_is_a_500_json_and_one_log_line() -> None:
     from fastapi.testclient import TestClient
 
-    from signal_al.reward_server import ServerSettings, create_app
+    from signal_al.integrations.reward_server import ServerSettings, create_app
 
     def broken(texts, pairs=None):
         raise RuntimeError("the classifier is gone")
@@ -1124,7 +1124,7 @@ def test_score_leaves_empty_texts_unscored_with_one_warning(tmp_path: Path, tiny
 
 @pytest.mark.parametrize("encoding", ["utf-16", "utf-8-sig", "utf-32"])
 def test_annotation_files_in_unicode_with_a_bom_are_read(tmp_path: Path, encoding: str) -> None:
-    from signal_al.oracle import import_labels
+    from signal_al.engine.annotation.oracle import import_labels
 
     path = tmp_path / "round_001.csv"
     path.write_bytes("id,text,source,label\n#tag,a text,real,pos\nr2,b,real,neg\n".encode(encoding))
@@ -1132,8 +1132,8 @@ def test_annotation_files_in_unicode_with_a_bom_are_read(tmp_path: Path, encodin
 
 
 def test_annotation_file_encoding_errors_say_so(tmp_path: Path) -> None:
-    from signal_al.errors import DataError
-    from signal_al.oracle import import_labels
+    from signal_al.core.errors import DataError
+    from signal_al.engine.annotation.oracle import import_labels
 
     path = tmp_path / "round_001.csv"
     path.write_bytes("id,text,source,label\nr1,a,real,pos\n".encode("utf-16-le"))  # no byte-order mark
@@ -1183,7 +1183,7 @@ def test_data_texts_reach_the_terminal_escaped(tmp_path: Path) -> None:
 def test_an_api_key_file_others_can_read_is_a_warning_and_the_help_says_where_keys_go(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from signal_al.cli.serve_reward import read_api_key
-    from signal_al.errors import SignalWarning
+    from signal_al.core.errors import SignalWarning
 
     key = tmp_path / "key"
     key.write_text("s3cret\n")
@@ -1202,7 +1202,7 @@ def test_an_api_key_file_others_can_read_is_a_warning_and_the_help_says_where_ke
 
 @pytest.mark.parametrize("umask", [0o022, 0o027, 0o077])
 def test_written_files_and_folders_follow_the_umask(tmp_path: Path, umask: int) -> None:
-    from signal_al.io_utils import atomic_directory, atomic_write_text
+    from signal_al.core.io_utils import atomic_directory, atomic_write_text
 
     old = os.umask(umask)
     try:
@@ -1235,8 +1235,8 @@ def test_two_working_directories_resolve_to_one_server_environment(tmp_path: Pat
     import hashlib
 
     from signal_al.config import ExperimentConfig
-    from signal_al.server_venv import lock_file
-    from signal_al.serving import server_venv_path
+    from signal_al.generation.server.venv import lock_file
+    from signal_al.generation.server.process import server_venv_path
 
     monkeypatch.delenv("SIGNAL_AL_VLLM_VENV", raising=False)
     monkeypatch.setenv("SIGNAL_AL_CACHE", str(tmp_path / "cache"))
@@ -1254,7 +1254,7 @@ def test_the_install_command_reuses_the_machine_environment_from_another_folder(
     the clone, it finds the ready environment in the cache and builds nothing there (no .venv-vllm appears)."""
     import hashlib
 
-    from signal_al.server_venv import lock_file
+    from signal_al.generation.server.venv import lock_file
 
     cache = tmp_path / "cache"
     digest = hashlib.sha256(lock_file().read_bytes()).hexdigest()
@@ -1276,7 +1276,7 @@ def test_a_second_process_waits_for_the_first_build_instead_of_building_again(tm
                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     import threading
 
-    import signal_al.server_venv as server_venv
+    import signal_al.generation.server.venv as server_venv
 
     lock = tmp_path / "lock.txt"
     lock.write_text("pinned==1.0\n")

@@ -1,4 +1,4 @@
-"""signal_al.classifier.predict: one pass, sorted dynamic batches, results in input order."""
+"""signal_al.classifier.inference.predict: one pass, sorted dynamic batches, results in input order."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from signal_al.classifier import ClassifierOutputs, predict
+from signal_al.classifier.inference import ClassifierOutputs, predict
 
 TEXTS = [
     "great movie",

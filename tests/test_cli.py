@@ -127,7 +127,7 @@ def test_flag_errors_name_the_config_file(tmp_path: Path, capsys: pytest.Capture
 
 def test_negatable_flag_and_override_strings_round_trip() -> None:
     from signal_al.cli.options import config_pairs, override_strings
-    from signal_al.config_io import parse_override
+    from signal_al.core.config_io import parse_override
 
     args = build_parser().parse_args(["evaluate-generator", "runs/x", "--no-start-server",
                                       "--server-url", "http://h:1"])
@@ -154,7 +154,7 @@ def test_flag_help_comes_from_the_config_field(monkeypatch: pytest.MonkeyPatch,
 
 def test_train_generator_help_names_the_paths_the_loop_writes(monkeypatch: pytest.MonkeyPatch,
                                                               capsys: pytest.CaptureFixture[str]) -> None:
-    from signal_al.rl_round import RL_DIR, adapter_dir
+    from signal_al.engine.generator.round import RL_DIR, adapter_dir
 
     monkeypatch.setenv("COLUMNS", "1000")
     with pytest.raises(SystemExit):
@@ -175,7 +175,7 @@ def test_run_resume_continues_with_the_saved_config(tmp_path: Path, monkeypatch:
 
     import signal_al.cli.run as run_command
     from signal_al.config import ExperimentConfig
-    from signal_al.config_io import to_dict
+    from signal_al.core.config_io import to_dict
 
     seen: list = []
     monkeypatch.setattr(run_command, "run_or_wait", lambda config, **kwargs: seen.append((config, kwargs)) or 0)
@@ -198,7 +198,7 @@ def test_run_resume_says_which_command_line_keys_it_ignores(tmp_path: Path, monk
 
     import signal_al.cli.run as run_command
     from signal_al.config import ExperimentConfig
-    from signal_al.config_io import to_dict
+    from signal_al.core.config_io import to_dict
 
     monkeypatch.setattr(run_command, "run_or_wait", lambda config, **kwargs: 0)
     (tmp_path / "r").mkdir()

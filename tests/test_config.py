@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from signal_al.config import ExperimentConfig, load_experiment_config
-from signal_al.config_io import apply_overrides, describe_fields, from_dict, parse_override, to_dict
-from signal_al.errors import ConfigError
+from signal_al.core.config_io import apply_overrides, describe_fields, from_dict, parse_override, to_dict
+from signal_al.core.errors import ConfigError
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 
@@ -153,7 +153,7 @@ def test_a_run_name_is_one_folder_inside_output_dir(name: str) -> None:
 def test_config_io_doctests() -> None:
     import doctest
 
-    import signal_al.config_io
+    import signal_al.core.config_io
 
-    result = doctest.testmod(signal_al.config_io)
+    result = doctest.testmod(signal_al.core.config_io)
     assert result.failed == 0 and result.attempted > 0

@@ -361,7 +361,7 @@ def test_candidate_groups_persist_and_old_rows_still_load(tmp_path: Path) -> Non
 
 
 def test_prompts_per_round_and_samples_per_prompt_config() -> None:
-    from signal_al.errors import UserError
+    from signal_al.core.errors import UserError
 
     assert GeneratorConfig().prompts_for_round(40) == 40  # default: the round's budget
     assert GeneratorConfig(candidates_per_round=32).prompts_for_round(40) == 32
@@ -379,7 +379,7 @@ def test_prompts_per_round_and_samples_per_prompt_config() -> None:
 
 
 def test_auto_dtype_follows_native_bf16_support(monkeypatch: pytest.MonkeyPatch) -> None:
-    from signal_al import dtypes as dtype
+    from signal_al.generation import dtypes as dtype
 
     monkeypatch.setattr(dtype, "cpu_has_native_bf16", lambda: False)
     monkeypatch.setattr(dtype, "cuda_has_bf16", lambda: True)
@@ -399,7 +399,7 @@ def test_auto_dtype_follows_native_bf16_support(monkeypatch: pytest.MonkeyPatch)
 def test_cpu_bf16_probe_reads_torch_features_then_cpuinfo(monkeypatch: pytest.MonkeyPatch) -> None:
     import torch
 
-    from signal_al import dtypes as dtype
+    from signal_al.generation import dtypes as dtype
 
     monkeypatch.setattr(torch._C._cpu, "_get_cpu_capability", lambda: {"avx2": True, "avx512_bf16": True,
                                                                         "amx_bf16": False})
@@ -418,9 +418,9 @@ def test_cpu_bf16_probe_reads_torch_features_then_cpuinfo(monkeypatch: pytest.Mo
 def test_server_command_and_transformers_backend_use_the_resolved_dtype(
     monkeypatch: pytest.MonkeyPatch, tiny_generator_dir: Path,
 ) -> None:
-    from signal_al import dtypes as dtype
+    from signal_al.generation import dtypes as dtype
     from signal_al.generation.backends.hf import TransformersBackend
-    from signal_al.serving import ServerSettings, server_command, settings_from_config
+    from signal_al.generation.server.process import ServerSettings, server_command, settings_from_config
 
     monkeypatch.setattr(dtype, "cpu_has_native_bf16", lambda: False)
     command = server_command(ServerSettings(model="m"), "/py", cpu=True)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from helpers import ready_asset
 
-from signal_al.serving import ensure_server_venv, server_env
+from signal_al.generation.server.process import ensure_server_venv, server_env
 
 pytestmark = pytest.mark.slow
 

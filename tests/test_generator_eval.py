@@ -15,11 +15,11 @@ import yaml
 from signal_al.cli import main
 from signal_al.config import GeneratorConfig, RewardConfig, load_experiment_config
 from signal_al.data.task import TaskSpec, TextDataset
-from signal_al.evaluation.generator_eval import (Checkpoint, Reference, checkpoint_metrics, generate_samples,
+from signal_al.experiments.generator_eval import (Checkpoint, Reference, checkpoint_metrics, generate_samples,
                                                  nearest_distances, served_name)
 from signal_al.generation.records import Candidate
-from signal_al.metrics import self_bleu
-from signal_al.trainers.classifier_config import ClassifierConfig
+from signal_al.classifier.metrics import self_bleu
+from signal_al.classifier.config import ClassifierConfig
 
 VOCAB = "the a movie film was great good bad boring fun plot story not very".split()
 
@@ -154,7 +154,7 @@ def _candidate(text: str | None, reason: str | None = None) -> Candidate:
 
 
 def test_checkpoint_metrics_against_independent_recomputation(tiny_bert) -> None:
-    from signal_al.classifier import predict
+    from signal_al.classifier.inference import predict
     from signal_al.data.pools import real_items
     from signal_al.rewards import signal_scores
 
@@ -223,12 +223,12 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory, tiny_classifier_dir: Path
     """A SIGnAL run directory as the loop leaves it after round 1: config, state, classifier, adapter."""
     from helpers import random_lora
 
-    from signal_al.config_io import to_dict
+    from signal_al.core.config_io import to_dict
     from signal_al.data import load_task, real_pool
     from signal_al.data.pools import Annotation, real_items
-    from signal_al.io_utils import atomic_write_json
-    from signal_al.run_store import RunState
-    from signal_al.trainers.classifier_trainer import load_classifier
+    from signal_al.core.io_utils import atomic_write_json
+    from signal_al.engine.store import RunState
+    from signal_al.classifier.training import load_classifier
 
     root = tmp_path_factory.mktemp("eval_run")
     data = {
@@ -258,7 +258,7 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory, tiny_classifier_dir: Path
 
 @pytest.fixture()
 def parity_annotator(monkeypatch: pytest.MonkeyPatch) -> None:
-    from signal_al.run_context import RunContext
+    from signal_al.engine.context import RunContext
 
     monkeypatch.setattr(RunContext, "model_annotator", lambda self: ParityAnnotator(2))
 
@@ -284,8 +284,8 @@ def test_cli_writes_table_plot_and_samples(tiny_run: Path, parity_annotator: Non
 
 
 def test_plan_picks_checkpoints_and_rejects_folders_that_are_not_adapters(tiny_run: Path) -> None:
-    from signal_al.errors import UserError
-    from signal_al.evaluation.generator_eval import plan_run_evaluation
+    from signal_al.core.errors import UserError
+    from signal_al.experiments.generator_eval import plan_run_evaluation
 
     latest = plan_run_evaluation(tiny_run)
     assert [(c.name, c.path) for c in latest.checkpoints] == [

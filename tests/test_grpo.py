@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from helpers import ready_asset
-from signal_al.errors import UserError
+from signal_al.core.errors import UserError
 from signal_al.trainers.grpo_config import GRPOOptions
 from signal_al.trainers.grpo_trainer import replay_groups, replay_rollout_func, stored_reward, train_generator_grpo
 from signal_al.trainers.ppo_config import PPOConfig

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from reward_helpers import LABELED, UNLABELED, fake_run
 
-from signal_al.errors import UserError
+from signal_al.core.errors import UserError
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 SCRIPT = str(Path(sys.executable).with_name("signal-al"))
@@ -43,10 +43,10 @@ def _readme_section() -> str:
 def test_from_run_reads_the_round_classifier_labeled_set_and_reward_config(run_dir: Path, scorer) -> None:
     from transformers import AutoModelForSequenceClassification
 
-    from signal_al.classifier import predict
+    from signal_al.classifier.inference import predict
     from signal_al.rewards import signal_scores
-    from signal_al.run_context import RunContext
-    from signal_al.run_store import saved_config
+    from signal_al.engine.context import RunContext
+    from signal_al.engine.store import saved_config
 
     assert scorer.run.round == 1 and scorer.run.label_names == ("negative", "positive")
     assert scorer.labeled_texts == [text for text, _ in LABELED]  # rounds 0 and 1

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 from reward_helpers import fake_run
 
-from signal_al.annotation import annotate_round, batch_files
+from signal_al.engine.annotation.annotate import annotate_round, batch_files
 from signal_al.data.pools import Item
-from signal_al.errors import DataError
-from signal_al.labelstudio import export_tasks, import_annotations, labeling_config
-from signal_al.oracle import AnnotationRequired
-from signal_al.run_store import RunStore
+from signal_al.core.errors import DataError
+from signal_al.engine.annotation.labelstudio import export_tasks, import_annotations, labeling_config
+from signal_al.engine.annotation.oracle import AnnotationRequired
+from signal_al.engine.store import RunStore
 
 NAMES = ("negative", "positive")
 ITEMS = [Item("r1", "a great film"), Item("syn:r2:0", "an awful plot", source="synthetic"), Item("r3", "boring")]

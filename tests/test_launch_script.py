@@ -117,7 +117,7 @@ def _tiny_llama(folder: Path) -> Path:
 
 @pytest.mark.slow
 def test_launch_multi_gpu_cpu_form_runs_signal_resumes_and_cleans_up(tmp_path: Path, tiny_classifier_dir) -> None:
-    from signal_al.server_access import free_port, port_is_free
+    from signal_al.generation.server.access import free_port, port_is_free
 
     generator = _tiny_llama(tmp_path / "tiny-llama")
     config = {

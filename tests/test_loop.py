@@ -17,10 +17,10 @@ import yaml
 
 from signal_al.config import load_experiment_config
 from signal_al.data import load_task, real_pool
-from signal_al.errors import UserError
-from signal_al.evaluation.report import write_report
-from signal_al.budgets import round_targets, total_budget
-from signal_al.loop import STATE_FILE, ActiveLearningRun, same_run
+from signal_al.core.errors import UserError
+from signal_al.experiments.report import write_report
+from signal_al.engine.budgets import round_targets, total_budget
+from signal_al.engine.loop import STATE_FILE, ActiveLearningRun, same_run
 
 SCRIPT = str(Path(sys.executable).with_name("signal-al"))
 
@@ -225,7 +225,7 @@ def test_report_matches_an_independent_aggregation(tmp_path: Path) -> None:
     mean = np.mean([v[0] for v in expected[("entropy", 20.0)]])
     assert f"{100 * mean:.1f} ±" in markdown
     # paired gain over random: the mean over seeds of the per-seed differences
-    from signal_al.evaluation.report import collect_metrics, paired_gain
+    from signal_al.experiments.report import collect_metrics, paired_gain
 
     frame = collect_metrics(tmp_path)
     for drop_seed in (None, 2):  # a strategy missing a seed is compared with random's same seeds
@@ -254,8 +254,8 @@ def test_plot_colours_and_the_pool_reference() -> None:
 
     import pandas as pd
 
-    import signal_al.evaluation.endpoints as endpoints
-    import signal_al.evaluation.report as report
+    import signal_al.experiments.endpoints as endpoints
+    import signal_al.experiments.report as report
 
     assert doctest.testmod(report).failed == 0 and doctest.testmod(endpoints).failed == 0
     methods = ["random", "badge", "cal", "coreset", "entropy", "signal", "signal-frozen"]
@@ -293,8 +293,8 @@ def test_the_report_measures_signal_past_the_pool_against_the_pool_based_referen
             run = tmp_path / f"{method}-seed{seed}"
             run.mkdir()
             (run / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
-    from signal_al.evaluation.endpoints import pool_reference
-    from signal_al.evaluation.report import beyond_pool_gain, collect_metrics
+    from signal_al.experiments.endpoints import pool_reference
+    from signal_al.experiments.report import beyond_pool_gain, collect_metrics
 
     pool_means = {(m, float(p)): np.mean([acc[m, s, float(p)] for s in range(3)], dtype=np.float64)
                   for m in ("random", "coreset") for p in range(10, 101, 10)}
@@ -398,8 +398,8 @@ def test_experiment_grid_in_parallel_processes_matches_the_sequential_grid(tmp_p
                                                                            tiny_classifier_dir: Path) -> None:
     import torch
 
-    from signal_al.experiment import run_experiment
-    from signal_al.io_utils import read_jsonl
+    from signal_al.experiments.grid import run_experiment
+    from signal_al.core.io_utils import read_jsonl
 
     def grid(output: str, parallel_runs: int) -> Path:
         path = _config_file(tmp_path, tiny_classifier_dir, "grid",
@@ -429,7 +429,7 @@ def test_experiment_grid_in_parallel_processes_matches_the_sequential_grid(tmp_p
 
 def test_run_with_a_same_seed_baseline_prints_the_comparison_and_writes_the_plot(tmp_path: Path,
                                                                                    tiny_classifier_dir: Path) -> None:
-    from signal_al.io_utils import read_jsonl
+    from signal_al.core.io_utils import read_jsonl
 
     path = _config_file(tmp_path, tiny_classifier_dir, "main", data={"pool_size": 20},
                         active_learning={"stop_fraction": 0.5, "baselines": ["random"]})
@@ -451,7 +451,7 @@ def test_run_with_a_same_seed_baseline_prints_the_comparison_and_writes_the_plot
 
 
 def test_grid_settings_cover_every_task_and_pool_fraction(tmp_path: Path) -> None:
-    from signal_al.experiment import run_config, settings
+    from signal_al.experiments.grid import run_config, settings
 
     base = load_experiment_config(None, [f"output_dir={tmp_path}", "name=exp", "data.pool_size=50",
                                          "experiment.tasks=[rt-movies,vader-sources]",
@@ -469,8 +469,8 @@ def test_grid_settings_cover_every_task_and_pool_fraction(tmp_path: Path) -> Non
 
 
 def test_method_names_label_ablations_schedules_and_variants(tmp_path: Path, tiny_classifier_dir: Path) -> None:
-    from signal_al.errors import ConfigError
-    from signal_al.loop import method_name
+    from signal_al.core.errors import ConfigError
+    from signal_al.engine.loop import method_name
 
     def name(**al: object) -> str:
         return method_name(load_experiment_config(_config_file(tmp_path, tiny_classifier_dir, "n",
@@ -487,8 +487,8 @@ def test_method_names_label_ablations_schedules_and_variants(tmp_path: Path, tin
 
 def test_a_grid_cell_resumes_with_its_saved_config_on_its_slots_port(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                     capsys: pytest.CaptureFixture[str]) -> None:
-    import signal_al.experiment as experiment
-    from signal_al.config_io import to_dict
+    import signal_al.experiments.grid as experiment
+    from signal_al.core.config_io import to_dict
 
     started = load_experiment_config(None, [f"output_dir={tmp_path}", "name=cell", "reward.k=7",
                                             "generator.server_url=http://127.0.0.1:8001"])
@@ -521,12 +521,12 @@ def test_a_grid_cell_resumes_with_its_saved_config_on_its_slots_port(tmp_path: P
 
 
 def test_a_grid_refuses_a_started_cell_with_an_unreadable_config_before_any_run(tmp_path: Path) -> None:
-    from signal_al.errors import ConfigError
-    from signal_al.experiment import check_run_folders
+    from signal_al.core.errors import ConfigError
+    from signal_al.experiments.grid import check_run_folders
 
     cell = load_experiment_config(None, [f"output_dir={tmp_path}", "name=cell"])
     cell.run_dir.mkdir(parents=True)
-    from signal_al.run_store import RunState
+    from signal_al.engine.store import RunState
 
     (cell.run_dir / STATE_FILE).write_text(json.dumps(RunState(pool_size=1).to_dict()))
     (cell.run_dir / "config.yaml").write_text("reward: {k: many}\n")
@@ -536,8 +536,8 @@ def test_a_grid_refuses_a_started_cell_with_an_unreadable_config_before_any_run(
 
 def test_parallel_generator_slots_get_their_own_port_and_gpu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                              tiny_classifier_dir: Path) -> None:
-    from signal_al.errors import ConfigError
-    from signal_al.experiment import gpu_of_slot, on_slot, visible_gpus
+    from signal_al.core.errors import ConfigError
+    from signal_al.experiments.grid import gpu_of_slot, on_slot, visible_gpus
 
     base = load_experiment_config(None, ["generator.server_url=http://10.0.0.2:8100", "generator.start_server=true",
                                          "experiment.parallel_generator_runs=3"])
@@ -561,8 +561,8 @@ def test_parallel_generator_slots_get_their_own_port_and_gpu(tmp_path: Path, mon
 
 def test_a_damaged_state_names_the_previous_one_which_continues_the_run(tmp_path: Path) -> None:
     from signal_al.data.pools import Annotation, Item
-    from signal_al.errors import UserError
-    from signal_al.run_store import PREVIOUS_STATE_FILE, RunState, RunStore
+    from signal_al.core.errors import UserError
+    from signal_al.engine.store import PREVIOUS_STATE_FILE, RunState, RunStore
 
     store = RunStore(tmp_path / "run")
     items = [Item(id=f"i{n}", text=f"text {n}") for n in range(3)]
@@ -607,7 +607,7 @@ def test_resume_without_state_keeps_a_filled_human_annotation_file(tmp_path: Pat
 
 
 def test_the_results_table_gives_mean_and_std_and_no_std_for_a_single_seed() -> None:
-    from signal_al.evaluation.report import markdown_table, summary_table
+    from signal_al.experiments.report import markdown_table, summary_table
 
     frame = pd.DataFrame({"strategy": ["random", "random", "signal"], "seed": [0, 1, 0],
                           "acquired_pct": [100.0, 100.0, 100.0], "accuracy": [0.70, 0.75, 0.8125],

@@ -13,8 +13,8 @@ import pytest
 from signal_al.generation.backends.base import SamplingParams
 from signal_al.generation.backends.server import VLLMServerBackend
 from helpers import JSONServer
-from signal_al.server_access import API_KEY_ENV, api_key_for, free_port
-from signal_al.serving import ServerError, ServerSettings, VLLMServer
+from signal_al.generation.server.access import API_KEY_ENV, api_key_for, free_port
+from signal_al.generation.server.process import ServerError, ServerSettings, VLLMServer
 
 
 class FakeVLLM:
@@ -230,7 +230,7 @@ def test_managed_servers_get_a_per_run_key_that_only_this_process_sends(tmp_path
     import requests
 
     from signal_al.generation.config import GeneratorConfig
-    from signal_al.serving import managed_server
+    from signal_al.generation.server.process import managed_server
 
     monkeypatch.delenv(API_KEY_ENV, raising=False)
     model = tmp_path / "model"

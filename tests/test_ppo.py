@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from helpers import ready_asset  # noqa: F401  (sets HF_HUB_OFFLINE before transformers is imported)
-from signal_al.errors import ConfigError, DataError, UserError
+from signal_al.core.errors import ConfigError, DataError, UserError
 from signal_al.trainers.ppo_config import PPOConfig
 from signal_al.trainers.ppo_trainer import (
     PPOTrainer,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from signal_al.progress import LOG_INTERVAL_S, bar_options, progress_bar
+from signal_al.core.progress import LOG_INTERVAL_S, bar_options, progress_bar
 
 #: One line of a tqdm bar: "desc:  50%|█████     | 10/20 [00:35<00:35, 3.50s/step, loss=0.693]".
 BAR_LINE = re.compile(r"^(?P<desc>.+?): +\d+%\|.*?\| (?P<n>\d+)/(?P<total>\d+) \[(?P<elapsed>[\d:]+)<")

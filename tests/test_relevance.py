@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from signal_al.errors import ConfigError
+from signal_al.core.errors import ConfigError
 from signal_al.rewards import (
     RewardConfig,
     knn_mean_distances,

@@ -17,7 +17,7 @@ import pytest
 
 from report_grid import TITLE, write_fake_grid
 from signal_al.cli import main
-from signal_al.evaluation.raw_records import LABELED_IDS_FILE, OPTIONS_FILE, RAW_DIR, export_raw, results_folders
+from signal_al.experiments.raw_records import LABELED_IDS_FILE, OPTIONS_FILE, RAW_DIR, export_raw, results_folders
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURE = REPO / "tests" / "data" / "report-grid"
@@ -158,7 +158,7 @@ def test_regenerating_with_new_options_keeps_them(tmp_path: Path, capsys: pytest
 
 def test_a_failing_export_leaves_the_previous_records_and_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                 capsys: pytest.CaptureFixture[str]) -> None:
-    import signal_al.evaluation.report as report
+    import signal_al.experiments.report as report
 
     results = tmp_path / "results"
     shutil.copytree(FIXTURE / RAW_DIR, results / RAW_DIR)

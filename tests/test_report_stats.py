@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from report_grid import write_fake_grid
-from signal_al.evaluation.endpoints import (AREA_WINDOW, PAST_WINDOW, RL_WINDOW, endpoints_frame, endpoints_markdown,
+from signal_al.experiments.endpoints import (AREA_WINDOW, PAST_WINDOW, RL_WINDOW, endpoints_frame, endpoints_markdown,
                                             pool_reference, primary_endpoints)
-from signal_al.evaluation.report import collect_metrics
-from signal_al.evaluation.stats import detectable_effect, holm, paired_summary, power, seeds_needed
+from signal_al.experiments.report import collect_metrics
+from signal_al.experiments.stats import detectable_effect, holm, paired_summary, power, seeds_needed
 
 #: Two-sided 95 % critical values of Student's t by degrees of freedom (a printed table, 3 decimals).
 T_TABLE = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 9: 2.262, 13: 2.160, 14: 2.145, 19: 2.093,

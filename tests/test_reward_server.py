@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from reward_helpers import fake_run
 
-from signal_al.reward_server import DynamicBatcher, ServerSettings, create_app
+from signal_al.integrations.reward_server import DynamicBatcher, ServerSettings, create_app
 
 PROMPT = "Write a movie review:"
 

@@ -7,7 +7,7 @@ import pytest
 
 from signal_al.rewards import LabeledIndex, SignalScores, signal_scores
 
-FLOOR = 1e-12  # probability floor inside the log (documented in signal_al.rewards.divergence)
+FLOOR = 1e-12  # probability floor inside the log (documented in signal_al.neighbors.divergence)
 
 
 # --------------------------------------------------------------------------- references
@@ -221,7 +221,7 @@ def test_index_returns_sorted_euclidean_distances_and_caps_k():
 @pytest.mark.parametrize("unit", [True, False])
 def test_large_query_sets_take_the_threaded_path_and_stay_exact(unit):
     """Enough queries to split the search over threads; compare with a float64 brute force."""
-    from signal_al.rewards.knn import threaded_search
+    from signal_al.neighbors.knn import threaded_search
 
     rng = np.random.default_rng(10)
     data = rng.standard_normal((300, 16))

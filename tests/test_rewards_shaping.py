@@ -130,7 +130,7 @@ def test_doctests():
 
 def test_rl_dataset_whitens_the_kept_scores_and_penalises_the_dropped_in_std_units():
     from signal_al.generation.records import Candidate
-    from signal_al.rl_round import rl_dataset, synthetic_id
+    from signal_al.engine.generator.round import rl_dataset, synthetic_id
 
     rng = np.random.default_rng(3)
     kept = [True, False, True, True, False, True]
@@ -149,7 +149,7 @@ def test_rl_dataset_whitens_the_kept_scores_and_penalises_the_dropped_in_std_uni
 
 def test_rl_dataset_penalises_gated_candidates_and_whitens_only_the_informative_ones():
     from signal_al.generation.records import Candidate
-    from signal_al.rl_round import rl_dataset, synthetic_id
+    from signal_al.engine.generator.round import rl_dataset, synthetic_id
 
     kept = [True, True, False, True, True]
     candidates = [Candidate(prompt="p", prompt_text="p", raw_output=f"o{i}", text=f"text {i}" if k else None,
@@ -168,7 +168,7 @@ def test_rl_dataset_penalises_gated_candidates_and_whitens_only_the_informative_
 
 
 def test_reward_gated_penalty_must_be_finite():
-    from signal_al.config_io import ConfigError
+    from signal_al.core.config_io import ConfigError
     from signal_al.rewards import RewardConfig
 
     with pytest.raises(ConfigError, match="reward.gated_penalty"):

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from signal_al.classifier import predict
+from signal_al.classifier.inference import predict
 from signal_al.config import RewardConfig
 from signal_al.rewards import RewardShaping, get_signal_reward, knn_mean_distances, score_kwargs, signal_scores
 from signal_al.rewards.scorer import SignalScorer

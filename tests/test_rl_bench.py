@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from signal_al.evaluation.rl_bench import RLBench, RLBenchConfig
+from signal_al.experiments.rl_bench import RLBench, RLBenchConfig
 
 
 def _bench(tmp_path: Path, classifier: Path, generator: Path, reward: str, **overrides) -> tuple[RLBench, dict]:

@@ -11,18 +11,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import signal_al.budgets
-import signal_al.heldout
-import signal_al.methods
-import signal_al.metrics
-import signal_al.run_layout
-from signal_al.errors import UserError
-from signal_al.heldout import paired_gain, shaped_heldout_rewards
-from signal_al.run_store import PREVIOUS_STATE_FILE, STATE_FILE, RunState, RunStore
+import signal_al.engine.budgets
+import signal_al.engine.generator.heldout
+import signal_al.engine.methods
+import signal_al.classifier.metrics
+import signal_al.core.run_layout
+from signal_al.core.errors import UserError
+from signal_al.engine.generator.heldout import paired_gain, shaped_heldout_rewards
+from signal_al.engine.store import PREVIOUS_STATE_FILE, STATE_FILE, RunState, RunStore
 
 
-@pytest.mark.parametrize("module", [signal_al.budgets, signal_al.heldout, signal_al.methods, signal_al.metrics,
-                                    signal_al.run_layout])
+@pytest.mark.parametrize("module", [signal_al.engine.budgets, signal_al.engine.generator.heldout, signal_al.engine.methods, signal_al.classifier.metrics,
+                                    signal_al.core.run_layout])
 def test_doctests(module) -> None:
     result = doctest.testmod(module)
     assert result.failed == 0 and result.attempted > 0, module.__name__
@@ -122,7 +122,7 @@ def _saved_run(tmp_path: Path, *overrides: str) -> Path:
     import yaml
 
     from signal_al.config import ExperimentConfig
-    from signal_al.config_io import apply_overrides, from_dict, to_dict
+    from signal_al.core.config_io import apply_overrides, from_dict, to_dict
 
     data = apply_overrides(to_dict(ExperimentConfig(output_dir=str(tmp_path), name="r")), list(overrides))
     run_dir = tmp_path / "r"
@@ -134,7 +134,7 @@ def _saved_run(tmp_path: Path, *overrides: str) -> Path:
 
 def test_a_resumed_run_keeps_its_protocol_and_takes_only_the_resume_keys(tmp_path: Path) -> None:
     from signal_al.config import ExperimentConfig
-    from signal_al.run_store import ignored_keys_note, resumed_config
+    from signal_al.engine.store import ignored_keys_note, resumed_config
 
     _saved_run(tmp_path, "reward.k=7", "active_learning.stop_fraction=1.0", "generator.server_url=http://h:8000",
               "device=cuda:1")

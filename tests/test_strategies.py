@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from signal_al.errors import ConfigError
+from signal_al.core.errors import ConfigError
 from signal_al.rewards import signal_scores
 from signal_al.strategies import STRATEGIES, PoolView, get_strategy, predictive_entropy
 from signal_al.strategies.badge import gradient_factors

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from signal_al.config import ActiveLearningConfig
-from signal_al.errors import ConfigError
+from signal_al.core.errors import ConfigError
 from signal_al.strategies.synthetic_share import scheduled_share, split_top_indices, synthetic_slots
 
 

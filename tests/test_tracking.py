@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from reward_helpers import run_config_file
 
-from signal_al.tracking import REDACTED, _flatten, redact, wandb_run_id
+from signal_al.engine.tracking import REDACTED, _flatten, redact, wandb_run_id
 
 SECRETS = ("hunter2-pass", "sk-SECRET-123", "wandb-SECRET-456", "hf_SECRET789")
 
@@ -64,7 +64,7 @@ def offline_wandb(monkeypatch, tmp_path: Path):
 def test_offline_run_logs_one_row_per_round_resumes_the_same_run_and_keeps_secrets_out(
         tmp_path: Path, tiny_classifier_dir: Path, offline_wandb) -> None:
     from signal_al.config import load_experiment_config
-    from signal_al.loop import ActiveLearningRun
+    from signal_al.engine.loop import ActiveLearningRun
 
     sections = dict(wandb={"enabled": True, "mode": "offline", "project": "signal-al-test"},
                     generator={"server_url": f"http://alice:{SECRETS[0]}@127.0.0.1:8000",

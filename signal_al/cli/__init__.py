@@ -5,11 +5,11 @@ the ``handler`` of its subcommands): :mod:`.assets_cmd`, :mod:`.data_cmd`, :mod:
 (run, resume, experiment), :mod:`.report`, :mod:`.config_cmd`, :mod:`.train_generator`,
 :mod:`.check_rl`, :mod:`.generate`, :mod:`.evaluate` (evaluate-generator) and :mod:`.serve`
 (serve-generator). A handler parses nothing itself: it calls library functions and
-prints. A :class:`~signal_al.errors.UserError` (bad config, missing file, unfetched asset)
+prints. A :class:`~signal_al.core.errors.UserError` (bad config, missing file, unfetched asset)
 or an ``OSError`` on a path is printed as one line on stderr with exit code 2, never as a
 traceback (:func:`error_message` decides); Ctrl-C exits with 130. When stderr is not a
 terminal, progress bars print as occasional plain lines (:func:`~signal_al.cli.options.plain_output`).
-A :func:`~signal_al.errors.warn` about the user's input prints as one ``signal-al: warning:`` line.
+A :func:`~signal_al.core.errors.warn` about the user's input prints as one ``signal-al: warning:`` line.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Sequence
 
 from signal_al.cli import (assets_cmd, check_annotator, check_rl, config_cmd, data_cmd, evaluate, generate, report, run,
                            score, serve, serve_reward, train_generator)
-from signal_al.errors import UserError
+from signal_al.core.errors import UserError
 
 COMMAND_MODULES = (assets_cmd, data_cmd, run, report, check_annotator, config_cmd, train_generator, check_rl, generate,
                    evaluate, serve, score, serve_reward)
@@ -86,7 +86,7 @@ def _path_error(exc: OSError) -> str:
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """Warnings about the user's input as one line on stderr (others as Python shows them)."""
     from signal_al.cli.options import printable
-    from signal_al.errors import SignalWarning
+    from signal_al.core.errors import SignalWarning
 
     if issubclass(category, SignalWarning):
         print(f"signal-al: warning: {printable(' '.join(str(message).split()))}", file=sys.stderr, flush=True)
@@ -99,7 +99,7 @@ _PYTHON_SHOWWARNING = warnings.showwarning
 
 def main(argv: Sequence[str] | None = None) -> int:
     from signal_al.cli.options import plain_output
-    from signal_al.errors import SignalWarning
+    from signal_al.core.errors import SignalWarning
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     args = build_parser().parse_args(argv)

@@ -8,7 +8,7 @@ from signal_al.cli.options import add_cache_arg, add_config_flag, cache, console
 
 
 def cmd_assets_fetch(args: argparse.Namespace) -> int:
-    from signal_al.assets import ASSETS, fetch
+    from signal_al.assets.registry import ASSETS, fetch
 
     names = args.names or list(ASSETS)
     for name in names:
@@ -20,7 +20,7 @@ def cmd_assets_list(args: argparse.Namespace) -> int:
     from rich.table import Table
     from rich.text import Text
 
-    from signal_al.assets import ASSETS, asset_problem, folder_size
+    from signal_al.assets.registry import ASSETS, asset_problem, folder_size
 
     root = cache(args)
     table = Table(title=f"offline assets in {root}")
@@ -41,17 +41,17 @@ def cmd_assets_list(args: argparse.Namespace) -> int:
 
 
 def cmd_assets_path(args: argparse.Namespace) -> int:
-    from signal_al.assets import asset_path
+    from signal_al.assets.registry import asset_path
 
     print(asset_path(args.name, cache(args)))
     return 0
 
 
 def cmd_assets_verify(args: argparse.Namespace) -> int:
-    from signal_al.assets import ASSETS, asset_path
+    from signal_al.assets.registry import ASSETS, asset_path
     from signal_al.config import DataConfig
     from signal_al.data import load_task, real_pool
-    from signal_al.doctor import check_classifier, check_generator
+    from signal_al.experiments.doctor import check_classifier, check_generator
 
     out = console()
     root = cache(args)

@@ -37,7 +37,7 @@ examples:
 
 
 def cmd_check_rl(args: argparse.Namespace) -> int:
-    from signal_al.evaluation.rl_bench import RLBench, RLBenchConfig
+    from signal_al.experiments.rl_bench import RLBench, RLBenchConfig
 
     config = load_config(args)
     g = config.generator

@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 
 from signal_al.cli.options import add_config_args, console, load_config
-from signal_al.errors import ConfigError
+from signal_al.core.errors import ConfigError
 
 
 def cmd_config_show(args: argparse.Namespace) -> int:
     import yaml
 
-    from signal_al.config_io import to_dict
+    from signal_al.core.config_io import to_dict
 
     config = load_config(args)
     if args.key == "run_dir":
@@ -32,7 +32,7 @@ def cmd_config_keys(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from signal_al.config import ExperimentConfig
-    from signal_al.config_io import describe_fields
+    from signal_al.core.config_io import describe_fields
 
     rows = describe_fields(ExperimentConfig)
     if args.section:

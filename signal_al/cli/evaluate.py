@@ -27,7 +27,7 @@ examples:
 
 
 def cmd_evaluate_generator(args: argparse.Namespace) -> int:
-    from signal_al.evaluation.generator_eval import evaluate_run, plan_run_evaluation
+    from signal_al.experiments.generator_eval import evaluate_run, plan_run_evaluation
 
     # plan_run_evaluation applies KEY=VALUE texts to the run's saved config: the flags' pairs go
     # after --set, serialised so that they parse back to exactly the same values

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from signal_al.cli.options import (add_cache_arg, add_config_args, add_config_flag, cache, load_config, log, output_file,
                                    positive_int, printable)
-from signal_al.errors import UserError
+from signal_al.core.errors import UserError
 
 
 def add_generator_flags(parser: argparse.ArgumentParser, *, source: str = "the config's",
@@ -34,7 +34,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from signal_al.data import load_task, real_pool
     from signal_al.generation.generator import create_generator, generate_kept
     from signal_al.generation.records import write_jsonl
-    from signal_al.serving import managed_server
+    from signal_al.generation.server.process import managed_server
 
     config = load_config(args)
     check_adapter(args.adapter)

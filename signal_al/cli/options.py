@@ -2,7 +2,7 @@
 
 A flag that mirrors a config key (``--backend`` for ``generator.backend``) is declared with
 :func:`add_config_flag`: its type, choices and help come from the field of
-:class:`~signal_al.config.ExperimentConfig` (see :func:`signal_al.config_io.field`), and
+:class:`~signal_al.config.ExperimentConfig` (see :func:`signal_al.core.config_io.field`), and
 its value reaches the config as a structured ``(key, value)`` pair (:func:`config_pairs`),
 applied after the ``--set`` overrides, never as a hand-built ``--set`` string.
 """
@@ -18,7 +18,7 @@ import types
 from pathlib import Path
 from typing import Any, Iterator, Literal, Sequence, TextIO, Union, get_args, get_origin, get_type_hints
 
-from signal_al.errors import ConfigError
+from signal_al.core.errors import ConfigError
 
 CONFIG_FLAG_PREFIX = "config:"
 """Namespace attributes named ``config:<dotted key>`` hold the config flags that were given."""
@@ -54,7 +54,7 @@ class PlainLines(io.TextIOBase):
 
     tqdm redraws a bar with ``\r`` (and moves between nested bars with ANSI cursor codes); in a
     file that makes one line of thousands of characters. Here every redraw becomes its own line
-    (blank ones dropped); :func:`signal_al.progress.bar_options` keeps them few.
+    (blank ones dropped); :func:`signal_al.core.progress.bar_options` keeps them few.
     """
 
     def __init__(self, stream: TextIO) -> None:
@@ -120,14 +120,14 @@ def plain_output() -> Iterator[None]:
     """While a command runs with stderr not a terminal: progress bars as occasional plain lines.
 
     Routes stderr through :class:`PlainLines` and transformers' bars through
-    :func:`signal_al.progress.library_bars`; the project's own bars come from
-    :func:`signal_al.progress.progress_bar`, which sees that stderr is not a terminal. Together: a
+    :func:`signal_al.core.progress.library_bars`; the project's own bars come from
+    :func:`signal_al.core.progress.progress_bar`, which sees that stderr is not a terminal. Together: a
     bar's first line after 30 s, then at most one every 30 s, and its last. In a terminal it
     changes nothing.
     """
     import sys
 
-    from signal_al.progress import is_terminal, library_bars
+    from signal_al.core.progress import is_terminal, library_bars
 
     stream = sys.stderr
     if stream is None or is_terminal(stream):
@@ -196,8 +196,8 @@ def _bounded_float(text: str, what: str, ok) -> float:
 
 def device(text: str) -> str:
     """argparse type: a device setting spelled as the config's ``device`` is (auto, cpu, mps, cuda, cuda:N);
-    whether this machine has it is checked where it is resolved (:func:`signal_al.runtime.resolve_device`)."""
-    from signal_al.runtime import device_problem
+    whether this machine has it is checked where it is resolved (:func:`signal_al.core.runtime.resolve_device`)."""
+    from signal_al.core.runtime import device_problem
 
     problem = device_problem(text)
     if problem is not None:
@@ -299,7 +299,7 @@ def add_cache_arg(parser: argparse.ArgumentParser) -> None:
 
 
 def cache(args: argparse.Namespace) -> Path:
-    from signal_al.assets import cache_dir
+    from signal_al.assets.registry import cache_dir
 
     return cache_dir(args.cache_dir)
 
@@ -420,7 +420,7 @@ def config_pairs(args: argparse.Namespace) -> list[tuple[str, Any]]:
 
 def set_key(data: dict[str, Any], key: str, value: Any) -> None:
     """Set the dotted ``key`` in the nested mapping ``data`` (sections created as needed)."""
-    from signal_al.config_io import set_key as set_path
+    from signal_al.core.config_io import set_key as set_path
 
     set_path(data, key.split("."), value, where=key)
 
@@ -428,7 +428,7 @@ def set_key(data: dict[str, Any], key: str, value: Any) -> None:
 def load_config(args: argparse.Namespace):
     """The experiment config: the ``--config`` YAML, its ``--set`` overrides, then the config flags."""
     from signal_al.config import ExperimentConfig
-    from signal_al.config_io import apply_overrides, from_dict, read_yaml
+    from signal_al.core.config_io import apply_overrides, from_dict, read_yaml
 
     path = getattr(args, "config", None)
     data = apply_overrides(read_yaml(path) if path is not None else {}, list(getattr(args, "overrides", [])))

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from signal_al.cli.options import output_folder, printable
-from signal_al.errors import UserError
+from signal_al.core.errors import UserError
 
 DESCRIPTION = """\
 Collect metrics.jsonl of every run under RUN_DIR(s) and write results.md, results.csv,
@@ -36,8 +36,8 @@ several, is regenerated in place from its records with the options it was made w
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from signal_al.evaluation.raw_records import export_raw, regenerate, results_folders
-    from signal_al.evaluation.report import write_report
+    from signal_al.experiments.raw_records import export_raw, regenerate, results_folders
+    from signal_al.experiments.report import write_report
 
     for folder in args.run_dir:
         if not Path(folder).is_dir():

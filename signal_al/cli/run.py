@@ -49,7 +49,7 @@ def print_comparison(run_dir: Path, paths: dict[str, Path]) -> None:
     import pandas as pd
     from rich.table import Table
 
-    from signal_al.evaluation.report import collect_metrics
+    from signal_al.experiments.report import collect_metrics
 
     frame = collect_metrics(run_dir)
     pivot = frame.pivot_table(index="acquired_pct", columns="strategy", values="accuracy")
@@ -73,7 +73,7 @@ def print_comparison(run_dir: Path, paths: dict[str, Path]) -> None:
 def ceiling_line(frame, main: str) -> str | None:
     """The pool-based reference (the best point of any pool-based mean curve), the pool-based mean
     at 100 % of the pool, and where ``main`` got past the pool against the reference."""
-    from signal_al.evaluation.endpoints import pool_reference
+    from signal_al.experiments.endpoints import pool_reference
 
     reference = pool_reference(frame)
     if reference is None:
@@ -92,8 +92,8 @@ def ceiling_line(frame, main: str) -> str | None:
 
 def run_or_wait(config, *, resume: bool, cache_root: Path) -> int:
     """Run ``config`` with its baselines; a batch waiting for human labels ends cleanly (exit 0)."""
-    from signal_al.experiment import run_with_baselines
-    from signal_al.oracle import AnnotationRequired
+    from signal_al.experiments.grid import run_with_baselines
+    from signal_al.engine.annotation.oracle import AnnotationRequired
 
     try:
         state, paths = run_with_baselines(config, resume=resume, cache_root=cache_root)
@@ -107,7 +107,7 @@ def run_or_wait(config, *, resume: bool, cache_root: Path) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from signal_al.run_store import STATE_FILE, ignored_keys_note, resumed_config
+    from signal_al.engine.store import STATE_FILE, ignored_keys_note, resumed_config
 
     config = load_config(args)
     if args.resume and (config.run_dir / STATE_FILE).is_file():
@@ -118,13 +118,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from signal_al.loop import saved_config
+    from signal_al.engine.loop import saved_config
 
     return run_or_wait(saved_config(Path(args.run_dir)), resume=True, cache_root=cache(args))
 
 
 def cmd_experiment(args: argparse.Namespace) -> int:
-    from signal_al.experiment import run_experiment
+    from signal_al.experiments.grid import run_experiment
 
     config = load_config(args)
     for paths in run_experiment(config, cache_root=cache(args)):

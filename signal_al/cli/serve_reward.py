@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from signal_al.cli.options import device, non_negative_float, non_negative_int, port, positive_float, positive_int
-from signal_al.errors import ConfigError, warn
+from signal_al.core.errors import ConfigError, warn
 
 #: The reward service's API key comes from this variable or from --api-key-file, never from the command line.
 API_KEY_ENV = "SIGNAL_AL_REWARD_API_KEY"
@@ -41,9 +41,9 @@ def _key_on_the_command_line(text: str) -> str:
 
 
 def cmd_serve_reward(args: argparse.Namespace) -> int:
-    from signal_al.reward_server import ServerSettings
-    from signal_al.runtime import resolve_device
-    from signal_al.server_access import bind_listening_socket
+    from signal_al.integrations.reward_server import ServerSettings
+    from signal_al.core.runtime import resolve_device
+    from signal_al.generation.server.access import bind_listening_socket
 
     if args.device is not None:
         resolve_device(args.device, setting="--device")  # a device this machine lacks fails before the port is taken
@@ -54,7 +54,7 @@ def cmd_serve_reward(args: argparse.Namespace) -> int:
     sock = bind_listening_socket(settings.host, settings.port)  # a taken port fails here, before the model loads
     try:
         from signal_al.integrations.runs import run_config, run_shaping
-        from signal_al.reward_server import serve
+        from signal_al.integrations.reward_server import serve
         from signal_al.rewards.scorer import SignalScorer
 
         scorer = SignalScorer.from_run(args.run, args.round, device=args.device, batch_size=args.batch_size,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from signal_al.config_io import check, field
+from signal_al.core.config_io import check, field
 
 
 @dataclass

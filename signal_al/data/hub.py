@@ -10,8 +10,8 @@ import sys
 from dataclasses import dataclass
 
 from signal_al.data.task import TaskSpec, TextDataset
-from signal_al.errors import DataError
-from signal_al.progress import is_terminal
+from signal_al.core.errors import DataError
+from signal_al.core.progress import is_terminal
 
 
 @dataclass(frozen=True)

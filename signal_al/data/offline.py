@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from signal_al.assets import asset_path
+from signal_al.assets.registry import asset_path
 from signal_al.data.task import TaskSpec, TextDataset
-from signal_al.errors import DataError
+from signal_al.core.errors import DataError
 
 SOURCES = {
     "movie": "movieReviewSnippets_GroundTruth.txt",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-from signal_al.errors import DataError
+from signal_al.core.errors import DataError
 
 
 def _can_stratify(labels: np.ndarray, n_small: int) -> bool:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from signal_al.config_io import check, field
-from signal_al.server_access import url_problem
+from signal_al.core.config_io import check, field
+from signal_al.generation.server.access import url_problem
 
 
 @dataclass

@@ -235,7 +235,7 @@ def create_generator(config: GeneratorConfig, spec: TaskSpec, *, seed: int = 0, 
                      backend: GenerationBackend | None = None,
                      log: Callable[[str], None] = print) -> CandidateGenerator:
     """A CandidateGenerator for ``config`` (the backend is built unless given)."""
-    from signal_al.assets import resolve_model
+    from signal_al.assets.registry import resolve_model
     from signal_al.generation.backends import make_backend
 
     model = resolve_model(config.model)

@@ -5,7 +5,7 @@
 - :mod:`.files`: ``signal-al score``: a file of texts scored under a run.
 - :mod:`.verl`: verl's custom reward function (``compute_score`` and its batched form).
 - TRL: :func:`signal_al.rewards.get_signal_reward` around ``SignalScorer.from_run(...)``.
-- OpenRLHF: ``signal-al serve-reward`` (:mod:`signal_al.reward_server`).
+- OpenRLHF: ``signal-al serve-reward`` (:mod:`signal_al.integrations.reward_server`).
 """
 
 from __future__ import annotations

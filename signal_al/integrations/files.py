@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from signal_al.errors import DataError
+from signal_al.core.errors import DataError
 
 __all__ = ["SCORE_COLUMNS", "default_output", "score_file"]
 
@@ -41,7 +41,7 @@ def _plain(value: Any) -> Any:
 
 def _write(frame: Any, path: Path) -> None:
     from signal_al.data.local import SUFFIXES
-    from signal_al.io_utils import atomic_write_text
+    from signal_al.core.io_utils import atomic_write_text
 
     kind = SUFFIXES.get(path.suffix.lower())
     if kind in ("csv", "tsv"):
@@ -74,7 +74,7 @@ def score_file(scorer: Any, path: str | Path, output: str | Path | None = None, 
     import numpy as np
 
     from signal_al.data.local import read_table
-    from signal_al.errors import warn
+    from signal_al.core.errors import warn
 
     path = Path(path)
     frame = read_table(path)

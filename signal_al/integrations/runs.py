@@ -12,7 +12,7 @@ __all__ = ["run_config", "run_shaping"]
 
 def run_config(run_dir: str | Path) -> Any:
     """The run's saved :class:`~signal_al.config.ExperimentConfig` (e.g. for its data columns)."""
-    from signal_al.run_store import saved_config
+    from signal_al.engine.store import saved_config
 
     return saved_config(Path(run_dir))
 

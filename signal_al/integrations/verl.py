@@ -32,7 +32,7 @@ _LOCK = threading.Lock()
 
 
 def _run_and_round(extra_info: Any) -> tuple[str, int | None]:
-    from signal_al.errors import ConfigError
+    from signal_al.core.errors import ConfigError
 
     extra = extra_info if isinstance(extra_info, dict) else {}
     run = extra.get("signal_al_run") or os.environ.get(RUN_ENV)

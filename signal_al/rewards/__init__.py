@@ -15,8 +15,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from signal_al.rewards.config import RewardConfig, score_kwargs
-from signal_al.rewards.divergence import PROB_FLOOR, neighbor_kl
-from signal_al.rewards.knn import LabeledIndex, faiss_gpu_available
+from signal_al.neighbors.divergence import PROB_FLOOR, neighbor_kl
+from signal_al.neighbors.knn import LabeledIndex, faiss_gpu_available
 from signal_al.rewards.relevance import RELEVANCE_MODES, knn_mean_distances, offdist_flags, relevance_factors
 from signal_al.rewards.score import SignalScores, signal_scores
 from signal_al.rewards.shaping import RewardShaping, invalid_reasons, shape_rewards, whiten

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from signal_al.config_io import check, field
+from signal_al.core.config_io import check, field
 from signal_al.rewards.relevance import RELEVANCE_MODES, Relevance
 
 

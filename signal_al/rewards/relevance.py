@@ -17,8 +17,8 @@ from typing import Literal, get_args
 
 import numpy as np
 
-from signal_al.rewards.knn import LabeledIndex
-from signal_al.rewards.validation import check_embeddings, l2_normalize, squared_norms
+from signal_al.neighbors.knn import LabeledIndex
+from signal_al.neighbors.validation import check_embeddings, l2_normalize, squared_norms
 
 __all__ = [
     "RELEVANCE_MODES",

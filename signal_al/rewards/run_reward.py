@@ -16,10 +16,10 @@ from typing import Any
 
 import yaml
 
-from signal_al.config_io import from_dict
-from signal_al.errors import UserError
+from signal_al.core.config_io import from_dict
+from signal_al.core.errors import UserError
 from signal_al.rewards.config import RewardConfig
-from signal_al.run_layout import CHECKPOINT_GLOB, CHECKPOINTS_DIR, CONFIG_FILE, STATE_FILE, checkpoint_folder
+from signal_al.core.run_layout import CHECKPOINT_GLOB, CHECKPOINTS_DIR, CONFIG_FILE, STATE_FILE, checkpoint_folder
 
 __all__ = ["RunReward", "RunRewardParts", "read_run_reward"]
 
@@ -88,10 +88,10 @@ def read_run_reward(run_dir: str | Path, round: int | None = None, *, device: An
     """
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from signal_al.assets import resolve_model
-    from signal_al.model_files import model_folder_problem
-    from signal_al.runtime import resolve_device
-    from signal_al.trainers.classifier_config import ClassifierConfig
+    from signal_al.assets.registry import resolve_model
+    from signal_al.core.model_files import model_folder_problem
+    from signal_al.core.runtime import resolve_device
+    from signal_al.classifier.config import ClassifierConfig
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():

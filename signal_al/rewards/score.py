@@ -20,10 +20,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from signal_al.rewards.divergence import neighbor_kl, safe_log
-from signal_al.rewards.knn import LabeledIndex
+from signal_al.neighbors.divergence import neighbor_kl, safe_log
+from signal_al.neighbors.knn import LabeledIndex
 from signal_al.rewards.relevance import check_relevance, relevance_factors
-from signal_al.rewards.validation import (
+from signal_al.neighbors.validation import (
     check_embeddings,
     check_k,
     check_kl_direction,

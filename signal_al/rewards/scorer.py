@@ -14,10 +14,10 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from signal_al.classifier import predict
+from signal_al.classifier.inference import predict
 from signal_al.rewards.config import RewardConfig, score_kwargs
-from signal_al.rewards.divergence import neighbor_kl, safe_log
-from signal_al.rewards.knn import LabeledIndex
+from signal_al.neighbors.divergence import neighbor_kl, safe_log
+from signal_al.neighbors.knn import LabeledIndex
 from signal_al.rewards.relevance import knn_mean_distances
 from signal_al.rewards.score import SignalScores, prepare_embeddings, signal_scores
 
@@ -102,7 +102,7 @@ class SignalScorer:
         round), the labeled set it was trained on and the run's ``reward`` config.
 
         Pair tasks are scored with ``scorer(texts, pairs)``. ``scorer.run`` says what was read
-        (round, checkpoint, label names). Raises :class:`~signal_al.errors.UserError` for a folder
+        (round, checkpoint, label names). Raises :class:`~signal_al.core.errors.UserError` for a folder
         that is not a run, a run without a finished round, a round whose checkpoint is gone, or a
         device this machine does not have (named ``device_setting``, e.g. ``--device``).
 

@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from signal_al.errors import ConfigError
+from signal_al.core.errors import ConfigError
 from signal_al.rewards.config import RewardConfig, score_kwargs
 from signal_al.strategies.badge import Badge
 from signal_al.strategies.base import PoolView, QueryStrategy, RankingStrategy, Selection, as_rng, top_indices

@@ -18,7 +18,7 @@ from typing import ClassVar, NamedTuple
 
 import numpy as np
 
-from signal_al.rewards.validation import check_embeddings, check_probs, squared_norms
+from signal_al.neighbors.validation import check_embeddings, check_probs, squared_norms
 from signal_al.strategies.synthetic_share import split_top_indices, top_indices
 
 __all__ = ["PoolView", "QueryStrategy", "RankingStrategy", "Selection", "as_rng", "top_indices", "sklearn_seed"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.cluster import KMeans
 
-from signal_al.rewards.validation import l2_normalize
+from signal_al.neighbors.validation import l2_normalize
 from signal_al.strategies.base import PoolView, QueryStrategy, as_rng, sklearn_seed, top_indices
 
 __all__ = ["BertKMeans"]

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from signal_al.rewards.divergence import neighbor_kl, safe_log
-from signal_al.rewards.knn import LabeledIndex
-from signal_al.rewards.validation import check_k, check_kl_direction, l2_normalize
+from signal_al.neighbors.divergence import neighbor_kl, safe_log
+from signal_al.neighbors.knn import LabeledIndex
+from signal_al.neighbors.validation import check_k, check_kl_direction, l2_normalize
 from signal_al.strategies.base import PoolView, RankingStrategy
 
 __all__ = ["ContrastiveActiveLearning"]

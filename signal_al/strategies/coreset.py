@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from signal_al.rewards.knn import LabeledIndex
-from signal_al.rewards.validation import l2_normalize
+from signal_al.neighbors.knn import LabeledIndex
+from signal_al.neighbors.validation import l2_normalize
 from signal_al.strategies.base import PoolView, QueryStrategy, as_rng, top_indices
 
 __all__ = ["CoreSet"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from signal_al.rewards.divergence import safe_log
+from signal_al.neighbors.divergence import safe_log
 from signal_al.strategies.base import PoolView, RankingStrategy
 
 __all__ = ["EntropySampling", "predictive_entropy"]

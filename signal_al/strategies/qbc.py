@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from signal_al.rewards.knn import LabeledIndex
-from signal_al.rewards.validation import check_k, l2_normalize
+from signal_al.neighbors.knn import LabeledIndex
+from signal_al.neighbors.validation import check_k, l2_normalize
 from signal_al.strategies.base import PoolView, RankingStrategy
 
 __all__ = ["KNNDisagreement"]

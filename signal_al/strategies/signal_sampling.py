@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from signal_al.rewards.knn import LabeledIndex
+from signal_al.neighbors.knn import LabeledIndex
 from signal_al.rewards.relevance import check_relevance, knn_mean_distances
 from signal_al.rewards.score import prepare_embeddings, signal_scores
 from signal_al.strategies.base import PoolView, RankingStrategy

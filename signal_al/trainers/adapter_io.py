@@ -15,8 +15,8 @@ from typing import Any
 
 import torch
 
-from signal_al.errors import UserError
-from signal_al.io_utils import atomic_directory
+from signal_al.core.errors import UserError
+from signal_al.core.io_utils import atomic_directory
 
 STATE_FILE = "ppo_state.json"
 METRICS_FILE = "metrics.json"

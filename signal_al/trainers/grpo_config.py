@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from signal_al.config_io import field
-from signal_al.errors import ConfigError
+from signal_al.core.config_io import field
+from signal_al.core.errors import ConfigError
 
 
 @dataclass

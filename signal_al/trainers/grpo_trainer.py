@@ -27,7 +27,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from signal_al.errors import ConfigError, UserError
+from signal_al.core.errors import ConfigError, UserError
 from signal_al.trainers.grpo_config import GRPOOptions
 from signal_al.trainers.ppo_config import PPOConfig
 from signal_al.trainers.adapter_io import check_output_folder, model_fingerprint, save_adapter
@@ -92,7 +92,7 @@ def _trl_args(config: PPOConfig, options: GRPOOptions, output_dir: str, max_step
 
     from trl import GRPOConfig
 
-    from signal_al.progress import is_terminal
+    from signal_al.core.progress import is_terminal
 
     return GRPOConfig(
         output_dir=output_dir,
@@ -147,7 +147,7 @@ def train_generator_grpo(
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import GRPOTrainer
 
-    from signal_al.assets import resolve_model
+    from signal_al.assets.registry import resolve_model
 
     config = config or PPOConfig()
     options = options or GRPOOptions()

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from signal_al.errors import ConfigError, UserError
+from signal_al.core.errors import ConfigError, UserError
 from signal_al.trainers.adapter_io import STATE_FILE, check_vllm_loadable, model_fingerprint
 from signal_al.trainers.ppo_config import PPOConfig
 

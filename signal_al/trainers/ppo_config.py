@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from signal_al.config_io import field
-from signal_al.errors import ConfigError
+from signal_al.core.config_io import field
+from signal_al.core.errors import ConfigError
 
 
 VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)

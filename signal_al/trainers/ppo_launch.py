@@ -16,7 +16,7 @@ import sys
 from collections import deque
 from pathlib import Path
 
-from signal_al.errors import UserError
+from signal_al.core.errors import UserError
 from signal_al.trainers.ppo_config import PPOConfig
 from signal_al.trainers.accelerator import make_accelerator, trainable_state_dict  # noqa: F401 (re-exported)
 from signal_al.trainers.adapter_io import METRICS_FILE

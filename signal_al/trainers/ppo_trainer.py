@@ -56,7 +56,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from signal_al.errors import ConfigError, UserError
+from signal_al.core.errors import ConfigError, UserError
 from signal_al.trainers.accelerator import is_fsdp, make_accelerator
 from signal_al.trainers.adapter_io import (METRICS_FILE, OPTIMIZER_FILE, STATE_FILE, check_output_folder,
                                            check_vllm_loadable, model_fingerprint, read_optimizer_state, save_adapter)
@@ -80,7 +80,7 @@ class PPOTrainer:
     def __init__(self, base_model: str | Path, config: PPOConfig | None = None, *, adapter: str | Path | None = None,
                  accelerator: Any = None, cpu: bool | None = None, eos_token_ids: Sequence[int] | None = None,
                  log: Callable[[str], None] | None = None) -> None:
-        from signal_al.assets import resolve_model
+        from signal_al.assets.registry import resolve_model
 
         self.config = config or PPOConfig()
         c = self.config

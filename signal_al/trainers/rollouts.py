@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Hashable, Iterable
 
-from signal_al.errors import DataError
-from signal_al.io_utils import atomic_write_jsonl
+from signal_al.core.errors import DataError
+from signal_al.core.io_utils import atomic_write_jsonl
 
 REQUIRED_KEYS = ("prompt_token_ids", "completion_token_ids", "reward")
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from signal_al.errors import UserError
+from signal_al.core.errors import UserError
 
 VALUE_HEAD_FILE = "value_head.safetensors"
 

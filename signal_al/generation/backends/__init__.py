@@ -7,7 +7,7 @@ from signal_al.generation.backends.base import Completion, GenerationBackend, Sa
 
 def make_backend(config, *, model: str | None = None, device: str = "cpu") -> GenerationBackend:
     """The backend named by ``config.backend`` (a GeneratorConfig); ``model`` is the resolved model path."""
-    from signal_al.assets import resolve_model
+    from signal_al.assets.registry import resolve_model
 
     model = model or resolve_model(config.model)
     if config.backend == "vllm-server":

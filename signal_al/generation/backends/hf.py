@@ -15,7 +15,7 @@ from typing import Sequence
 import torch
 
 from signal_al.generation.backends.base import Completion, GenerationBackend, SamplingParams
-from signal_al.dtypes import resolve_generator_dtype
+from signal_al.generation.dtypes import resolve_generator_dtype
 
 _DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
 

@@ -12,7 +12,7 @@ Several URLs are data-parallel replicas of one model: prompt ``i`` goes to repli
 adapter is hot-loaded on every replica, and a replica that stays unreachable (or 5xx) after
 its retries is dropped for the rest of the run while its prompts are retried on the others;
 a ServerError names every URL once none is left. Requests carry ``Authorization: Bearer``
-with the API key of a server this process started (:func:`signal_al.server_access.api_key_for`)
+with the API key of a server this process started (:func:`signal_al.generation.server.access.api_key_for`)
 or ``$SIGNAL_AL_VLLM_API_KEY``; with ``expected_model`` the served base model is checked.
 """
 
@@ -29,8 +29,8 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from signal_al.generation.backends.base import Completion, GenerationBackend, SamplingParams
-from signal_al.errors import ServerError
-from signal_al.server_access import api_key_for, same_model
+from signal_al.core.errors import ServerError
+from signal_al.generation.server.access import api_key_for, same_model
 
 START_HINT = ("start one with `signal-al serve-generator`, or use `signal-al generate --start-server` "
               "or `--backend transformers`")
@@ -81,7 +81,7 @@ class VLLMServerBackend(GenerationBackend):
     @classmethod
     def from_config(cls, config: Any, log: Callable[[str], None] | None = None) -> "VLLMServerBackend":
         """The client of a GeneratorConfig's servers (``server_urls``, else ``server_url``), checking its model."""
-        from signal_al.serving import server_urls
+        from signal_al.generation.server.process import server_urls
 
         return cls(server_urls(config), parallel=config.parallel_requests, retries=config.request_retries,
                    timeout=config.request_timeout, expected_model=config.model, log=log)

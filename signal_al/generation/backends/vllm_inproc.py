@@ -8,9 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
-from signal_al.errors import UserError
+from signal_al.core.errors import UserError
 from signal_al.generation.backends.base import Completion, GenerationBackend, SamplingParams
-from signal_al.dtypes import resolve_generator_dtype
+from signal_al.generation.dtypes import resolve_generator_dtype
 
 
 class VLLMInProcessBackend(GenerationBackend):

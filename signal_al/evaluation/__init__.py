@@ -1,1 +1,0 @@
-"""Evaluation: classification metrics, experiment aggregation and plots."""
