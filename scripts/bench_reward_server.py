@@ -61,13 +61,15 @@ def build_run(folder: Path, n_labeled: int) -> Path:
     import torch
 
     from signal_al.assets.registry import resolve_model
-    from signal_al.config import load_experiment_config
+    from signal_al.config import ExperimentConfig
+    from signal_al.core.config_io import load_config
     from signal_al.data import load_task
-    from signal_al.data.pools import Annotation, Item
-    from signal_al.engine.store import RunState, RunStore
+    from signal_al.core.run_state import Annotation, Item
+    from signal_al.core.run_state import RunState
+    from signal_al.engine.store import RunStore
     from signal_al.classifier.training import load_classifier, load_tokenizer
 
-    config = load_experiment_config(None, ["name=bench", f"output_dir={folder}", "data.task=rt-movies",
+    config = load_config(ExperimentConfig, None, ["name=bench", f"output_dir={folder}", "data.task=rt-movies",
                                            "classifier.model=minilm-l6", "device=cpu"])
     data = load_task(config.data)
     store = RunStore(config.run_dir)
@@ -103,10 +105,11 @@ def fit_head(model, tokenizer, texts: list[str], labels: list[int]) -> None:
 
 
 def request_texts(count: int, per_request: int) -> list[list[str]]:
-    from signal_al.config import load_experiment_config
+    from signal_al.config import ExperimentConfig
+    from signal_al.core.config_io import load_config
     from signal_al.data import load_task
 
-    texts = load_task(load_experiment_config(None, ["data.task=rt-movies"]).data).test.texts
+    texts = load_task(load_config(ExperimentConfig, None, ["data.task=rt-movies"]).data).test.texts
     flat = [texts[i % len(texts)] for i in range(count * per_request)]
     return [flat[r * per_request:(r + 1) * per_request] for r in range(count)]
 

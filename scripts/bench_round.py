@@ -206,21 +206,22 @@ def time_round(config: Any, clock: PhaseClock, log: Callable[[str], None], measu
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from signal_al.config import load_experiment_config
+    from signal_al.config import ExperimentConfig
+    from signal_al.core.config_io import load_config
 
     out = args.out or Path(tempfile.mkdtemp(prefix="bench-round-"))
     clock = PhaseClock()
     instrument(clock)
     results: dict[str, dict[str, float]] = {}
     for method in (args.pool_method, args.signal_method):
-        probe = load_experiment_config(args.config, args.overrides)
+        probe = load_config(ExperimentConfig, args.config, args.overrides)
         if args.measured < 1:
             raise SystemExit("--round must be at least 1 (round 0 is the random seed set)")
         stop = probe.active_learning.round_fraction * (args.measured + 1)
         overrides = [*args.overrides, f"name=bench-round-{method}", f"output_dir={out}",
                      f"active_learning.strategy={method}", f"active_learning.stop_fraction={stop:g}",
                      "wandb.enabled=false"]
-        config = load_experiment_config(args.config, overrides)
+        config = load_config(ExperimentConfig, args.config, overrides)
         start = time.perf_counter()
         results[method] = time_round(config, clock, log=lambda line: print(f"  [{method}] {line}", flush=True),
                                      measured=args.measured)

@@ -30,7 +30,7 @@ import numpy as np
 
 def main() -> None:
     from signal_al.engine.budgets import round_targets
-    from signal_al.cli.options import add_config_args, load_config
+    from signal_al.cli.options import add_config_args, config_from_args
     from signal_al.classifier.fit_eval import evaluate, fit_and_evaluate
     from signal_al.engine.context import RunContext
 
@@ -39,7 +39,7 @@ def main() -> None:
     parser.set_defaults(config="configs/demo.yaml")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     args = parser.parse_args()
-    config = load_config(args)
+    config = config_from_args(args)
     for seed in args.seeds:
         config.seed = seed
         context = RunContext(config, progress=False)

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from signal_al.config import DataConfig
-from signal_al.rewards import RewardConfig, knn_mean_distances, offdist_flags, score_kwargs, signal_scores
+from signal_al.rewards import RewardConfig, knn_mean_distances, offdist_flags, signal_scores
 
 KINDS = ("real", "meta", "other-task", "shuffled")
 
@@ -184,7 +184,7 @@ def measure(task: str, feats: dict[str, np.ndarray], reward: RewardConfig) -> tu
         cfg = RewardConfig(**{**vars(reward), **overrides})
         cells, means = [], {}
         for kind in KINDS:
-            s = signal_scores(feats[f"{kind}/probs"], feats[f"{kind}/emb"], pl, el, **score_kwargs(cfg),
+            s = signal_scores(feats[f"{kind}/probs"], feats[f"{kind}/emb"], pl, el, cfg,
                               reference_distances=reference)
             means[kind] = s.mean()
             cells.append(f"{s.mean():.4g} / {np.median(s):.4g}")

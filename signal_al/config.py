@@ -15,21 +15,20 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlparse
 
-from signal_al.core.config_io import check, field, load_config
+from signal_al.classifier.config import ClassifierConfig
+from signal_al.core.config_io import check, field
+from signal_al.core.runtime import device_problem
 from signal_al.data.config import DataConfig
 from signal_al.generation.config import GeneratorConfig
-from signal_al.core.runtime import device_problem
 from signal_al.rewards.config import RewardConfig
-from signal_al.classifier.config import ClassifierConfig
+from signal_al.strategies import STRATEGIES, pool_based_names
+from signal_al.trainers.grpo_config import GRPOOptions
 from signal_al.trainers.ppo_config import PPOConfig
 
 
 @dataclass
 class ActiveLearningConfig:
-    strategy: str = field(
-        "signal",
-        help="Selection rule: random, entropy, bertkm, badge, cal, coreset, cluster, qbc or signal.",
-    )
+    strategy: str = field("signal", help=f"Selection rule: {', '.join(STRATEGIES)}.")
     round_fraction: float = field(0.1, help="Annotation budget per round as a fraction of the real pool (paper: 0.1).")
     stop_fraction: float = field(
         2.0, help="Stop when the labels acquired reach this multiple of the real pool (paper: 1.0 pool-based, 2.0 SIGnAL)."
@@ -118,13 +117,10 @@ MAX_STOP_FRACTION = 100.0
 #: Seeds are combined into training seeds as seed x 1000 + round, which must stay a 64-bit integer.
 MAX_SEED = 2**31 - 1
 
-POOL_BASED = ["random", "entropy", "bertkm", "badge", "cal", "coreset", "cluster", "qbc"]
-
-
 @dataclass
 class GridConfig:
-    methods: list[str] = field(default_factory=lambda: list(POOL_BASED),
-                               help="Strategies to compare (each runs with every seed).")
+    methods: list[str] = field(default_factory=pool_based_names,
+                               help="Strategies to compare (each runs with every seed; default: every pool-based one).")
     seeds: int = field(3, help="Number of seeds (0 .. seeds-1); a seed fixes the pool and seed set for every method.")
     pool_based_stop_fraction: float = field(1.0, help="Stop fraction for pool-based methods (paper: 1.0).")
     tasks: list[str] = field(default_factory=list, help="Run the grid on each of these tasks "
@@ -181,6 +177,8 @@ class ExperimentConfig:
     reward: RewardConfig = field(default_factory=RewardConfig, help="The SIGnAL KL-over-distance score.")
     active_learning: ActiveLearningConfig = field(default_factory=ActiveLearningConfig, help="Rounds, budget, strategy.")
     ppo: PPOConfig = field(default_factory=PPOConfig, help="The generator's PPO + LoRA update.")
+    grpo: GRPOOptions = field(default_factory=GRPOOptions, help="What TRL's GRPO adds to the ppo section "
+                              "(`signal-al train-generator --trainer grpo`).")
     wandb: WandbConfig = field(default_factory=WandbConfig, help="Experiment tracking.")
     experiment: GridConfig = field(default_factory=GridConfig, help="Methods x seeds grid of `signal-al experiment`.")
 
@@ -209,7 +207,3 @@ class ExperimentConfig:
     def run_dir(self) -> Path:
         return Path(self.output_dir) / self.name
 
-
-def load_experiment_config(path: str | Path | None = None, overrides: list[str] | None = None) -> ExperimentConfig:
-    """The experiment config from an optional YAML file and ``--set`` overrides."""
-    return load_config(ExperimentConfig, path, overrides)

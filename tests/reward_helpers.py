@@ -25,10 +25,11 @@ def run_config_file(tmp_path: Path, model_dir: Path, name: str = "tiny", **secti
 
 def make_run(tmp_path: Path, model_dir: Path, name: str = "tiny", **sections: dict) -> Path:
     """Run a 2-round entropy run on a 20-sentence pool; returns its folder."""
-    from signal_al.config import load_experiment_config
+    from signal_al.config import ExperimentConfig
+    from signal_al.core.config_io import load_config
     from signal_al.engine.loop import ActiveLearningRun
 
-    config = load_experiment_config(run_config_file(tmp_path, model_dir, name, **sections))
+    config = load_config(ExperimentConfig, run_config_file(tmp_path, model_dir, name, **sections))
     ActiveLearningRun(config, progress=False, log=lambda _: None).run()
     return config.run_dir
 
@@ -45,11 +46,13 @@ def fake_run(tmp_path: Path, model_dir: Path, name: str = "fake", *, pairs: bool
     import torch
     from transformers import AutoModelForSequenceClassification
 
-    from signal_al.config import load_experiment_config
-    from signal_al.data.pools import Annotation, Item
-    from signal_al.engine.store import RunState, RunStore
+    from signal_al.config import ExperimentConfig
+    from signal_al.core.config_io import load_config
+    from signal_al.core.run_state import Annotation, Item
+    from signal_al.core.run_state import RunState
+    from signal_al.engine.store import RunStore
 
-    config = load_experiment_config(run_config_file(tmp_path, model_dir, name, **sections))
+    config = load_config(ExperimentConfig, run_config_file(tmp_path, model_dir, name, **sections))
     store = RunStore(config.run_dir)
     store.write_config(config)
     items = [Item(id=f"r{i}", text=text, text_pair=f"second {i}" if pairs else None)

@@ -13,7 +13,8 @@ import yaml
 
 import signal_al.experiments.annotator_check as annotator_check
 from signal_al.cli import main
-from signal_al.config import load_experiment_config
+from signal_al.config import ExperimentConfig
+from signal_al.core.config_io import load_config
 from signal_al.experiments.annotator_check import check_run, wilson_interval
 from signal_al.engine.context import RunContext
 from signal_al.engine.store import RunStore
@@ -64,7 +65,7 @@ def test_check_run_relabels_the_synthetic_items(tmp_path: Path, tiny_classifier_
         "classifier": {"model": str(tiny_classifier_dir), "max_length": 32, "batch_size": 8, "epochs": 1,
                        "min_steps": 2, "eval_batch_size": 64, "learning_rate": 1e-3},
         "active_learning": {"strategy": "signal", "annotator": "model", "annotator_max_steps": 2}}))
-    config = load_experiment_config(path)
+    config = load_config(ExperimentConfig, path)
     run_dir = tmp_path / "runs" / "check"
     RunStore(run_dir).write_config(config)
     pool = RunContext(config).pool

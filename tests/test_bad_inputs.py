@@ -29,8 +29,8 @@ import yaml
 from signal_al.cli import main
 from signal_al.config import ActiveLearningConfig, ExperimentConfig
 from signal_al.core.config_io import to_dict
-from signal_al.data.pools import Annotation, Item
-from signal_al.engine.store import RunState
+from signal_al.core.run_state import Annotation, Item
+from signal_al.core.run_state import RunState
 
 Setup = Callable[[Path], None]
 
@@ -136,7 +136,7 @@ SET_CASES = [
     ("active_learning.heldout_samples_per_prompt=0", "active_learning.heldout_samples_per_prompt: must be >= 1"),
     ("active_learning.annotator=robot", "active_learning.annotator: must be one of"),
     ("active_learning.strategy=", "active_learning.strategy: must not be empty"),
-    ("reward.k=0", "reward.k: must be positive"),
+    ("reward.k=0", "reward.k: must be a positive integer"),
     ("reward.k=.inf", "reward.k: expected an integer"),
     ("reward.k=abc", "reward.k: expected an integer"),
     ("reward.eps=-1", "reward.eps: must be positive"),
@@ -317,7 +317,7 @@ CASES += [
          run_folder(config="name: [\n")),
     Case("config.yaml with an unknown key", ["resume", "runs/r"], "runs/r/config.yaml: bogus: unknown key",
          run_folder(config="bogus: 1\n")),
-    Case("config.yaml with a bad value", ["resume", "runs/r"], "runs/r/config.yaml: reward.k: must be positive",
+    Case("config.yaml with a bad value", ["resume", "runs/r"], "runs/r/config.yaml: reward.k: must be a positive integer",
          run_folder(config="reward:\n  k: 0\n")),
     Case("seed_size larger than the pool, before writing", [*RUN, "--set", "data.pool_size=10",
                                                            "--set", "active_learning.seed_size=50"],
@@ -387,7 +387,7 @@ CASES += [
     Case("evaluate-generator --seed -1", ["evaluate-generator", "runs/r", "--seed", "-1"],
          "argument --seed: expected an integer >= 0"),
     Case("train-generator --num-generations 0", ["train-generator", "--rl-data", "x", "--out", "y",
-                                                 "--num-generations", "0"], "expected a positive integer"),
+                                                 "--num-generations", "0"], "grpo.num_generations: must be >= 2"),
     Case("train-generator without --rl-data", ["train-generator", "--out", "y"], "the following arguments are "
          "required: --rl-data"),
     Case("assets verify --prompts 0", ["assets", "verify", "--prompts", "0"], "expected a positive integer"),
@@ -788,7 +788,7 @@ CASES += [
     Case("a grid task with a newline", ["config", "show", "--set", 'experiment.tasks=["a\\n.csv"]'],
          "experiment.tasks: must not hold control characters"),
     Case("config keys of no section", ["config", "keys", "bogus"], "config keys: no section or key 'bogus' (sections: "
-         "active_learning, classifier, data, experiment, generator, ppo, reward, wandb)"),
+         "active_learning, classifier, data, experiment, generator, grpo, ppo, reward, wandb)"),
     Case("config keys of a misspelt section", ["config", "keys", "rewrd"], "no section or key 'rewrd' (did you mean "
          "'reward'?)"),
     Case("serve-reward --batch-size 0", [*SERVE_REWARD, "--batch-size", "0"],

@@ -88,34 +88,35 @@ DEMO_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
 
 
 def test_config_flags_become_typed_pairs_applied_after_set() -> None:
-    from signal_al.cli.options import config_pairs, load_config
+    from signal_al.cli.options import config_from_args, config_pairs
 
     args = build_parser().parse_args(["experiment", "--methods", "random,entropy", "--seeds", "2",
                                       "--output-dir", "out", "--set", "experiment.seeds=9"])
     assert config_pairs(args) == [("experiment.methods", ["random", "entropy"]), ("experiment.seeds", 2),
                                   ("output_dir", "out")]
-    config = load_config(args)
+    config = config_from_args(args)
     assert config.experiment.methods == ["random", "entropy"]
     assert config.experiment.seeds == 2  # the flag wins over --set, as before
     assert config.output_dir == "out"
 
 
 def test_config_flag_values_are_not_reparsed_as_yaml() -> None:
-    from signal_al.cli.options import load_config
+    from signal_al.cli.options import config_from_args
 
     args = build_parser().parse_args(["data", "describe", "2024", "--label-names", "yes, no"])
-    config = load_config(args)
+    config = config_from_args(args)
     assert config.data.task == "2024"
     assert config.data.label_names == ["yes", "no"]
 
 
 def test_absent_config_flags_leave_the_config_alone() -> None:
-    from signal_al.cli.options import config_pairs, load_config
-    from signal_al.config import load_experiment_config
+    from signal_al.cli.options import config_from_args, config_pairs
+    from signal_al.config import ExperimentConfig
+    from signal_al.core.config_io import load_config
 
     args = build_parser().parse_args(["generate", "-c", str(DEMO_CONFIG)])
     assert config_pairs(args) == []
-    assert load_config(args) == load_experiment_config(DEMO_CONFIG)
+    assert config_from_args(args) == load_config(ExperimentConfig, DEMO_CONFIG)
 
 
 def test_flag_errors_name_the_config_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -154,13 +155,13 @@ def test_flag_help_comes_from_the_config_field(monkeypatch: pytest.MonkeyPatch,
 
 def test_train_generator_help_names_the_paths_the_loop_writes(monkeypatch: pytest.MonkeyPatch,
                                                               capsys: pytest.CaptureFixture[str]) -> None:
-    from signal_al.engine.generator.round import RL_DIR, adapter_dir
+    from signal_al.core.run_layout import adapter_folder, rl_file
 
     monkeypatch.setenv("COLUMNS", "1000")
     with pytest.raises(SystemExit):
         main(["train-generator", "--help"])
     out = capsys.readouterr().out
-    assert f"{RL_DIR}/round-002.jsonl" in out and adapter_dir(1) in out
+    assert rl_file(2) in out and adapter_folder(1) in out
     assert "d_rl.jsonl" not in out and "round_1" not in out
 
 
@@ -208,7 +209,7 @@ def test_run_resume_says_which_command_line_keys_it_ignores(tmp_path: Path, monk
     argv = ["run", "--set", f"output_dir={tmp_path}", "--set", "name=r", "--resume"]
     assert main([*argv, "--set", "reward.k=4", "--set", "ppo.cliprange=0.3"]) == 0
     err = capsys.readouterr().err
-    assert "--resume continues" in err and "reward.k, ppo.cliprange differ from it and are ignored" in err
+    assert "note: continues" in err and "reward.k, ppo.cliprange differ from it and are ignored" in err
     assert main(argv) == 0
     assert "ignored" not in capsys.readouterr().err  # the same command line: nothing to say
     # stop_fraction is the one key --resume takes from the command line: it extends a finished run
@@ -218,6 +219,49 @@ def test_run_resume_says_which_command_line_keys_it_ignores(tmp_path: Path, monk
     assert ran[-1].active_learning.stop_fraction == 2.0 and ran[-1].reward.k == ExperimentConfig().reward.k
     err = capsys.readouterr().err
     assert "reward.k differ" in err and "stop_fraction" not in err
+
+
+def test_resume_run_dir_follows_the_resume_protocol_of_run_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """`resume RUN_DIR` continues with the saved config, takes from the command line what `run --resume` takes
+    (stop fraction, device, servers) and names the keys it ignores; the two commands give the same config."""
+    import json
+
+    import yaml
+
+    import signal_al.cli.run as run_command
+    from signal_al.config import ExperimentConfig
+    from signal_al.core.config_io import to_dict
+    from signal_al.core.run_state import RunState
+
+    ran: list = []
+    monkeypatch.setattr(run_command, "run_or_wait", lambda config, **kwargs: ran.append((config, kwargs)) or 0)
+    saved = ExperimentConfig(output_dir=str(tmp_path / "elsewhere"), name="old-name")  # the folder was moved since
+    run_dir = tmp_path / "r"
+    run_dir.mkdir()
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(saved)))
+    (run_dir / "state.json").write_text(json.dumps(RunState(round=0).to_dict()))
+    settings = ["--set", "active_learning.stop_fraction=3.0", "--set", "generator.server_url=http://127.0.0.1:8123",
+                "--set", "reward.k=4"]
+    assert main(["resume", str(run_dir), "--device", "cpu", *settings]) == 0
+    config, kwargs = ran[-1]
+    assert kwargs["resume"] is True and config.run_dir == run_dir
+    assert (config.device, config.active_learning.stop_fraction, config.generator.server_url) == (
+        "cpu", 3.0, "http://127.0.0.1:8123")  # where and how far the run goes: the caller's
+    assert config.reward.k == saved.reward.k != 4  # what it computes: the run's own protocol
+    err = capsys.readouterr().err
+    assert "note: continues" in err and "reward.k differ from it and are ignored" in err
+    assert "stop_fraction" not in err and "device" not in err
+    assert main(["run", "--resume", "--set", f"output_dir={tmp_path}", "--set", "name=r", "--set", "device=cpu",
+                 *settings]) == 0
+    assert ran[-1][0] == config  # run --resume: the same config
+    capsys.readouterr()
+    assert main(["resume", str(run_dir)]) == 0
+    assert ran[-1][0] == ExperimentConfig(output_dir=str(tmp_path), name="r")  # nothing given: the saved config
+    assert "ignored" not in capsys.readouterr().err
+    (run_dir / "state.json").write_text(json.dumps(RunState().to_dict()))  # never committed a round
+    assert main(["resume", str(run_dir), *settings]) == 0
+    assert ran[-1][0].reward.k == 4  # nothing was computed with the saved config: the caller's is taken whole
 
 
 def test_an_os_error_on_a_path_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

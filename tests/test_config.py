@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from signal_al.config import ExperimentConfig, load_experiment_config
-from signal_al.core.config_io import apply_overrides, describe_fields, from_dict, parse_override, to_dict
+from signal_al.config import ExperimentConfig
+from signal_al.core.config_io import apply_overrides, describe_fields, from_dict, load_config, parse_override, to_dict
 from signal_al.core.errors import ConfigError
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
@@ -22,7 +22,7 @@ def test_defaults_round_trip_through_dict() -> None:
 
 @pytest.mark.parametrize("path", sorted(CONFIG_DIR.glob("*.yaml")), ids=lambda p: p.name)
 def test_every_shipped_config_loads(path: Path) -> None:
-    config = load_experiment_config(path)
+    config = load_config(ExperimentConfig, path)
     raw = yaml.safe_load(path.read_text())
     assert config.name == raw["name"]
     assert config.data.task == raw["data"]["task"]
@@ -31,7 +31,7 @@ def test_every_shipped_config_loads(path: Path) -> None:
 def test_paper_configs_cover_three_tasks_at_two_pool_sizes() -> None:
     seen = set()
     for path in CONFIG_DIR.glob("paper_*.yaml"):
-        config = load_experiment_config(path)
+        config = load_config(ExperimentConfig, path)
         seen.add((config.data.task, config.data.pool_fraction))
         assert config.generator.model == "Qwen/Qwen2.5-7B-Instruct"
         assert config.classifier.model == "bert-base-uncased"
@@ -39,7 +39,7 @@ def test_paper_configs_cover_three_tasks_at_two_pool_sizes() -> None:
 
 
 def test_overrides_are_typed_by_yaml_and_applied() -> None:
-    config = load_experiment_config(None, ["reward.k=3", "data.task=vader-sources", "ppo.whiten_rewards=true",
+    config = load_config(ExperimentConfig, None, ["reward.k=3", "data.task=vader-sources", "ppo.whiten_rewards=true",
                                            "ppo.lora_target_modules=[q_proj, v_proj]", "ppo.learning_rate=3e-5"])
     assert config.reward.k == 3
     assert config.data.task == "vader-sources"
@@ -51,14 +51,14 @@ def test_overrides_are_typed_by_yaml_and_applied() -> None:
 def test_override_beats_file(tmp_path: Path) -> None:
     path = tmp_path / "c.yaml"
     path.write_text("reward:\n  k: 7\n")
-    assert load_experiment_config(path).reward.k == 7
-    assert load_experiment_config(path, ["reward.k=2"]).reward.k == 2
+    assert load_config(ExperimentConfig, path).reward.k == 7
+    assert load_config(ExperimentConfig, path, ["reward.k=2"]).reward.k == 2
 
 
 def test_int_is_accepted_for_float_but_not_bool_for_int() -> None:
-    assert load_experiment_config(None, ["ppo.learning_rate=1"]).ppo.learning_rate == 1.0
+    assert load_config(ExperimentConfig, None, ["ppo.learning_rate=1"]).ppo.learning_rate == 1.0
     with pytest.raises(ConfigError, match=r"reward\.k: expected an integer, got True"):
-        load_experiment_config(None, ["reward.k=true"])
+        load_config(ExperimentConfig, None, ["reward.k=true"])
 
 
 @pytest.mark.parametrize(
@@ -80,30 +80,30 @@ def test_int_is_accepted_for_float_but_not_bool_for_int() -> None:
 )
 def test_bad_values_name_their_key(overrides: list[str], pattern: str) -> None:
     with pytest.raises(ConfigError, match=pattern) as info:
-        load_experiment_config(None, overrides)
+        load_config(ExperimentConfig, None, overrides)
     assert "\n" not in str(info.value)
 
 
 def test_file_errors_name_the_file(tmp_path: Path) -> None:
     missing = tmp_path / "missing.yaml"
     with pytest.raises(ConfigError, match="missing.yaml: config file not found"):
-        load_experiment_config(missing)
+        load_config(ExperimentConfig, missing)
     broken = tmp_path / "broken.yaml"
     broken.write_text("reward:\n  k: [1, 2\n")
     with pytest.raises(ConfigError, match=r"broken\.yaml:\d+: invalid YAML"):
-        load_experiment_config(broken)
+        load_config(ExperimentConfig, broken)
     scalar = tmp_path / "scalar.yaml"
     scalar.write_text("just a string\n")
     with pytest.raises(ConfigError, match="scalar.yaml: the top level must be a mapping"):
-        load_experiment_config(scalar)
+        load_config(ExperimentConfig, scalar)
     typo = tmp_path / "typo.yaml"
     typo.write_text("classifer:\n  model: x\n")
     with pytest.raises(ConfigError, match=r"typo\.yaml: classifer: unknown key \(did you mean 'classifier'\?\)"):
-        load_experiment_config(typo)
+        load_config(ExperimentConfig, typo)
 
 
 def test_quoted_override_keeps_a_colon() -> None:
-    config = load_experiment_config(None, ['generator.response_prefix="New Example:"'])
+    config = load_config(ExperimentConfig, None, ['generator.response_prefix="New Example:"'])
     assert config.generator.response_prefix == "New Example:"
 
 
@@ -132,16 +132,16 @@ def test_every_float_field_rejects_non_finite_values(value: str) -> None:
     for key, type_name in [(k, t) for k, t, _, _ in describe_fields(ExperimentConfig) if k in keys]:
         text = f"[{value}, {value}]" if type_name.startswith("list") else value
         with pytest.raises(ConfigError, match=rf"^{key}(\[0\])?: must be a finite number"):
-            load_experiment_config(overrides=[f"{key}={text}"])
+            load_config(ExperimentConfig, overrides=[f"{key}={text}"])
 
 
 def test_every_shipped_yaml_has_no_duplicate_keys_and_a_duplicate_is_an_error(tmp_path: Path) -> None:
     path = tmp_path / "c.yaml"
     path.write_text("reward:\n  k: 3\nppo:\n  seed: 1\nreward:\n  k: 4\n")
     with pytest.raises(ConfigError, match=r"c.yaml:5: invalid YAML: duplicate key 'reward'"):
-        load_experiment_config(path)
+        load_config(ExperimentConfig, path)
     for shipped in sorted(CONFIG_DIR.glob("*.yaml")):
-        load_experiment_config(shipped)  # the loader rejects duplicates, so this checks every shipped file
+        load_config(ExperimentConfig, shipped)  # the loader rejects duplicates, so this checks every shipped file
 
 
 @pytest.mark.parametrize("name", ["", ".", "..", "a/b", "/abs", "..\\up", " padded"])

@@ -13,7 +13,8 @@ import pytest
 import yaml
 
 from signal_al.cli import main
-from signal_al.config import GeneratorConfig, RewardConfig, load_experiment_config
+from signal_al.config import ExperimentConfig, GeneratorConfig, RewardConfig
+from signal_al.core.config_io import load_config
 from signal_al.data.task import TaskSpec, TextDataset
 from signal_al.experiments.generator_eval import (Checkpoint, Reference, checkpoint_metrics, generate_samples,
                                                  nearest_distances, served_name)
@@ -225,9 +226,10 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory, tiny_classifier_dir: Path
 
     from signal_al.core.config_io import to_dict
     from signal_al.data import load_task, real_pool
-    from signal_al.data.pools import Annotation, real_items
+    from signal_al.core.run_state import Annotation
+    from signal_al.data.pools import real_items
     from signal_al.core.io_utils import atomic_write_json
-    from signal_al.engine.store import RunState
+    from signal_al.core.run_state import RunState
     from signal_al.classifier.training import load_classifier
 
     root = tmp_path_factory.mktemp("eval_run")
@@ -241,7 +243,7 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory, tiny_classifier_dir: Path
         "reward": {"k": 3},
     }
     (root / "c.yaml").write_text(yaml.safe_dump(data))
-    config = load_experiment_config(root / "c.yaml")
+    config = load_config(ExperimentConfig, root / "c.yaml")
     run_dir = config.run_dir
     task = load_task(config.data)
     pool = real_pool(task, config.data, seed=config.seed)

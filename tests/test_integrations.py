@@ -44,15 +44,15 @@ def test_from_run_reads_the_round_classifier_labeled_set_and_reward_config(run_d
     from transformers import AutoModelForSequenceClassification
 
     from signal_al.classifier.inference import predict
-    from signal_al.rewards import signal_scores
     from signal_al.engine.context import RunContext
-    from signal_al.engine.store import saved_config
+    from signal_al.engine.store import RunStore
+    from signal_al.rewards import signal_scores
 
     assert scorer.run.round == 1 and scorer.run.label_names == ("negative", "positive")
     assert scorer.labeled_texts == [text for text, _ in LABELED]  # rounds 0 and 1
-    assert scorer.params["k"] == 10 and scorer.max_length == 32
+    assert scorer.params.k == 10 and scorer.max_length == 32
     # the same numbers by hand: the checkpoint's outputs through signal_scores with the reward section
-    config = saved_config(run_dir)
+    config = RunStore(run_dir).saved_config()
     model = AutoModelForSequenceClassification.from_pretrained(run_dir / "checkpoints" / "classifier-round-001")
     tokenizer = RunContext(config).tokenizer
     lab = predict(model, tokenizer, scorer.labeled_texts, max_length=32)
@@ -87,7 +87,7 @@ def test_from_run_with_relevance_uses_the_real_unlabeled_pool(tmp_path: Path, ti
 
     run = fake_run(tmp_path, tiny_classifier_dir, "relevance", reward={"relevance": "quantile", "k": 3})
     scorer = SignalScorer.from_run(run)
-    assert scorer.relevance == "quantile" and scorer.k == 3 and scorer._reference_texts == UNLABELED
+    assert scorer.params.relevance == "quantile" and scorer.params.k == 3 and scorer._reference_texts == UNLABELED
     assert scorer(["a funny story"]).shape == (1,)
 
 

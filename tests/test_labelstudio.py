@@ -14,10 +14,11 @@ import pytest
 from reward_helpers import fake_run
 
 from signal_al.engine.annotation.annotate import annotate_round, batch_files
-from signal_al.data.pools import Item
+from signal_al.core.run_state import Item
 from signal_al.core.errors import DataError
 from signal_al.engine.annotation.labelstudio import export_tasks, import_annotations, labeling_config
 from signal_al.engine.annotation.oracle import AnnotationRequired
+from signal_al.engine.context import RunContext
 from signal_al.engine.store import RunStore
 
 NAMES = ("negative", "positive")
@@ -122,14 +123,15 @@ def test_invalid_json_export(tmp_path: Path) -> None:
 
 def test_annotate_round_exports_both_files_and_imports_a_label_studio_export(tmp_path: Path,
                                                                             tiny_classifier_dir: Path) -> None:
-    run_dir = fake_run(tmp_path, tiny_classifier_dir)
+    run_dir = fake_run(tmp_path, tiny_classifier_dir, active_learning={"annotator": "human"})
     store = RunStore(run_dir)
     state = store.load_state()
+    context = RunContext(store.saved_config(), progress=False, log=lambda _: None)
+    assert context.label_names == NAMES
     batch = [item for item in state.items if item.id.startswith("u")][:2]
-    kwargs = dict(human=True, run_dir=run_dir, label_names=NAMES, hidden_labels={}, model_annotator=None,
-                  commit=lambda s: store.persist(s, NAMES))
+    commit = lambda s: store.persist(s, NAMES)  # noqa: E731
     with pytest.raises(AnnotationRequired, match="labelstudio-export.json"):
-        annotate_round(state, 2, batch, **kwargs)
+        annotate_round(context, state, 2, batch, commit=commit)
     files = batch_files(run_dir, 2)
     assert files["csv"].is_file() and (run_dir / "annotation" / "labelstudio_config.xml").is_file()
     tasks = json.loads(files["labelstudio"].read_text())
@@ -138,8 +140,9 @@ def test_annotate_round_exports_both_files_and_imports_a_label_studio_export(tmp
     assert all(t["predictions"][0]["result"][0]["value"]["choices"][0] in NAMES for t in tasks)
 
     state = store.load_state()
-    assert state.pending["round"] == 2
+    assert state.pending.round == 2 and state.pending.ids == ["u0", "u1"]
     _write(files["labelstudio_export"], [_task(1, batch[0], [_annotation("positive")]),
                                          _task(2, batch[1], [_annotation("negative")])])
-    annotations = annotate_round(state, 2, batch, **kwargs)
+    annotations = annotate_round(context, state, 2, batch, commit=commit)
     assert [(a.id, a.label, a.annotator) for a in annotations] == [("u0", 1, "human"), ("u1", 0, "human")]
+    assert state.pending is None  # the labels are in: the annotation step clears its batch

@@ -15,12 +15,15 @@ import pandas as pd
 import pytest
 import yaml
 
-from signal_al.config import load_experiment_config
+from signal_al.config import ExperimentConfig
+from signal_al.core.config_io import load_config
 from signal_al.data import load_task, real_pool
 from signal_al.core.errors import UserError
 from signal_al.experiments.report import write_report
 from signal_al.engine.budgets import round_targets, total_budget
-from signal_al.engine.loop import STATE_FILE, ActiveLearningRun, same_run
+from signal_al.core.run_layout import STATE_FILE
+from signal_al.engine.loop import ActiveLearningRun
+from signal_al.engine.store import same_run
 
 SCRIPT = str(Path(sys.executable).with_name("signal-al"))
 
@@ -68,7 +71,7 @@ def test_round_targets_with_an_explicit_seed_set() -> None:
 def test_every_round_acquires_its_budget_and_no_item_twice(tmp_path: Path, tiny_classifier_dir: Path,
                                                            strategy: str) -> None:
     path = _config_file(tmp_path, tiny_classifier_dir, strategy, active_learning={"strategy": strategy})
-    config = load_experiment_config(path)
+    config = load_config(ExperimentConfig, path)
     state = ActiveLearningRun(config, progress=False, log=lambda _: None).run()
     ids = [a.id for a in state.annotations]
     assert len(ids) == len(set(ids)) == 40
@@ -93,10 +96,10 @@ def test_every_round_acquires_its_budget_and_no_item_twice(tmp_path: Path, tiny_
 
 def test_a_finished_run_resumed_with_a_larger_stop_fraction_continues_like_one_long_run(
         tmp_path: Path, tiny_classifier_dir: Path) -> None:
-    short = load_experiment_config(_config_file(tmp_path, tiny_classifier_dir, "grow",
+    short = load_config(ExperimentConfig, _config_file(tmp_path, tiny_classifier_dir, "grow",
                                                 active_learning={"stop_fraction": 0.3}))
     assert ActiveLearningRun(short, progress=False, log=lambda _: None).run().finished
-    longer = load_experiment_config(_config_file(tmp_path, tiny_classifier_dir, "grow",
+    longer = load_config(ExperimentConfig, _config_file(tmp_path, tiny_classifier_dir, "grow",
                                                  active_learning={"stop_fraction": 0.6}))
     saved = yaml.safe_load((short.run_dir / "config.yaml").read_text())
     del saved["active_learning"]["heldout_samples_per_prompt"]  # as written by a version before that key
@@ -107,7 +110,7 @@ def test_a_finished_run_resumed_with_a_larger_stop_fraction_continues_like_one_l
     assert any("extending the finished run from 12 to 24 labels" in line for line in lines)
     assert grown.finished and [row["n_labeled"] for row in grown.metrics] == [4, 8, 12, 16, 20, 24]
     assert yaml.safe_load((longer.run_dir / "config.yaml").read_text())["active_learning"]["stop_fraction"] == 0.6
-    reference = load_experiment_config(_config_file(tmp_path, tiny_classifier_dir, "straight",
+    reference = load_config(ExperimentConfig, _config_file(tmp_path, tiny_classifier_dir, "straight",
                                                     active_learning={"stop_fraction": 0.6}))
     straight = ActiveLearningRun(reference, progress=False, log=lambda _: None).run()
     assert [a.id for a in grown.annotations] == [a.id for a in straight.annotations]
@@ -116,7 +119,7 @@ def test_a_finished_run_resumed_with_a_larger_stop_fraction_continues_like_one_l
 
 def test_existing_run_needs_resume(tmp_path: Path, tiny_classifier_dir: Path) -> None:
     path = _config_file(tmp_path, tiny_classifier_dir, "twice", data={"pool_size": 10})
-    ActiveLearningRun(load_experiment_config(path), progress=False, log=lambda _: None).run()
+    ActiveLearningRun(load_config(ExperimentConfig, path), progress=False, log=lambda _: None).run()
     result = subprocess.run([SCRIPT, "run", "-c", str(path)], capture_output=True, text=True)
     assert result.returncode == 2
     assert "already holds a run; pass --resume" in result.stderr
@@ -161,7 +164,7 @@ def test_kill_9_and_resume_ends_like_an_uninterrupted_run(tmp_path: Path, tiny_c
 def test_human_annotation_round_trip_from_the_cli(tmp_path: Path, tiny_classifier_dir: Path) -> None:
     path = _config_file(tmp_path, tiny_classifier_dir, "human", data={"pool_size": 20},
                         active_learning={"annotator": "human", "stop_fraction": 0.2})
-    config = load_experiment_config(path)
+    config = load_config(ExperimentConfig, path)
     run_dir = config.run_dir
     names = ("negative", "positive")
 
@@ -331,7 +334,7 @@ def test_the_report_measures_signal_past_the_pool_against_the_pool_based_referen
 def test_the_run_prints_the_pool_based_reference_and_the_gain_past_it() -> None:
     import pandas as pd
 
-    from signal_al.cli.run import ceiling_line
+    from signal_al.experiments.report import ceiling_line
 
     frame = pd.DataFrame({"strategy": ["random", "random", "signal", "signal", "signal"], "seed": [0] * 5,
                           "acquired_pct": [50.0, 100.0, 50.0, 100.0, 125.0],
@@ -405,7 +408,7 @@ def test_experiment_grid_in_parallel_processes_matches_the_sequential_grid(tmp_p
         path = _config_file(tmp_path, tiny_classifier_dir, "grid",
                             data={"pool_size": 20}, active_learning={"stop_fraction": 0.5},
                             experiment={"methods": ["random", "entropy"], "seeds": 2, "parallel_runs": parallel_runs})
-        config = load_experiment_config(path, [f"output_dir={tmp_path / output}"])
+        config = load_config(ExperimentConfig, path, [f"output_dir={tmp_path / output}"])
         run_experiment(config, progress=False, log=lambda _: None)
         return config.run_dir
 
@@ -453,7 +456,7 @@ def test_run_with_a_same_seed_baseline_prints_the_comparison_and_writes_the_plot
 def test_grid_settings_cover_every_task_and_pool_fraction(tmp_path: Path) -> None:
     from signal_al.experiments.grid import run_config, settings
 
-    base = load_experiment_config(None, [f"output_dir={tmp_path}", "name=exp", "data.pool_size=50",
+    base = load_config(ExperimentConfig, None, [f"output_dir={tmp_path}", "name=exp", "data.pool_size=50",
                                          "experiment.tasks=[rt-movies,vader-sources]",
                                          "experiment.pool_fractions=[0.01,0.05]"])
     groups = settings(base)
@@ -464,16 +467,16 @@ def test_grid_settings_cover_every_task_and_pool_fraction(tmp_path: Path) -> Non
     frozen = run_config(groups[0], "signal-frozen", 2)
     assert (frozen.active_learning.strategy, frozen.active_learning.generator_update, frozen.seed) == ("signal", "frozen", 2)
     assert frozen.run_dir == tmp_path / "exp" / "rt-movies-pool1pct" / "signal-frozen-seed2"
-    only_tasks = settings(load_experiment_config(None, ["data.pool_size=50", "experiment.tasks=[vader-sources]"]))
+    only_tasks = settings(load_config(ExperimentConfig, None, ["data.pool_size=50", "experiment.tasks=[vader-sources]"]))
     assert [(g.data.pool_size, g.name) for g in only_tasks] == [(50, "vader-sources-pool50")]
 
 
 def test_method_names_label_ablations_schedules_and_variants(tmp_path: Path, tiny_classifier_dir: Path) -> None:
     from signal_al.core.errors import ConfigError
-    from signal_al.engine.loop import method_name
+    from signal_al.engine.methods import method_name
 
     def name(**al: object) -> str:
-        return method_name(load_experiment_config(_config_file(tmp_path, tiny_classifier_dir, "n",
+        return method_name(load_config(ExperimentConfig, _config_file(tmp_path, tiny_classifier_dir, "n",
                                                                active_learning=al)))
 
     assert name(strategy="badge") == "badge"
@@ -490,7 +493,7 @@ def test_a_grid_cell_resumes_with_its_saved_config_on_its_slots_port(tmp_path: P
     import signal_al.experiments.grid as experiment
     from signal_al.core.config_io import to_dict
 
-    started = load_experiment_config(None, [f"output_dir={tmp_path}", "name=cell", "reward.k=7",
+    started = load_config(ExperimentConfig, None, [f"output_dir={tmp_path}", "name=cell", "reward.k=7",
                                             "generator.server_url=http://127.0.0.1:8001"])
     started.run_dir.mkdir(parents=True)
     (started.run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(started)))
@@ -506,7 +509,7 @@ def test_a_grid_cell_resumes_with_its_saved_config_on_its_slots_port(tmp_path: P
 
     monkeypatch.setattr(experiment, "ActiveLearningRun", Recorder)
     monkeypatch.setattr(experiment, "_SLOT", 2)
-    cell = load_experiment_config(None, [f"output_dir={tmp_path}", "name=cell", "reward.k=3",
+    cell = load_config(ExperimentConfig, None, [f"output_dir={tmp_path}", "name=cell", "reward.k=3",
                                          "active_learning.stop_fraction=2.0"])
     experiment.run_cell(cell, None, False, threads=1)
     config, resume = ran[-1]
@@ -515,7 +518,7 @@ def test_a_grid_cell_resumes_with_its_saved_config_on_its_slots_port(tmp_path: P
     assert config.generator.server_url == "http://127.0.0.1:8002"  # the grid's url, shifted once to slot 2
     out = capsys.readouterr().out
     assert "[cell] note: continues" in out and "the grid's reward.k differ from it and are ignored" in out
-    fresh = load_experiment_config(None, [f"output_dir={tmp_path}", "name=new", "reward.k=3"])
+    fresh = load_config(ExperimentConfig, None, [f"output_dir={tmp_path}", "name=new", "reward.k=3"])
     experiment.run_cell(fresh, None, False, threads=1)
     assert ran[-1][0].reward.k == 3 and ran[-1][1] is False  # a new cell runs the grid's config
 
@@ -524,9 +527,9 @@ def test_a_grid_refuses_a_started_cell_with_an_unreadable_config_before_any_run(
     from signal_al.core.errors import ConfigError
     from signal_al.experiments.grid import check_run_folders
 
-    cell = load_experiment_config(None, [f"output_dir={tmp_path}", "name=cell"])
+    cell = load_config(ExperimentConfig, None, [f"output_dir={tmp_path}", "name=cell"])
     cell.run_dir.mkdir(parents=True)
-    from signal_al.engine.store import RunState
+    from signal_al.core.run_state import RunState
 
     (cell.run_dir / STATE_FILE).write_text(json.dumps(RunState(pool_size=1).to_dict()))
     (cell.run_dir / "config.yaml").write_text("reward: {k: many}\n")
@@ -539,12 +542,12 @@ def test_parallel_generator_slots_get_their_own_port_and_gpu(tmp_path: Path, mon
     from signal_al.core.errors import ConfigError
     from signal_al.experiments.grid import gpu_of_slot, on_slot, visible_gpus
 
-    base = load_experiment_config(None, ["generator.server_url=http://10.0.0.2:8100", "generator.start_server=true",
+    base = load_config(ExperimentConfig, None, ["generator.server_url=http://10.0.0.2:8100", "generator.start_server=true",
                                          "experiment.parallel_generator_runs=3"])
     assert [on_slot(base, slot).generator.server_url for slot in range(3)] == [
         "http://10.0.0.2:8100", "http://10.0.0.2:8101", "http://10.0.0.2:8102"]
     assert base.generator.server_url == "http://10.0.0.2:8100"  # the cell's own config is not changed
-    assert on_slot(load_experiment_config(None, ["generator.server_url=http://localhost"]), 2
+    assert on_slot(load_config(ExperimentConfig, None, ["generator.server_url=http://localhost"]), 2
                    ).generator.server_url == "http://localhost:8002"
     assert [gpu_of_slot(slot, ["4", "6"]) for slot in range(5)] == ["4", "6", "4", "6", "4"]
     assert gpu_of_slot(1, []) is None
@@ -553,16 +556,18 @@ def test_parallel_generator_slots_get_their_own_port_and_gpu(tmp_path: Path, mon
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     assert visible_gpus() == []
     with pytest.raises(ConfigError, match="experiment.parallel_generator_runs.*start_server"):
-        load_experiment_config(None, ["experiment.parallel_generator_runs=2"])
+        load_config(ExperimentConfig, None, ["experiment.parallel_generator_runs=2"])
     with pytest.raises(ConfigError, match="experiment.parallel_generator_runs: must be positive"):
-        load_experiment_config(None, ["experiment.parallel_generator_runs=0"])
-    load_experiment_config(None, ["experiment.parallel_generator_runs=2", "generator.backend=transformers"])
+        load_config(ExperimentConfig, None, ["experiment.parallel_generator_runs=0"])
+    load_config(ExperimentConfig, None, ["experiment.parallel_generator_runs=2", "generator.backend=transformers"])
 
 
 def test_a_damaged_state_names_the_previous_one_which_continues_the_run(tmp_path: Path) -> None:
-    from signal_al.data.pools import Annotation, Item
+    from signal_al.core.run_state import Annotation, Item
     from signal_al.core.errors import UserError
-    from signal_al.engine.store import PREVIOUS_STATE_FILE, RunState, RunStore
+    from signal_al.core.run_layout import PREVIOUS_STATE_FILE
+    from signal_al.core.run_state import RunState
+    from signal_al.engine.store import RunStore
 
     store = RunStore(tmp_path / "run")
     items = [Item(id=f"i{n}", text=f"text {n}") for n in range(3)]
@@ -590,7 +595,7 @@ def test_resume_without_state_keeps_a_filled_human_annotation_file(tmp_path: Pat
     path = _config_file(tmp_path, tiny_classifier_dir, "human", data={"pool_size": 20},
                         active_learning={"annotator": "human", "strategy": "random"})
     assert main(["run", "-c", str(path)]) == 0  # round 0 waits for a person
-    run_dir = load_experiment_config(path).run_dir
+    run_dir = load_config(ExperimentConfig, path).run_dir
     batch_file = run_dir / "annotation" / "round_000.csv"
     batch = pd.read_csv(batch_file, comment="#", keep_default_na=False)
     batch["label"] = "positive"

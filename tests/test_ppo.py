@@ -156,10 +156,11 @@ def test_whiten_kl_and_eos_helpers():
 def test_config_rejects_ranks_vllm_cannot_serve_and_configs_still_load():
     with pytest.raises(ConfigError, match="ppo.lora_r"):
         PPOConfig(lora_r=7)
-    from signal_al.config import load_experiment_config
+    from signal_al.config import ExperimentConfig
+    from signal_al.core.config_io import load_config
 
     for path in sorted(Path(__file__).resolve().parents[1].glob("configs/*.yaml")):
-        load_experiment_config(path)
+        load_config(ExperimentConfig, path)
 
 
 # --- training, saving, loading ----------------------------------------------------------------------

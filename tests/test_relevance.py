@@ -3,16 +3,20 @@ one-function rule: the strategy, the config mapping and the public signal_scores
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from signal_al.core.errors import ConfigError
 from signal_al.rewards import (
     RewardConfig,
+    ScoreParams,
     knn_mean_distances,
     offdist_flags,
     relevance_factors,
-    score_kwargs,
+    relevance_reference,
+    score_params,
     signal_scores,
 )
 from signal_al.strategies import PoolView, Selection, build_strategy, get_strategy
@@ -125,7 +129,7 @@ def test_gated_score_matches_bruteforce(mode):
 def test_relevance_none_gives_exactly_the_old_scores():
     pu, eu, pl, el = random_inputs(np.random.default_rng(3))
     old = signal_scores(pu, eu, pl, el, k=4)
-    new = signal_scores(pu, eu, pl, el, **score_kwargs(RewardConfig(k=4)), reference_distances=np.array([0.1]))
+    new = signal_scores(pu, eu, pl, el, RewardConfig(k=4), reference_distances=np.array([0.1]))
     np.testing.assert_array_equal(old, new)
     assert RewardConfig().relevance == "none"
 
@@ -154,7 +158,7 @@ def test_strategy_score_equals_the_public_function(relevance):
     real_u = u[view.real[u]]
     reference = knn_mean_distances(view.embeddings[real_u], view.embeddings[lab], k=6)
     public = signal_scores(view.probs[u], view.embeddings[u], view.probs[lab], view.embeddings[lab],
-                           **score_kwargs(config), reference_distances=reference)
+                           config, reference_distances=reference)
     selection = strategy.select(view, 10, 0)
     np.testing.assert_array_equal(selection.scores, public)
     np.testing.assert_array_equal(strategy.score(view), public)
@@ -180,8 +184,10 @@ def test_reference_falls_back_to_real_labeled_rows_leave_one_out():
 def test_build_strategy_is_the_one_mapping():
     config = RewardConfig(k=3, kl_direction="reverse", eps=1e-4, normalize=False, approximate=True,
                           relevance="typical", relevance_quantile=0.8)
-    assert build_strategy("signal", config).score_kwargs() == score_kwargs(config)
-    assert build_strategy("signal").score_kwargs() == score_kwargs(RewardConfig())
+    assert build_strategy("signal", config).params == score_params(config)
+    assert build_strategy("signal").params == score_params(RewardConfig()) == ScoreParams()
+    assert dataclasses.asdict(score_params(config)) == {f.name: getattr(config, f.name)
+                                                        for f in dataclasses.fields(ScoreParams)}
     assert build_strategy("entropy", config).name == "entropy"
     with pytest.raises(ValueError, match="relevance: must be one of"):
         get_strategy("signal", relevance="soft")

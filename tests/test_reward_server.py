@@ -34,9 +34,9 @@ def scorer(run_dir):
 def _client(scorer, **settings):
     from fastapi.testclient import TestClient
 
-    from signal_al.integrations.runs import run_config, run_shaping
+    from signal_al.integrations.runs import run_shaping
 
-    app = create_app(scorer, ServerSettings(**settings), info=scorer.run, shaping=run_shaping(run_config(scorer.run.run_dir)))
+    app = create_app(scorer, ServerSettings(**settings), info=scorer.run, shaping=run_shaping(scorer.run.run_dir))
     return TestClient(app)
 
 
@@ -127,6 +127,24 @@ def test_api_key(scorer) -> None:
         header = client.post("/get_reward", json={"query": ["a"]}, headers={"X-API-Key": "s3cret"})
     assert missing.status_code == wrong.status_code == 401 and "unauthorized" in missing.json()["error"]
     assert bearer.status_code == header.status_code == 200
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "localhost", "0.0.0.0"])
+def test_serve_warns_off_loopback_by_the_one_loopback_rule(monkeypatch: pytest.MonkeyPatch, host: str) -> None:
+    """serve-reward and the generator server share one loopback rule (127.0.0.0/8, ::1, localhost): a
+    keyless bind warns exactly where the generator server's exposure warning would."""
+    import uvicorn
+
+    from signal_al.generation.server.access import bind_listening_socket, exposure_warning, free_port, is_loopback
+    from signal_al.integrations.reward_server import serve
+
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: None)
+    port = free_port()
+    lines: list[str] = []
+    serve(CountingScorer(delay=0.0), ServerSettings(host=host, port=port), log=lines.append,
+          sock=bind_listening_socket(host, port))
+    warned = any("without an API key" in line for line in lines)
+    assert warned == (host == "0.0.0.0") == (not is_loopback(host)) == (exposure_warning(host, port, None) is not None)
 
 
 def test_unknown_routes_are_json_errors(scorer) -> None:

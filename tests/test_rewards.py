@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from signal_al.rewards import LabeledIndex, SignalScores, signal_scores
+from signal_al.neighbors.knn import LabeledIndex, faiss_gpu_available
+from signal_al.rewards import SignalScores, signal_scores
 
 FLOOR = 1e-12  # probability floor inside the log (documented in signal_al.neighbors.divergence)
 
@@ -239,8 +240,6 @@ def test_large_query_sets_take_the_threaded_path_and_stay_exact(unit):
 
 
 def test_gpu_request_without_gpu_support_is_a_clear_error():
-    from signal_al.rewards import faiss_gpu_available
-
     if faiss_gpu_available():
         pytest.skip("a GPU is available here")
     with pytest.raises(ValueError, match="use_gpu"):

@@ -119,11 +119,14 @@ def test_reward_copies_allowed_when_disabled():
 def test_doctests():
     import doctest
 
+    import signal_al.rewards.relevance
+    import signal_al.rewards.score
     import signal_al.rewards.shaping
     import signal_al.rewards.trl_reward
     import signal_al.strategies
 
-    for module in (signal_al.rewards.trl_reward, signal_al.rewards.shaping, signal_al.strategies):
+    for module in (signal_al.rewards.trl_reward, signal_al.rewards.shaping, signal_al.strategies,
+                   signal_al.rewards.relevance, signal_al.rewards.score):
         result = doctest.testmod(module)
         assert result.failed == 0 and result.attempted > 0, module.__name__
 

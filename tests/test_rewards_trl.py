@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from signal_al.classifier.inference import predict
-from signal_al.config import RewardConfig
-from signal_al.rewards import RewardShaping, get_signal_reward, knn_mean_distances, score_kwargs, signal_scores
+from signal_al.rewards import RewardConfig
+from signal_al.rewards import RewardShaping, ScoreParams, get_signal_reward, knn_mean_distances, signal_scores
 from signal_al.rewards.scorer import SignalScorer
 
 LABELED = ["great movie", "bad film", "the plot was slow", "loved the music", "boring story", "fun actors"]
@@ -18,7 +18,7 @@ CANDIDATES = ["a great plot", "the film was awful", "really funny and sad", "gre
 
 def test_scorer_equals_signal_scores_on_classifier_outputs(tiny_bert):
     model, tokenizer = tiny_bert
-    scorer = SignalScorer(model, tokenizer, LABELED, config=RewardConfig(k=3, kl_direction="reverse"))
+    scorer = SignalScorer(model, tokenizer, LABELED, params=RewardConfig(k=3, kl_direction="reverse"))
     got = scorer(CANDIDATES)
     u = predict(model, tokenizer, CANDIDATES)
     lab = predict(model, tokenizer, LABELED)
@@ -53,8 +53,8 @@ def test_scorer_caches_labeled_features_until_told_otherwise(tiny_bert):
 
 def test_scorer_options_and_errors(tiny_bert):
     model, tokenizer = tiny_bert
-    scorer = SignalScorer(model, tokenizer, LABELED, config=RewardConfig(k=4, eps=1e-3), k=1, normalize=False)
-    assert (scorer.k, scorer.eps, scorer.normalize, scorer.kl_direction) == (1, 1e-3, False, "forward")
+    scorer = SignalScorer(model, tokenizer, LABELED, params=RewardConfig(k=4, eps=1e-3), k=1, normalize=False)
+    assert scorer.params == ScoreParams(k=1, eps=1e-3, normalize=False)
     with pytest.raises(ValueError, match="labeled_texts"):
         SignalScorer(model, tokenizer, [])
     with pytest.raises(ValueError, match="labeled_pairs"):
@@ -65,16 +65,53 @@ def test_scorer_relevance_uses_the_reference_texts(tiny_bert):
     model, tokenizer = tiny_bert
     reference = ["the acting was fine", "a long and quiet film", "what a show", "too many songs"]
     config = RewardConfig(k=3, relevance="typical", relevance_quantile=0.75)
-    scorer = SignalScorer(model, tokenizer, LABELED, config=config, reference_texts=reference)
+    scorer = SignalScorer(model, tokenizer, LABELED, params=config, reference_texts=reference)
     got = scorer(CANDIDATES)
     u, lab, ref = (predict(model, tokenizer, t) for t in (CANDIDATES, LABELED, reference))
     distances = knn_mean_distances(ref.embeddings, lab.embeddings, k=3)
-    want = signal_scores(u.probs, u.embeddings, lab.probs, lab.embeddings, **score_kwargs(config),
+    want = signal_scores(u.probs, u.embeddings, lab.probs, lab.embeddings, config,
                          reference_distances=distances)
     np.testing.assert_allclose(got, want, rtol=1e-6)
     np.testing.assert_allclose(scorer.reference_distances(), distances, rtol=1e-6)
     with pytest.raises(ValueError, match="reference_texts: relevance='typical' needs"):
-        SignalScorer(model, tokenizer, LABELED, config=config)
+        SignalScorer(model, tokenizer, LABELED, params=config)
+
+
+def test_scorer_of_a_state_calibrates_on_the_one_relevance_reference(tiny_bert):
+    """SignalScorer.from_state (the held-out comparison, SignalScorer.from_run) takes the labels of rounds
+    0..r and, for relevance, the real items unlabeled by then; with every real item labeled, the labeled ones
+    stand in, each measured without itself, as the strategy's reference_distances does."""
+    from test_relevance import ref_mean_distances
+
+    from signal_al.core.run_state import Annotation, Item, RunState
+
+    model, tokenizer = tiny_bert
+    unlabeled = ["a quiet film", "what a show"]
+    items = [Item(f"l{i}", text) for i, text in enumerate(LABELED)]
+    items += [Item(f"u{i}", text) for i, text in enumerate(unlabeled)]
+    items.append(Item("s0", "too many songs", source="synthetic", round=1))
+    annotations = [Annotation(f"l{i}", i % 3, 0 if i < 3 else 1, "ground_truth") for i in range(len(LABELED))]
+    state = RunState(items=items, annotations=annotations)
+    config = RewardConfig(k=3, relevance="quantile")
+
+    def embeddings(texts):
+        return predict(model, tokenizer, texts).embeddings.astype(np.float64)
+
+    scorer = SignalScorer.from_state(model, tokenizer, state, params=config)
+    assert scorer.labeled_texts == LABELED
+    np.testing.assert_allclose(scorer.reference_distances(),
+                               ref_mean_distances(embeddings(unlabeled), embeddings(LABELED), 3), rtol=1e-5)
+    early = SignalScorer.from_state(model, tokenizer, state, round=0, params=config)  # rounds 0..0
+    assert early.labeled_texts == LABELED[:3]
+    np.testing.assert_allclose(early.reference_distances(),
+                               ref_mean_distances(embeddings([*LABELED[3:], *unlabeled]), embeddings(LABELED[:3]), 3),
+                               rtol=1e-5)
+    every_real_labeled = RunState(items=[*items[:len(LABELED)], items[-1]], annotations=annotations)
+    scorer = SignalScorer.from_state(model, tokenizer, every_real_labeled, params=config)
+    labeled = embeddings(LABELED)
+    want = [ref_mean_distances(labeled[i:i + 1], np.delete(labeled, i, axis=0), 3)[0] for i in range(len(LABELED))]
+    np.testing.assert_allclose(scorer.reference_distances(), want, rtol=1e-5)
+    assert SignalScorer.from_state(model, tokenizer, state).reference_distances() is None  # relevance none
 
 
 def test_reward_function_on_the_real_scorer(tiny_bert):

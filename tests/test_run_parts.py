@@ -3,6 +3,7 @@ the held-out lift and the run store."""
 
 from __future__ import annotations
 
+import dataclasses
 import doctest
 import json
 import math
@@ -11,18 +12,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import signal_al.classifier.metrics
+import signal_al.core.run_layout
+import signal_al.core.run_state
 import signal_al.engine.budgets
 import signal_al.engine.generator.heldout
 import signal_al.engine.methods
-import signal_al.classifier.metrics
-import signal_al.core.run_layout
 from signal_al.core.errors import UserError
 from signal_al.engine.generator.heldout import paired_gain, shaped_heldout_rewards
-from signal_al.engine.store import PREVIOUS_STATE_FILE, STATE_FILE, RunState, RunStore
+from signal_al.core.run_layout import PREVIOUS_STATE_FILE, STATE_FILE
+from signal_al.core.run_state import RunState
+from signal_al.engine.store import RunStore
 
 
-@pytest.mark.parametrize("module", [signal_al.engine.budgets, signal_al.engine.generator.heldout, signal_al.engine.methods, signal_al.classifier.metrics,
-                                    signal_al.core.run_layout])
+@pytest.mark.parametrize("module", [signal_al.engine.budgets, signal_al.engine.generator.heldout, signal_al.engine.methods,
+                                    signal_al.classifier.metrics, signal_al.core.run_layout, signal_al.core.run_state])
 def test_doctests(module) -> None:
     result = doctest.testmod(module)
     assert result.failed == 0 and result.attempted > 0, module.__name__
@@ -139,7 +143,7 @@ def test_a_resumed_run_keeps_its_protocol_and_takes_only_the_resume_keys(tmp_pat
     _saved_run(tmp_path, "reward.k=7", "active_learning.stop_fraction=1.0", "generator.server_url=http://h:8000",
               "device=cuda:1")
     given = ExperimentConfig(output_dir=str(tmp_path), name="r")
-    given.reward.k, given.ppo.cliprange = 3, 0.3
+    given.reward, given.ppo.cliprange = dataclasses.replace(given.reward, k=3), 0.3
     given.active_learning.stop_fraction, given.generator.server_url = 2.0, "http://h:8003"
     given.experiment.seeds, given.experiment.methods = 9, ["signal"]  # the grid's settings, not the run's
     given.device, given.generator.server_python = "cpu", "/opt/vllm/bin/python"  # where it runs, on this machine

@@ -15,9 +15,12 @@ import numpy as np
 import pytest
 import yaml
 
-from signal_al.config import load_experiment_config
+from signal_al.config import ExperimentConfig
+from signal_al.core.config_io import load_config
 from signal_al.engine.generator.agent import SignalAgent
-from signal_al.engine.loop import ActiveLearningRun, RunState, same_run
+from signal_al.core.run_state import RunState
+from signal_al.engine.loop import ActiveLearningRun
+from signal_al.engine.store import same_run
 from signal_al.engine.store import RunStore
 from signal_al.engine.annotation.oracle import AnnotatorInfo
 from signal_al.trainers.rollouts import read_rollouts
@@ -51,7 +54,7 @@ def _config(tmp_path: Path, classifier_dir: Path, generator_dir: Path, name: str
         data[key] = {**data.get(key, {}), **value}
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(data))
-    return load_experiment_config(path)
+    return load_config(ExperimentConfig, path)
 
 
 def _run(config, **kwargs) -> ActiveLearningRun:

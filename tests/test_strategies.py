@@ -59,7 +59,7 @@ def test_registry_and_config_errors():
         get_strategy("bald")
     with pytest.raises(ValueError, match="bad parameters for 'cal'"):
         get_strategy("cal", neighbours=3)
-    assert get_strategy("signal", k=3, kl_direction="reverse").kl_direction == "reverse"
+    assert get_strategy("signal", k=3, kl_direction="reverse").params.kl_direction == "reverse"
 
 
 def test_pool_view_validation_names_the_argument():

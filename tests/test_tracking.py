@@ -63,16 +63,17 @@ def offline_wandb(monkeypatch, tmp_path: Path):
 
 def test_offline_run_logs_one_row_per_round_resumes_the_same_run_and_keeps_secrets_out(
         tmp_path: Path, tiny_classifier_dir: Path, offline_wandb) -> None:
-    from signal_al.config import load_experiment_config
+    from signal_al.config import ExperimentConfig
+    from signal_al.core.config_io import load_config
     from signal_al.engine.loop import ActiveLearningRun
 
     sections = dict(wandb={"enabled": True, "mode": "offline", "project": "signal-al-test"},
                     generator={"server_url": f"http://alice:{SECRETS[0]}@127.0.0.1:8000",
                                "server_args": ["--hf-token", SECRETS[1]]})  # --api-key itself is refused there
-    first = load_experiment_config(run_config_file(tmp_path, tiny_classifier_dir, "tracked",
+    first = load_config(ExperimentConfig, run_config_file(tmp_path, tiny_classifier_dir, "tracked",
                                                    active_learning={"stop_fraction": 0.2}, **sections))
     ActiveLearningRun(first, progress=False, log=lambda _: None).run()
-    longer = load_experiment_config(run_config_file(tmp_path, tiny_classifier_dir, "tracked", **sections))
+    longer = load_config(ExperimentConfig, run_config_file(tmp_path, tiny_classifier_dir, "tracked", **sections))
     state = ActiveLearningRun(longer, progress=False, log=lambda _: None).run(resume=True)
     run_dir = longer.run_dir
     assert [row["round"] for row in state.metrics] == [0, 1]

@@ -9,12 +9,15 @@ times faster than padding everything to ``max_length``; results come back in inp
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 
-__all__ = ["ClassifierOutputs", "predict"]
+from signal_al.classifier.config import ClassifierConfig
+from signal_al.core.run_state import text_pairs
+
+__all__ = ["ClassifierOutputs", "predict", "predict_rows"]
 
 
 class ClassifierOutputs(NamedTuple):
@@ -102,3 +105,11 @@ def predict(
     finally:
         handle.remove()
     return ClassifierOutputs(probs, embeddings)
+
+
+def predict_rows(model: torch.nn.Module, tokenizer, rows: Sequence[Any], config: ClassifierConfig, *,
+                 device: str | torch.device | None = None) -> ClassifierOutputs:
+    """:func:`predict` over ``rows`` (items, candidates: their ``text`` and ``text_pair``) with the
+    inference settings of the ``classifier`` section."""
+    return predict(model, tokenizer, [row.text for row in rows], text_pairs(rows), batch_size=config.eval_batch_size,
+                   max_length=config.max_length, device=device)

@@ -7,7 +7,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from signal_al.cli.options import add_cache_arg, add_config_args, add_config_flag, cache, load_config, log, positive_int
+from signal_al.cli.options import add_cache_arg, add_config_args, add_config_flag, cache, config_from_args, log, positive_int
 
 #: served = trained when the mean |log p_served - log p_trainer| per token stays below this (fp32 CPU measures
 #: ~1e-4 with vLLM; a stale or wrong adapter gives > 0.1)
@@ -39,7 +39,7 @@ examples:
 def cmd_check_rl(args: argparse.Namespace) -> int:
     from signal_al.experiments.rl_bench import RLBench, RLBenchConfig
 
-    config = load_config(args)
+    config = config_from_args(args)
     g = config.generator
     if g.backend == "vllm-server" and not g.start_server:  # fail fast: one line, before any model loads
         from signal_al.generation.backends.server import VLLMServerBackend

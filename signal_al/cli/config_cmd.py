@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from signal_al.cli.options import add_config_args, console, load_config
+from signal_al.cli.options import add_config_args, console, config_from_args
 from signal_al.core.errors import ConfigError
 
 
@@ -13,7 +13,7 @@ def cmd_config_show(args: argparse.Namespace) -> int:
 
     from signal_al.core.config_io import to_dict
 
-    config = load_config(args)
+    config = config_from_args(args)
     if args.key == "run_dir":
         print(config.run_dir)
     elif args.key:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from signal_al.cli.options import (add_cache_arg, add_config_args, add_config_flag, cache, console, load_config,
+from signal_al.cli.options import (add_cache_arg, add_config_args, add_config_flag, cache, console, config_from_args,
                                    non_negative_int, printable)
 
 
@@ -14,7 +14,7 @@ def cmd_data_describe(args: argparse.Namespace) -> int:
 
     from signal_al.data import load_task, real_pool
 
-    config = load_config(args)
+    config = config_from_args(args)
     data = load_task(config.data, cache_root=cache(args))
     pool = real_pool(data, config.data, seed=config.seed)
     spec = data.spec

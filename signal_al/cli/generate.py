@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from signal_al.cli.options import (add_cache_arg, add_config_args, add_config_flag, cache, load_config, log, output_file,
+from signal_al.cli.options import (add_cache_arg, add_config_args, add_config_flag, cache, config_from_args, log, output_file,
                                    positive_int, printable)
 from signal_al.core.errors import UserError
 
@@ -36,7 +36,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from signal_al.generation.records import write_jsonl
     from signal_al.generation.server.process import managed_server
 
-    config = load_config(args)
+    config = config_from_args(args)
     check_adapter(args.adapter)
     with managed_server(config.generator, log=log):
         if config.generator.backend == "vllm-server":  # fail fast, before loading data and tokenizer

@@ -18,7 +18,6 @@ import types
 from pathlib import Path
 from typing import Any, Iterator, Literal, Sequence, TextIO, Union, get_args, get_origin, get_type_hints
 
-from signal_al.core.errors import ConfigError
 
 CONFIG_FLAG_PREFIX = "config:"
 """Namespace attributes named ``config:<dotted key>`` hold the config flags that were given."""
@@ -418,28 +417,14 @@ def config_pairs(args: argparse.Namespace) -> list[tuple[str, Any]]:
             if name.startswith(CONFIG_FLAG_PREFIX)]
 
 
-def set_key(data: dict[str, Any], key: str, value: Any) -> None:
-    """Set the dotted ``key`` in the nested mapping ``data`` (sections created as needed)."""
-    from signal_al.core.config_io import set_key as set_path
-
-    set_path(data, key.split("."), value, where=key)
-
-
-def load_config(args: argparse.Namespace):
-    """The experiment config: the ``--config`` YAML, its ``--set`` overrides, then the config flags."""
+def config_from_args(args: argparse.Namespace):
+    """The experiment config a command line gives: the ``--config`` YAML, its ``--set`` overrides, then the
+    config flags (:func:`signal_al.core.config_io.load_config`)."""
     from signal_al.config import ExperimentConfig
-    from signal_al.core.config_io import apply_overrides, from_dict, read_yaml
+    from signal_al.core.config_io import load_config
 
-    path = getattr(args, "config", None)
-    data = apply_overrides(read_yaml(path) if path is not None else {}, list(getattr(args, "overrides", [])))
-    for key, value in config_pairs(args):
-        set_key(data, key, value)
-    try:
-        return from_dict(ExperimentConfig, data)
-    except ConfigError as exc:
-        if path is not None:
-            raise ConfigError(f"{path}: {exc}") from None
-        raise
+    return load_config(ExperimentConfig, getattr(args, "config", None), getattr(args, "overrides", []),
+                       config_pairs(args))
 
 
 def override_strings(pairs: Sequence[tuple[str, Any]]) -> list[str]:
@@ -454,6 +439,6 @@ def override_strings(pairs: Sequence[tuple[str, Any]]) -> list[str]:
 
 
 __all__ = ["Parser", "PlainLines", "add_cache_arg", "add_config_args", "add_config_flag", "add_set_arg", "cache",
-           "config_field", "config_pairs", "console", "device", "load_config", "log", "non_negative_float",
+           "config_field", "config_from_args", "config_pairs", "console", "device", "log", "non_negative_float",
            "non_negative_int", "output_file", "output_folder", "output_path_problem", "override_strings",
-           "plain_output", "port", "positive_float", "positive_int", "printable", "set_key"]
+           "plain_output", "port", "positive_float", "positive_int", "printable"]

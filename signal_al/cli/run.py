@@ -5,89 +5,38 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from signal_al.cli.options import (add_cache_arg, add_config_args, add_config_flag, cache, console, load_config, log,
-                                   printable)
+from signal_al.cli.options import (add_cache_arg, add_config_args, add_config_flag, add_set_arg, cache, config_from_args,
+                                  config_pairs, console, log, printable)
 
-def print_rounds(state) -> None:
-    """The per-round table; SIGnAL rounds add the generator's columns."""
+
+def print_table(title: str, columns: list[str], rows: list[list[str]]) -> None:
+    """A table on stdout, right-aligned, data escaped."""
     from rich.table import Table
 
-    generating = any(row.get("reward_mean") is not None or "adapter" in row for row in state.metrics)
-    columns = ["round", "labeled", "acquired", "synthetic", "accuracy", "macro-F1", "class std"]
-    if generating:
-        columns += ["syn. selected", "reward mean", "KL(new‖base)", "held-out gain [95 % CI]", "served Δlogp",
-                    "dropped", "distinct-2", "seconds"]
-    table = Table(title="rounds")
+    table = Table(title=printable(title))
     for column in columns:
-        table.add_column(column, justify="right")
-
-    def number(value, spec: str) -> str:
-        return "-" if value is None else format(value, spec)
-
-    for row in state.metrics:
-        cells = [str(row["round"]), str(row["n_labeled"]), f"{row['acquired_pct']:.0f} %", str(row["n_synthetic"]),
-                 f"{row['accuracy']:.4f}", f"{row['macro_f1']:.4f}", f"{row['class_count_std']:.2f}"]
-        if generating:
-            cells += [number(row.get("n_synthetic_selected"), "d"), number(row.get("reward_mean"), ".3g"),
-                      number(row.get("kl_new_base"), ".3g"), heldout_cell(row),
-                      number(row.get("served_logprob_mae"), ".1e"), number(row.get("dropped_fraction"), ".0%"),
-                      number(row.get("distinct_2"), ".2f"), number(sum((row.get("seconds") or {}).values()), ".0f")]
-        table.add_row(*cells)
+        table.add_column(printable(column), justify="right")
+    for cells in rows:
+        table.add_row(*[printable(cell) for cell in cells])
     console().print(table)
 
 
-def heldout_cell(row: dict) -> str:
-    """The held-out paired gain of the new adapter over the base model: '+12 % [-3, +27]'."""
-    gain, lo, hi = row.get("heldout_gain_pct"), row.get("heldout_gain_lo_pct"), row.get("heldout_gain_hi_pct")
-    if gain is None:
-        return "-"
-    return f"{gain:+.0f} %" + (f" [{lo:+.0f}, {hi:+.0f}]" if lo is not None and hi is not None else "")
+def print_rounds(state) -> None:
+    """The per-round table (:func:`signal_al.experiments.report.rounds_table`)."""
+    from signal_al.experiments.report import rounds_table
+
+    print_table("rounds", *rounds_table(state.metrics))
 
 
 def print_comparison(run_dir: Path, paths: dict[str, Path]) -> None:
     """The run against its same-seed baselines at each acquired %, and where the plot is."""
-    import pandas as pd
-    from rich.table import Table
+    from signal_al.experiments.report import baseline_comparison
 
-    from signal_al.experiments.report import collect_metrics
-
-    frame = collect_metrics(run_dir)
-    pivot = frame.pivot_table(index="acquired_pct", columns="strategy", values="accuracy")
-    main = str(frame[frame["run"] == run_dir.name]["strategy"].iloc[0])
-    others = [c for c in pivot.columns if c != main]
-    table = Table(title=printable(f"test accuracy: {main} vs the same seed's baselines"))
-    for column in ["acquired", main, *others, *[f"{main} - {o}" for o in others]]:
-        table.add_column(printable(str(column)), justify="right")
-    for pct, row in pivot.iterrows():
-        cells = [f"{pct:g} %", *[("-" if pd.isna(row[c]) else f"{100 * row[c]:.1f}") for c in [main, *others]]]
-        cells += ["-" if pd.isna(row[main]) or pd.isna(row[o]) else f"{100 * (row[main] - row[o]):+.1f}"
-                  for o in others]
-        table.add_row(*cells)
-    console().print(table)
-    line = ceiling_line(frame, main)
-    if line:
-        print(printable(line))
+    main, columns, rows, ceiling = baseline_comparison(run_dir)
+    print_table(f"test accuracy: {main} vs the same seed's baselines", columns, rows)
+    if ceiling:
+        print(printable(ceiling))
     print(f"plot: {paths['accuracy']}")
-
-
-def ceiling_line(frame, main: str) -> str | None:
-    """The pool-based reference (the best point of any pool-based mean curve), the pool-based mean
-    at 100 % of the pool, and where ``main`` got past the pool against the reference."""
-    from signal_al.experiments.endpoints import pool_reference
-
-    reference = pool_reference(frame)
-    if reference is None:
-        return None
-    text = (f"pool-based reference (best point of a pool-based curve): {reference.strategy} at {reference.pct:g} %: "
-            f"{100 * reference.value:.1f}")
-    if reference.mean_at_full is not None:
-        text += f"; pool-based mean at 100 %: {100 * reference.mean_at_full:.1f}"
-    means = frame.groupby(["strategy", "acquired_pct"], as_index=False)["accuracy"].mean()
-    beyond = means[(means["strategy"] == main) & (means["acquired_pct"] > 100.0 + 1e-6)].sort_values("acquired_pct")
-    for _, row in beyond.iterrows():
-        text += (f"; {main} at {row['acquired_pct']:g} %: {100 * row['accuracy']:.1f} "
-                 f"({100 * (row['accuracy'] - reference.value):+.1f} points)")
-    return text
 
 
 def run_or_wait(config, *, resume: bool, cache_root: Path) -> int:
@@ -106,27 +55,33 @@ def run_or_wait(config, *, resume: bool, cache_root: Path) -> int:
     return 0
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from signal_al.engine.store import STATE_FILE, ignored_keys_note, resumed_config
+def resume_note(line: str) -> None:
+    log(f"signal-al: {line}")
 
-    config = load_config(args)
-    if args.resume and (config.run_dir / STATE_FILE).is_file():
-        config, ignored = resumed_config(config)  # a run continues with the config it started with
-        if ignored:
-            log(f"signal-al: note: --resume {ignored_keys_note(config.run_dir, ignored, 'the command line')}")
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from signal_al.engine.store import resume_with
+
+    config = config_from_args(args)
+    if args.resume:  # a run continues with the config it started with
+        config = resume_with(config, source="the command line", log=resume_note)
     return run_or_wait(config, resume=args.resume, cache_root=cache(args))
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from signal_al.engine.loop import saved_config
+    """``resume RUN_DIR``: the saved config with the command line's settings on top, then the resume
+    protocol of ``run --resume`` (:func:`signal_al.engine.store.resume_with`)."""
+    from signal_al.engine.store import RunStore, resume_with
 
-    return run_or_wait(saved_config(Path(args.run_dir)), resume=True, cache_root=cache(args))
+    given = RunStore(Path(args.run_dir)).saved_config(args.overrides, config_pairs(args))
+    config = resume_with(given, source="the command line", log=resume_note)
+    return run_or_wait(config, resume=True, cache_root=cache(args))
 
 
 def cmd_experiment(args: argparse.Namespace) -> int:
     from signal_al.experiments.grid import run_experiment
 
-    config = load_config(args)
+    config = config_from_args(args)
     for paths in run_experiment(config, cache_root=cache(args)):
         print(f"## {paths['markdown'].parent}\n")
         print(printable(paths["markdown"].read_text(), newlines=True))
@@ -155,10 +110,19 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
     resume = commands.add_parser(
         "resume", help="Continue a saved run (after a crash or after filling a human annotation file).",
-        description="Continue the run saved in RUN_DIR with its saved config. With the human annotator, this "
-        "imports the filled annotation file (every label is checked) and goes on to the next batch.",
+        formatter_class=formatter,
+        description="Continue the run saved in RUN_DIR with its saved config, as run --resume does: "
+        "active_learning.stop_fraction and where it runs (device, the generator's server URLs, interpreter and HTTP "
+        "settings, the experiment section) may come from --set or --device; other keys given differ from the run's "
+        "protocol and are ignored, with a note. With the human annotator, this imports the filled annotation file "
+        "(every label is checked) and goes on to the next batch.",
+        epilog="examples:\n  signal-al resume runs/demo\n"
+        "  signal-al resume runs/demo --device cuda --set active_learning.stop_fraction=2.0",
     )
     resume.add_argument("run_dir", metavar="RUN_DIR", help="A run directory (holds config.yaml and state.json).")
+    add_set_arg(resume, help="Override a key of the saved config, e.g. --set generator.server_url=http://host:8001 "
+                "(repeatable; only the keys run --resume takes are used).")
+    add_config_flag(resume, "device", "--device", source="the run's")
     add_cache_arg(resume)
     resume.set_defaults(handler=cmd_resume)
 
@@ -176,5 +140,4 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     experiment.set_defaults(handler=cmd_experiment)
 
 
-__all__ = ["add_parser", "cmd_experiment", "cmd_resume", "cmd_run", "print_comparison",
-           "print_rounds"]
+__all__ = ["add_parser", "cmd_experiment", "cmd_resume", "cmd_run", "print_comparison", "print_rounds", "print_table"]

@@ -10,13 +10,13 @@ from signal_al.cli.options import device, non_negative_int, output_file
 def cmd_score(args: argparse.Namespace) -> int:
     from signal_al.data.local import read_table
     from signal_al.integrations.files import score_file
-    from signal_al.integrations.runs import run_config
+    from signal_al.engine.store import RunStore
     from signal_al.rewards.scorer import SignalScorer
 
     read_table(args.file)  # a missing or unreadable file fails before the classifier loads
     scorer = SignalScorer.from_run(args.run, args.round, device=args.device, device_setting="--device")
     info = scorer.run
-    config = run_config(info.run_dir)
+    config = RunStore(info.run_dir).saved_config()
     text_column = args.text_column or config.data.text_column
     pair_column = args.text_pair_column
     if pair_column is None and info.pair_task:

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from signal_al.cli.options import add_config_args, add_config_flag, load_config, output_file, port, positive_int
+from signal_al.cli.options import add_config_args, add_config_flag, config_from_args, output_file, port, positive_int
 
 
 def cmd_serve_generator(args: argparse.Namespace) -> int:
@@ -18,7 +18,7 @@ def cmd_serve_generator(args: argparse.Namespace) -> int:
     from signal_al.generation.server.access import API_KEY_ENV, host_problem, is_loopback, new_api_key
     from signal_al.generation.server.process import VLLMServer, ensure_server_venv, server_venv_path, settings_from_config
 
-    config = load_config(args)
+    config = config_from_args(args)
     if args.install_only:  # the environment only: no model needed (`make vllm-venv`)
         print(ensure_server_venv(server_venv_path(config.generator, args.venv)))
         return 0

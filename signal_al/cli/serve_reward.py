@@ -53,7 +53,7 @@ def cmd_serve_reward(args: argparse.Namespace) -> int:
                               max_wait_ms=args.max_wait_ms)
     sock = bind_listening_socket(settings.host, settings.port)  # a taken port fails here, before the model loads
     try:
-        from signal_al.integrations.runs import run_config, run_shaping
+        from signal_al.integrations.runs import run_shaping
         from signal_al.integrations.reward_server import serve
         from signal_al.rewards.scorer import SignalScorer
 
@@ -62,7 +62,7 @@ def cmd_serve_reward(args: argparse.Namespace) -> int:
         info = scorer.run
         print(f"round {info.round} of {info.run_dir}: {info.n_labeled} labeled, classifier {info.checkpoint}",
               flush=True)
-        serve(scorer, settings, info=info, shaping=run_shaping(run_config(info.run_dir)),
+        serve(scorer, settings, info=info, shaping=run_shaping(info.run_dir),
               log=lambda m: print(m, flush=True), sock=sock)
     except KeyboardInterrupt:
         pass

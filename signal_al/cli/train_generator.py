@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import os
 
-from signal_al.cli.options import add_config_args, load_config, output_folder, positive_int
+from signal_al.cli.options import add_config_args, add_config_flag, config_from_args, output_folder
 
 DESCRIPTION = """\
 Run one PPO (default) or TRL GRPO replay update of the generator on stored rollouts and write a new LoRA
 adapter folder that vLLM hot-loads, with ppo_state.json and metrics.json (PPO: also value_head.safetensors).
 The input is a D_RL JSONL file, one rollout a line: prompt_token_ids, completion_token_ids, reward, and
-optionally prompt, completion and metadata. Hyper-parameters come from the config's ppo section.
+optionally prompt, completion and metadata. Hyper-parameters come from the config's ppo section (and, with
+--trainer grpo, its grpo section).
 
 A SIGnAL run does this itself at the end of every round N: it writes D_RL to RUN_DIR/rl/round-NNN.jsonl and
 trains RUN_DIR/adapters/round-NNN from round N-1's adapter, with the run's config RUN_DIR/config.yaml; this
@@ -33,14 +34,13 @@ examples:
 
 
 def cmd_train_generator(args: argparse.Namespace) -> int:
-    config = load_config(args)
+    config = config_from_args(args)
     base = args.model or config.generator.model
     if args.trainer == "grpo":
-        from signal_al.trainers.grpo_config import GRPOOptions
         from signal_al.trainers.grpo_trainer import train_generator_grpo
 
-        metrics = train_generator_grpo(base, args.out, config.ppo, GRPOOptions(num_generations=args.num_generations),
-                                       rl_data=args.rl_data, adapter=args.adapter, overwrite=args.overwrite)
+        metrics = train_generator_grpo(base, args.out, config.ppo, config.grpo, rl_data=args.rl_data,
+                                       adapter=args.adapter, overwrite=args.overwrite)
     else:
         from signal_al.trainers.ppo_trainer import train_generator
 
@@ -67,7 +67,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--model", metavar="NAME_OR_DIR", help="Base model (default: the config's generator.model).")
     train.add_argument("--trainer", choices=("ppo", "grpo"), default="ppo",
                        help="ppo: our PPO with a value head; grpo: trl.GRPOTrainer replaying the rollouts.")
-    train.add_argument("--num-generations", type=positive_int, default=4, help="GRPO: rollouts per replay group.")
+    add_config_flag(train, "grpo.num_generations", "--num-generations")
     train.add_argument("--overwrite", action="store_true", help="Replace a non-empty --out folder.")
     train.set_defaults(handler=cmd_train_generator)
 

@@ -12,7 +12,7 @@ import difflib
 import math
 import types
 from pathlib import Path
-from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
+from typing import Any, Literal, Sequence, TypeVar, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
@@ -280,12 +280,22 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def load_config(cls: type[T], path: str | Path | None = None, overrides: list[str] | None = None) -> T:
-    """Load ``cls`` from an optional YAML file plus ``--set`` overrides; errors name the file."""
+def load_config(cls: type[T], path: str | Path | None = None, overrides: Sequence[str] = (),
+                pairs: Sequence[tuple[str, Any]] = (), *, section: str | None = None) -> T:
+    """The one way a config is loaded: ``cls`` from an optional YAML file, then its ``--set a.b=value``
+    ``overrides``, then structured ``(dotted key, value)`` ``pairs`` (command-line flags that mirror a key).
+
+    ``section`` reads only that top-level mapping of the file (a run's ``reward`` section, say). Every
+    key and type is checked; an error names the file and the dotted key.
+    """
     data = read_yaml(path) if path is not None else {}
-    data = apply_overrides(data, overrides or [])
+    if section is not None:
+        data = data.get(section) or {}
+    data = apply_overrides(data, list(overrides))
+    for key, value in pairs:
+        set_key(data, key.split("."), value, where=key)
     try:
-        return from_dict(cls, data)
+        return from_dict(cls, data, where=section or "")
     except ConfigError as exc:
         if path is not None:
             raise ConfigError(f"{path}: {exc}") from None

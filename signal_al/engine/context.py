@@ -1,7 +1,9 @@
 """What a run works with, loaded on first use: the task's data, its real pool and hidden labels,
 the classifier's tokenizer and source, the device and the model annotator.
 
-Shared by the loop and by generator evaluation, so both see the same pool and annotator.
+Built once per run and handed to every step that needs more than its arguments (selection,
+annotation, the generator plug-in); shared with generator evaluation, so both see the same pool
+and annotator.
 """
 
 from __future__ import annotations
@@ -29,6 +31,11 @@ class RunContext:
         self.progress = progress
         self.log = log
         self._annotator = annotator
+
+    @property
+    def run_dir(self) -> Path:
+        """The run folder (``output_dir/name``)."""
+        return self.config.run_dir
 
     @cached_property
     def data(self) -> TaskData:

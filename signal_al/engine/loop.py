@@ -29,23 +29,25 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from signal_al.classifier.fit_eval import fit_and_evaluate
+from signal_al.classifier.metrics import class_balance
+from signal_al.config import ExperimentConfig
+from signal_al.core.errors import ConfigError, UserError
+from signal_al.core.progress import progress_bar
+from signal_al.core.run_layout import CONFIG_FILE, PREVIOUS_STATE_FILE, STATE_FILE
+from signal_al.core.run_state import RunState
+from signal_al.data.pools import as_dataset, real_items
 from signal_al.engine.annotation.annotate import annotate_round, pending_items
 from signal_al.engine.budgets import check_grid, round_targets, target_pct, total_budget
-from signal_al.config import ExperimentConfig
-from signal_al.data.pools import as_dataset, real_items
-from signal_al.core.errors import ConfigError, UserError
-from signal_al.classifier.fit_eval import fit_and_evaluate
+from signal_al.engine.context import RunContext
 from signal_al.engine.generator.agent import build_agent
 from signal_al.engine.methods import method_name
-from signal_al.classifier.metrics import class_balance
-from signal_al.core.progress import progress_bar
-from signal_al.engine.context import RunContext
-from signal_al.core.run_layout import CONFIG_FILE, PREVIOUS_STATE_FILE
-from signal_al.engine.store import STATE_FILE, RunState, RunStore, key_list, same_run, saved_config
 from signal_al.engine.selection import select_items
+from signal_al.engine.store import RunStore, key_list
+from signal_al.engine.tracking import Tracker
 from signal_al.strategies import build_strategy
 
-__all__ = ["ActiveLearningRun", "RunState", "STATE_FILE", "method_name", "same_run", "saved_config"]
+__all__ = ["ActiveLearningRun"]
 
 
 class ActiveLearningRun:
@@ -63,11 +65,12 @@ class ActiveLearningRun:
         self.context = RunContext(config, cache_root=cache_root, annotator=annotator, progress=progress, log=log)
         self.store = store or RunStore(self.run_dir)
         self.strategy = build_strategy(config.active_learning.strategy, config.reward)  # unknown names fail here
-        self.agent = build_agent(config, self.context, self.run_dir)
+        self.agent = build_agent(self.context)
+        self.pool_based = not self.agent.generates  # a generating run's pool grows: only the budget ends it
 
     def _check_grid(self, pool_size: int) -> None:
         al = self.config.active_learning
-        check_grid(pool_size, al.stop_fraction, al.seed_size, pool_based=not self.agent.generates)
+        check_grid(pool_size, al.stop_fraction, al.seed_size, pool_based=self.pool_based)
 
     def _commit(self, state: RunState) -> None:
         self.store.persist(state, self.context.label_names)
@@ -155,8 +158,8 @@ class ActiveLearningRun:
             raise UserError(f"{where}: item '{bad.id}' has label {bad.label}, but {config.data.task} has "
                             f"{len(names)} labels; {fix}")
         known = {item.id for item in state.items}
-        stray = next((i for i in [a.id for a in state.annotations] + list((state.pending or {}).get("ids", []))
-                      if i not in known), None)
+        pending = state.pending.ids if state.pending is not None else []
+        stray = next((i for i in [a.id for a in state.annotations] + pending if i not in known), None)
         if stray is not None:
             raise UserError(f"{self.run_dir}: {STATE_FILE} labels or awaits item '{stray}', which is not among its "
                             f"items (a hand-edited or mixed state); copy {PREVIOUS_STATE_FILE} over {STATE_FILE}")
@@ -183,13 +186,11 @@ class ActiveLearningRun:
 
     def run(self, *, resume: bool = False) -> RunState:
         """Run (or continue) rounds until the annotation budget is spent."""
-        from signal_al.engine.tracking import Tracker
-
         config, al, agent = self.config, self.config.active_learning, self.agent
         state = self._start(resume)
-        total = total_budget(state.pool_size, al.stop_fraction, pool_based=not agent.generates)
+        total = total_budget(state.pool_size, al.stop_fraction, pool_based=self.pool_based)
         targets = round_targets(state.pool_size, al.round_fraction, total, al.seed_size)
-        if state.finished and len(state.annotations) < total and (agent.generates or state.unlabeled_count() > 0):
+        if state.finished and len(state.annotations) < total and not self._pool_spent(state):
             # a larger stop_fraction continues a finished run (e.g. a grid first run to 100 %, then to 200 %)
             self.log(f"extending the finished run from {len(state.annotations)} to {total} labels "
                      f"(active_learning.stop_fraction {al.stop_fraction})")
@@ -231,46 +232,42 @@ class ActiveLearningRun:
         with _timed(seconds, "select"):
             selected = pending_items(state, r)
             if selected is None:
-                selection = select_items(state, r, budget, self.strategy, np.random.default_rng([config.seed, r]),
-                                         run_dir=self.run_dir, tokenizer=context.tokenizer, config=config.classifier,
-                                         device=context.device, synthetic_share=share)
+                selection = select_items(context, state, r, budget, self.strategy,
+                                         np.random.default_rng([config.seed, r]), synthetic_share=share)
                 selected = selection.items
                 agent.record_scores(state, r, selection.scores)
         with _timed(seconds, "annotate"):
-            annotations = annotate_round(state, r, selected, human=config.active_learning.annotator == "human",
-                                         run_dir=self.run_dir, label_names=context.label_names,
-                                         hidden_labels=context.hidden_labels,
-                                         model_annotator=context.model_annotator, commit=self._commit)
+            annotations = annotate_round(context, state, r, selected, commit=self._commit)
         if state.labeled_ids & {a.id for a in annotations}:
             raise RuntimeError("an item was selected twice (a bug, please report it)")
         state.annotations.extend(annotations)
         with _timed(seconds, "train_eval"):
             model, row = self._fit(state, r)
         with _timed(seconds, "ppo"):
-            adapter, generator_row = agent.update(state, r, selected, share, classifier=model)
-        row.update(generator_row)
+            row.update(agent.update(state, r, selected, share, classifier=model))
         row["seconds"] = {k: round(v, 3) for k, v in seconds.items()}
         checkpoint = self.store.save_checkpoint(model, r)
-        state.round, state.checkpoint, state.pending = r, checkpoint, None
-        state.adapter, state.generation = adapter, None
+        state.round, state.checkpoint = r, checkpoint
         state.metrics.append(row)
-        # SIGnAL's pool grows every round, so only the budget ends it
-        state.finished = len(state.annotations) >= total or state.unlabeled_count() <= 0 and not agent.generates
+        state.finished = len(state.annotations) >= total or self._pool_spent(state)
         self._commit(state)
         self.store.remove_stale_checkpoints(checkpoint)
         return row
 
+    def _pool_spent(self, state: RunState) -> bool:
+        """Whether a pool-based run has labeled its whole pool (a generating run's pool grows every round)."""
+        return self.pool_based and state.unlabeled_count() <= 0
+
     def _fit(self, state: RunState, r: int) -> tuple[Any, dict]:
         """Step 5: a fresh classifier on L, evaluated on the test split; the round's metrics row."""
         config, context = self.config, self.context
-        items = {item.id: item for item in state.items}
+        labeled = state.labeled_items()
         labels = [a.label for a in state.annotations]
         seed = config.seed * 1000 + r
-        fit = fit_and_evaluate(context.model_source, context.tokenizer,
-                               as_dataset([items[a.id] for a in state.annotations], labels), context.data.test,
+        fit = fit_and_evaluate(context.model_source, context.tokenizer, as_dataset(labeled, labels), context.data.test,
                                context.label_names, config.classifier, seed=seed, device=context.device,
                                progress=self.progress)
-        n_synthetic = sum(items[a.id].source == "synthetic" for a in state.annotations)
+        n_synthetic = sum(item.source == "synthetic" for item in labeled)
         al = config.active_learning
         return fit.model, {
             "round": r, "strategy": method_name(config), "seed": config.seed, "n_labeled": len(labels),

@@ -1,17 +1,16 @@
-"""Method names: which strategies use the generator, and what a run's rows are called.
+"""Method names: which methods use the generator, and what a run's rows are called.
 
-The one place that knows that ``signal`` (and its ablations) is the generative strategy;
-the loop, the grid and reports ask these functions instead of testing strategy names.
+Which strategies generate is said once, by the strategy (:data:`signal_al.strategies.STRATEGIES`);
+this module adds the grid's names for SIGnAL's ablations, and the loop, the grid and reports ask
+these functions instead of testing names.
 """
 
 from __future__ import annotations
 
 from signal_al.config import ExperimentConfig
+from signal_al.strategies import STRATEGIES
 
-__all__ = ["GENERATOR_STRATEGIES", "SIGNAL_VARIANTS", "in_signal_family", "method_name", "strategy_of", "uses_generator"]
-
-#: Selection strategies that need candidates from the generator every round.
-GENERATOR_STRATEGIES = frozenset({"signal"})
+__all__ = ["SIGNAL_VARIANTS", "in_signal_family", "method_name", "strategy_of", "uses_generator"]
 
 #: Grid method names of SIGnAL and its ablations -> active_learning.generator_update.
 SIGNAL_VARIANTS = {"signal": "ppo", "signal-frozen": "frozen", "signal-shuffled": "shuffled"}
@@ -23,7 +22,8 @@ def uses_generator(strategy: str) -> bool:
     >>> uses_generator("signal-frozen"), uses_generator("badge")
     (True, False)
     """
-    return strategy_of(strategy) in GENERATOR_STRATEGIES
+    cls = STRATEGIES.get(strategy_of(strategy))
+    return cls is not None and cls.generates
 
 
 def strategy_of(method: str) -> str:
@@ -42,7 +42,7 @@ def in_signal_family(name: object) -> bool:
     >>> [in_signal_family(m) for m in ("signal", "signal-frozen", "signal-share0-1", "signal+k5", "badge")]
     [True, True, True, True, False]
     """
-    return str(name).split("+")[0].split("-")[0] in GENERATOR_STRATEGIES
+    return uses_generator(str(name).split("+")[0].split("-")[0])
 
 
 def method_name(config: ExperimentConfig) -> str:

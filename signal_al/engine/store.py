@@ -11,66 +11,21 @@ from __future__ import annotations
 import copy
 import json
 import shutil
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from signal_al.config import ExperimentConfig
-from signal_al.core.config_io import differing_keys, flat_dict, from_dict, read_yaml, to_dict
-from signal_al.data.pools import Annotation, Item
-from signal_al.core.errors import ConfigError, UserError
+from signal_al.core.config_io import differing_keys, flat_dict, load_config, read_yaml, to_dict
+from signal_al.core.errors import UserError
 from signal_al.core.io_utils import atomic_directory, atomic_write_json, atomic_write_text
 from signal_al.core.run_layout import (CHECKPOINT_GLOB, CHECKPOINTS_DIR, CONFIG_FILE, LABELED_FILE, METRICS_FILE,
-                                  PREVIOUS_STATE_FILE, STATE_FILE, checkpoint_folder)
+                                       PREVIOUS_STATE_FILE, STATE_FILE, checkpoint_folder)
+from signal_al.core.run_state import RunState, read_state
 
-__all__ = ["CONFIG_FILE", "LABELED_FILE", "METRICS_FILE", "PREVIOUS_STATE_FILE", "RESUME_TAKES", "STATE_FILE",
-           "TIMING_KEYS", "RunState", "RunStore", "ignored_keys_note", "key_list", "resumed_config", "same_run", "saved_config"]
+__all__ = ["RESUME_TAKES", "TIMING_KEYS", "RunStore", "ignored_keys_note", "key_list", "resume_with", "resumed_config",
+           "same_run"]
 
 TIMING_KEYS = ("seconds",)  # metric keys that differ between otherwise identical runs
-
-
-@dataclass
-class RunState:
-    """Everything a run needs to continue: written whole, atomically, after every round."""
-
-    round: int = -1
-    pool_size: int = 0
-    items: list[Item] = field(default_factory=list)
-    annotations: list[Annotation] = field(default_factory=list)
-    metrics: list[dict] = field(default_factory=list)
-    checkpoint: str | None = None
-    pending: dict | None = None
-    finished: bool = False
-    adapter: str | None = None  # run-relative folder of the generator's latest adapter (SIGnAL)
-    generation: dict | None = None  # the current round's candidates (and scores), until the round commits
-
-    def to_dict(self) -> dict:
-        return {"round": self.round, "pool_size": self.pool_size, "items": [i.to_dict() for i in self.items],
-                "annotations": [a.to_dict() for a in self.annotations], "metrics": self.metrics,
-                "checkpoint": self.checkpoint, "pending": self.pending, "finished": self.finished,
-                "adapter": self.adapter, "generation": self.generation}
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "RunState":
-        return cls(round=data["round"], pool_size=data["pool_size"], items=[Item(**i) for i in data["items"]],
-                   annotations=[Annotation(**a) for a in data["annotations"]], metrics=data["metrics"],
-                   checkpoint=data["checkpoint"], pending=data["pending"], finished=data["finished"],
-                   adapter=data.get("adapter"), generation=data.get("generation"))
-
-    @property
-    def started(self) -> bool:
-        """Whether the run has anything to keep: a committed round, a label, a batch out for annotation
-        or generated candidates. A run that stopped before its first commit has not, so a corrected
-        command may start it again instead of resuming its config."""
-        return (self.round >= 0 or bool(self.annotations) or self.pending is not None
-                or self.generation is not None or self.finished)
-
-    @property
-    def labeled_ids(self) -> set[str]:
-        return {a.id for a in self.annotations}
-
-    def unlabeled_count(self) -> int:
-        return len(self.items) - len(self.annotations)
 
 
 def same_run(a: dict, b: dict) -> bool:
@@ -97,16 +52,17 @@ class RunStore:
                     raise UserError(f"{path}: {what} is a file, not a folder; choose another output_dir or name")
                 return
 
-    def load_config(self) -> ExperimentConfig:
+    def saved_config(self, overrides: Sequence[str] = (), pairs: Sequence[tuple[str, Any]] = ()) -> ExperimentConfig:
+        """The config the run saved (with a command line's ``--set`` ``overrides`` and flag ``pairs`` on top),
+        pointed at this folder (the folder may have been moved)."""
         self.check_folder()
         path = self.run_dir / CONFIG_FILE
         if not path.is_file():
             raise UserError(f"{self.run_dir}: not a run directory (no {CONFIG_FILE})")
-        try:
-            return from_dict(ExperimentConfig, read_yaml(path))
-        except ConfigError as exc:
-            message = str(exc)
-            raise ConfigError(message if message.startswith(str(path)) else f"{path}: {message}") from None
+        config = load_config(ExperimentConfig, path, overrides, pairs)
+        if Path(config.output_dir) / config.name != self.run_dir:
+            config.output_dir, config.name = str(self.run_dir.parent), self.run_dir.name
+        return config
 
     def keys_missing_from_config(self) -> list[str]:
         """Config keys this version knows that the run's ``config.yaml`` lacks: it predates them, and
@@ -157,7 +113,7 @@ class RunStore:
 
     def _same_config(self, config: ExperimentConfig) -> bool:
         try:
-            saved = to_dict(self.load_config())
+            saved = to_dict(self.saved_config())
         except UserError:
             return False
         ours = to_dict(config)
@@ -169,17 +125,7 @@ class RunStore:
     def load_state(self) -> RunState | None:
         """The saved state, None for a new run; a damaged file is a clear error saying how to recover."""
         self.check_folder()
-        path = self.run_dir / STATE_FILE
-        if path.exists() and not path.is_file():
-            raise UserError(f"{path}: not a file; move it away to use {self.run_dir} as a run folder")
-        if not path.is_file():
-            return None
-        try:
-            return RunState.from_dict(json.loads(path.read_text(encoding="utf-8")))
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            hint = (f"; the previous round's state is {self.run_dir / PREVIOUS_STATE_FILE}: copy it over {path} "
-                    "to continue from there" if (self.run_dir / PREVIOUS_STATE_FILE).is_file() else "")
-            raise UserError(f"{path}: not a readable run state ({type(exc).__name__}: {exc}){hint}") from None
+        return read_state(self.run_dir)
 
     def persist(self, state: RunState, label_names: Sequence[str]) -> None:
         """Commit ``state`` (keeping the previous one), then rewrite the views."""
@@ -193,9 +139,8 @@ class RunStore:
     @staticmethod
     def views(state: RunState, label_names: Sequence[str]) -> dict[str, str]:
         """The files people read, as the state (the commit point) says they are."""
-        items = {item.id: item for item in state.items}
-        labeled = [{**items[a.id].to_dict(), "label": a.label, "label_name": label_names[a.label],
-                    "acquired_round": a.round, "annotator": a.annotator} for a in state.annotations]
+        labeled = [{**item.to_dict(), "label": a.label, "label_name": label_names[a.label], "acquired_round": a.round,
+                    "annotator": a.annotator} for a, item in zip(state.annotations, state.labeled_items())]
         return {LABELED_FILE: "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in labeled),
                 METRICS_FILE: "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in state.metrics)}
 
@@ -258,7 +203,7 @@ def resumed_config(given: ExperimentConfig) -> tuple[ExperimentConfig, list[str]
         state = None
     if state is not None and not state.started:  # nothing was computed with the saved config: take the given one
         return given, []
-    saved = saved_config(given.run_dir)
+    saved = RunStore(given.run_dir).saved_config()
     ignored = differing_keys(given, saved, ignore=("name", "output_dir", *RESUME_TAKES))
     for key in RESUME_TAKES:
         *sections, name = key.split(".")
@@ -267,6 +212,18 @@ def resumed_config(given: ExperimentConfig) -> tuple[ExperimentConfig, list[str]
             target, source = getattr(target, section), getattr(source, section)
         setattr(target, name, copy.deepcopy(getattr(source, name)))
     return saved, ignored
+
+
+def resume_with(given: ExperimentConfig, *, source: str, log: Callable[[str], None]) -> ExperimentConfig:
+    """The resume protocol, the same for ``run --resume``, ``resume RUN_DIR`` and a grid's cells: the config
+    a run in ``given.run_dir`` continues with (:func:`resumed_config`; ``given`` itself when the folder holds
+    no state yet), and a note through ``log`` on the keys of ``source`` (the command line, the grid) it ignores."""
+    if not (given.run_dir / STATE_FILE).is_file():
+        return given
+    config, ignored = resumed_config(given)
+    if ignored:
+        log(f"note: {ignored_keys_note(config.run_dir, ignored, source)}")
+    return config
 
 
 def key_list(keys: Sequence[str], most: int = 6) -> str:
@@ -278,11 +235,3 @@ def ignored_keys_note(run_dir: Path, ignored: Sequence[str], source: str) -> str
     """What a resume says about the keys of ``source`` (the command line, the grid) it does not take."""
     return (f"continues {run_dir} with its saved config; {source}'s {key_list(ignored)} differ from it and are ignored "
             "(start a new run under another name to change them)")
-
-
-def saved_config(run_dir: Path) -> ExperimentConfig:
-    """The config a run saved, pointed at ``run_dir`` (the folder may have been moved)."""
-    config = RunStore(run_dir).load_config()
-    if Path(config.output_dir) / config.name != run_dir:
-        config.output_dir, config.name = str(run_dir.parent), run_dir.name
-    return config

@@ -24,9 +24,10 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from signal_al.data.pools import Item
+from signal_al.core.run_state import Item
 from signal_al.core.errors import UserError
-from signal_al.engine.store import CONFIG_FILE, LABELED_FILE, RunStore
+from signal_al.core.run_layout import CONFIG_FILE, LABELED_FILE
+from signal_al.engine.store import RunStore
 
 __all__ = ["AnnotatorCheck", "check_run", "disagreement", "find_runs", "labeled_rows", "proportion",
            "wilson_interval"]
@@ -125,7 +126,7 @@ def check_run(run_dir: Path, reference_steps: int | None, *, progress: bool = Tr
     gives again (1.0 unless the annotator changed since the run). ``annotators`` keeps the loaded
     annotators (:class:`LoadedAnnotator`, keyed by task and recipe) between runs.
     """
-    config = RunStore(run_dir).load_config()
+    config = RunStore(run_dir).saved_config()
     synthetic = [row for row in labeled_rows(run_dir) if row["source"] == "synthetic"]
     cache = {} if annotators is None else annotators
     own_cap = config.active_learning.annotator_max_steps

@@ -26,16 +26,18 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from signal_al.config import ExperimentConfig, RewardConfig
-from signal_al.data.pools import Annotation, Item, as_dataset
-from signal_al.data.task import TaskSpec, TextDataset
-from signal_al.core.errors import ConfigError, UserError
-from signal_al.generation.records import Candidate
-from signal_al.experiments.generator_eval_outputs import fmt_cell, write_outputs
-from signal_al.classifier.metrics import self_bleu
 from signal_al.classifier.config import ClassifierConfig
+from signal_al.classifier.metrics import self_bleu
+from signal_al.config import ExperimentConfig
+from signal_al.core.errors import ConfigError, UserError
+from signal_al.core.run_layout import ADAPTERS_DIR, CONFIG_FILE, GENERATOR_EVAL_DIR, SERVER_LOG, STATE_FILE
+from signal_al.core.run_state import Item, RunState
+from signal_al.data.pools import as_dataset
+from signal_al.data.task import TaskSpec, TextDataset
+from signal_al.experiments.generator_eval_outputs import fmt_cell, write_outputs
+from signal_al.generation.records import Candidate
+from signal_al.rewards.config import RewardConfig
 
-OUTPUT_DIR = "generator_eval"
 BASE = "base"
 
 # --- relevance: a pure function -----------------------------------------------------------------
@@ -47,7 +49,7 @@ def nearest_distances(queries: np.ndarray, references: np.ndarray) -> np.ndarray
     The exact faiss index the SIGnAL score uses, so relevance and reward share one geometry.
     """
     from signal_al.neighbors.knn import LabeledIndex
-    from signal_al.rewards.score import prepare_embeddings
+    from signal_al.neighbors.validation import prepare_embeddings
 
     index = LabeledIndex(prepare_embeddings("references", references, normalize=True), use_gpu=False)
     distances, _ = index.search(prepare_embeddings("queries", queries, normalize=True), 1)
@@ -84,7 +86,9 @@ class Reference:
     model_source: str | None = None  # accuracy gain: the pretrained classifier to fine-tune
     probs_l: np.ndarray | None = None
     emb_l: np.ndarray | None = None
-    emb_real: np.ndarray | None = None
+    emb_real: np.ndarray | None = None  # the whole real pool: distance to real text
+    emb_reference: np.ndarray | None = None  # relevance: the rows relevance_reference names ...
+    reference_labeled: bool = False  # ... which are labeled rows when every real row is labeled
 
     def classify(self, texts: Sequence[str], pairs: Sequence[str | None] | None) -> Any:
         """Probabilities and embeddings from the reward classifier (one pass)."""
@@ -98,9 +102,15 @@ class Reference:
     def prepare(self) -> "Reference":
         """Classify L and R once; every checkpoint reuses these arrays."""
         if self.probs_l is None:
+            from signal_al.rewards.relevance import relevance_reference
+
             labeled = self.classify([i.text for i in self.labeled_items], [i.text_pair for i in self.labeled_items])
             self.probs_l, self.emb_l = labeled.probs, labeled.embeddings
             self.emb_real = self.classify(self.pool.texts, self.pool.text_pairs).embeddings
+            labeled_ids = {item.id for item in self.labeled_items}
+            rows, self.reference_labeled = relevance_reference(np.ones(len(self.pool), dtype=bool),
+                                                               [i in labeled_ids for i in self.pool.ids])
+            self.emb_reference = self.emb_real[rows]
         return self
 
 
@@ -158,7 +168,7 @@ class CheckpointResult:
 def checkpoint_metrics(candidates: Sequence[Candidate], reference: Reference) -> CheckpointResult:
     """The metrics of one checkpoint's candidates (kept and dropped) against ``reference``."""
     from signal_al.classifier.metrics import class_balance
-    from signal_al.rewards import knn_mean_distances, score_kwargs, signal_scores
+    from signal_al.rewards import knn_mean_distances, signal_scores
     from signal_al.engine.generator.round import generation_stats, synthetic_items
 
     reference.prepare()
@@ -176,10 +186,11 @@ def checkpoint_metrics(candidates: Sequence[Candidate], reference: Reference) ->
     if items:
         outputs = reference.classify(texts, [item.text_pair for item in items])
         r = reference.reward
-        real = None if r.relevance == "none" else knn_mean_distances(reference.emb_real, reference.emb_l, k=r.k,
-                                                                     normalize=r.normalize)
-        rewards = signal_scores(outputs.probs, outputs.embeddings, reference.probs_l, reference.emb_l,
-                                **score_kwargs(r), use_gpu=False, reference_distances=real)
+        real = None if r.relevance == "none" else knn_mean_distances(
+            reference.emb_reference, reference.emb_l, k=r.k, normalize=r.normalize,
+            exclude_self=reference.reference_labeled)
+        rewards = signal_scores(outputs.probs, outputs.embeddings, reference.probs_l, reference.emb_l, r,
+                                use_gpu=False, reference_distances=real)
         distances = nearest_distances(outputs.embeddings, reference.emb_real)
         labels = [int(label) for label in reference.annotator.annotate(items)]
         row["reward_mean"], row["reward_std"] = float(rewards.mean()), float(rewards.std())
@@ -240,7 +251,7 @@ class RunEvaluation:
 
     run_dir: Path
     config: ExperimentConfig
-    state: Any  # run_store.RunState
+    state: RunState
     checkpoints: list[Checkpoint]
     output_dir: Path
 
@@ -265,18 +276,16 @@ def plan_run_evaluation(run_dir: Path, *, adapters: Sequence[str | Path] = (), a
                         overrides: Sequence[str] = (), output_dir: Path | None = None) -> RunEvaluation:
     """The run's config, state and the checkpoints to compare: base, then the given adapters
     (default: the run's latest one; ``all_adapters``: every ``adapters/round-*``)."""
-    from signal_al.config import load_experiment_config
-    from signal_al.engine.generator.round import ADAPTERS_DIR
-    from signal_al.engine.store import CONFIG_FILE, STATE_FILE, RunStore
+    from signal_al.engine.store import RunStore
 
     run_dir = Path(run_dir)
+    store = RunStore(run_dir)
     if not (run_dir / CONFIG_FILE).is_file():
         raise UserError(f"{run_dir}: not a run directory (no {CONFIG_FILE})")
     if not (run_dir / STATE_FILE).is_file():
         raise UserError(f"{run_dir}: no {STATE_FILE}; the run has not started")
-    config = load_experiment_config(run_dir / CONFIG_FILE, list(overrides))
-    config.output_dir, config.name = str(run_dir.parent), run_dir.name
-    state = RunStore(run_dir).load_state()
+    config = store.saved_config(overrides)
+    state = store.load_state()
     if state.checkpoint is None or not (run_dir / state.checkpoint).is_dir():
         raise UserError(f"{run_dir}: no classifier checkpoint to score with (state.json names "
                         f"{state.checkpoint or 'none'}); run at least one round")
@@ -292,7 +301,7 @@ def plan_run_evaluation(run_dir: Path, *, adapters: Sequence[str | Path] = (), a
         checkpoint = _adapter_checkpoint(run_dir, path)
         if all(checkpoint.path != c.path for c in checkpoints):
             checkpoints.append(checkpoint)
-    return RunEvaluation(run_dir, config, state, checkpoints, Path(output_dir) if output_dir else run_dir / OUTPUT_DIR)
+    return RunEvaluation(run_dir, config, state, checkpoints, Path(output_dir) if output_dir else run_dir / GENERATOR_EVAL_DIR)
 
 
 def run_reference(plan: RunEvaluation, *, cache_root: Path | None = None, annotator: Any = None,
@@ -309,13 +318,11 @@ def run_reference(plan: RunEvaluation, *, cache_root: Path | None = None, annota
     if len(pool) != state.pool_size:
         raise ConfigError(f"{plan.run_dir}: the config draws a real pool of {len(pool)} items but the run has "
                           f"{state.pool_size}; do not --set data.* or seed")
-    items = {item.id: item for item in state.items}
-    labeled: list[Annotation] = state.annotations
     device = run.device
     classifier = AutoModelForSequenceClassification.from_pretrained(plan.run_dir / state.checkpoint).to(device)
     return Reference(
-        spec=run.data.spec, pool=pool, labeled_items=[items[a.id] for a in labeled],
-        labeled_labels=[a.label for a in labeled], classifier=classifier.eval(), tokenizer=run.tokenizer,
+        spec=run.data.spec, pool=pool, labeled_items=state.labeled_items(),
+        labeled_labels=[a.label for a in state.annotations], classifier=classifier.eval(), tokenizer=run.tokenizer,
         annotator=run.model_annotator(), reward=config.reward,
         classifier_config=config.classifier, device=device,
         known=[dedup_key(item.text, item.text_pair) for item in state.items], test=run.data.test,
@@ -339,7 +346,7 @@ def evaluate_run(plan: RunEvaluation, *, n: int, seed: int | None = None, accura
     config = plan.config
     seed = config.seed if seed is None else seed
     reference = run_reference(plan, cache_root=cache_root, annotator=annotator, progress=progress, log=log).prepare()
-    with managed_server(config.generator, log_file=plan.output_dir / "vllm-server.log", log=log):
+    with managed_server(config.generator, log_file=plan.output_dir / SERVER_LOG, log=log):
         generator = create_generator(config.generator, reference.spec, seed=seed, device=str(reference.device))
         if config.generator.backend == "vllm-server":
             generator.backend.check()  # one clear error before any adapter is loaded

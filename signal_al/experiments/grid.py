@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Callable
 
 from signal_al.config import ExperimentConfig
-from signal_al.experiments.report import write_report
+from signal_al.core.run_layout import BASELINES_DIR, STATE_FILE
+from signal_al.engine.context import RunContext
 from signal_al.engine.loop import ActiveLearningRun
 from signal_al.engine.methods import SIGNAL_VARIANTS, strategy_of, uses_generator
-from signal_al.engine.context import RunContext
-from signal_al.engine.store import STATE_FILE, RunStore, ignored_keys_note, resumed_config
+from signal_al.engine.store import RunStore, resume_with
+from signal_al.experiments.report import write_report
 
 
 def check_run_folders(configs: list[ExperimentConfig]) -> None:
@@ -32,7 +33,7 @@ def check_run_folders(configs: list[ExperimentConfig]) -> None:
         if store.load_state() is None:
             store.check_new(config)
         else:
-            store.load_config()  # a started cell continues with it
+            store.saved_config()  # a started cell continues with it
 
 
 def run_config(base: ExperimentConfig, method: str, seed: int) -> ExperimentConfig:
@@ -49,9 +50,6 @@ def run_config(base: ExperimentConfig, method: str, seed: int) -> ExperimentConf
         config.active_learning.stop_fraction = min(base.active_learning.stop_fraction,
                                                    base.experiment.pool_based_stop_fraction)
     return config
-
-
-BASELINES_DIR = "baselines"
 
 
 def baseline_config(main: ExperimentConfig, method: str) -> ExperimentConfig:
@@ -95,10 +93,7 @@ def run_cell(config: ExperimentConfig, cache_root: Path | None, progress: bool, 
     prefix = "" if threads is None else f"[{config.name}] "
     log = lambda line: print(prefix + line, flush=True)  # noqa: E731
     resume = (config.run_dir / STATE_FILE).is_file()
-    if resume:  # a cell continues with the config it started with, as `signal-al run --resume` does
-        config, ignored = resumed_config(config)
-        if ignored:
-            log(f"note: {ignored_keys_note(config.run_dir, ignored, 'the grid')}")
+    config = resume_with(config, source="the grid", log=log)  # as `signal-al run --resume` does
     if threads is not None and _SLOT is not None:
         config = on_slot(config, _SLOT)
     ActiveLearningRun(config, cache_root=cache_root, progress=progress, log=log).run(resume=resume)

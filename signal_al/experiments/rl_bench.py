@@ -36,6 +36,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from signal_al.core.run_layout import ADAPTERS_DIR, METRICS_FILE, SERVER_LOG
 from signal_al.experiments.controls import REWARD_KINDS
 
 __all__ = ["KL_SAMPLES", "RLBench", "RLBenchConfig", "split_prompt_pools"]
@@ -175,7 +176,7 @@ class RLBench:
 
         def scorer(relevance: str) -> SignalScorer:
             config = RewardConfig(relevance=relevance, relevance_quantile=c.relevance_quantile)
-            return SignalScorer(model, tokenizer, self.labeled.texts, config=config, reference_texts=reference.texts,
+            return SignalScorer(model, tokenizer, self.labeled.texts, params=config, reference_texts=reference.texts,
                                 batch_size=128, max_length=recipe.max_length, device="cpu")
 
         self.scorer = scorer(c.relevance)  # the SIGnAL reward as trained
@@ -210,7 +211,7 @@ class RLBench:
 
     def reward(self, candidates: list, *, train_iteration: int | None = None) -> np.ndarray:
         """The configured reward; ``shuffled`` permutes the SIGnAL rewards only for training iterations."""
-        from signal_al.classifier.inference import predict
+        from signal_al.classifier.inference import predict_rows
         from signal_al.experiments.controls import class_probability_reward, length_reward, shuffled_within
 
         kind = self.config.reward
@@ -221,9 +222,8 @@ class RLBench:
             kept = [i for i, c in enumerate(candidates) if c.kept]
             if kept:
                 a = self.annotator
-                probs = predict(a.model, a.tokenizer, [candidates[i].text for i in kept], None,
-                                batch_size=a.config.eval_batch_size, max_length=a.config.max_length,
-                                device=a.device).probs
+                probs = predict_rows(a.model, a.tokenizer, [candidates[i] for i in kept], a.config,
+                                     device=a.device).probs
                 values[kept] = class_probability_reward(probs, self.target)
             return values
         values = self.signal_reward(candidates)
@@ -235,7 +235,7 @@ class RLBench:
 
     def _write(self, row: dict[str, Any]) -> None:
         self.rows.append(row)
-        with (self.out / "metrics.jsonl").open("a", encoding="utf-8") as f:
+        with (self.out / METRICS_FILE).open("a", encoding="utf-8") as f:
             f.write(json.dumps(row) + "\n")
 
     def _samples(self, phase: str, candidates: list, rewards: np.ndarray) -> None:
@@ -255,7 +255,7 @@ class RLBench:
 
         c, start = self.config, time.perf_counter()
         self.out.mkdir(parents=True, exist_ok=True)
-        for name in ("metrics.jsonl", "samples.jsonl"):
+        for name in (METRICS_FILE, "samples.jsonl"):
             (self.out / name).unlink(missing_ok=True)
         (self.out / "config.json").write_text(json.dumps(dataclasses.asdict(c), indent=2) + "\n")
         self._setup()
@@ -266,7 +266,7 @@ class RLBench:
         ppo = c.ppo()
         base_model = resolve_model(c.generator)
         last: dict[str, Any] = {}
-        with managed_server(gen_config, log_file=self.out / "vllm-server.log", log=self.log):
+        with managed_server(gen_config, log_file=self.out / SERVER_LOG, log=self.log):
             generator = create_generator(gen_config, self.data.spec, seed=c.seed, device="cpu", log=self.log)
             try:
                 t0 = time.perf_counter()
@@ -312,7 +312,7 @@ class RLBench:
             self._write(row)
             return adapter
         metrics = trainer.train(rollouts, source=f"iteration {it}", seed=c.seed * 100 + it)
-        target = self.out / "adapters" / f"iter-{it:03d}"
+        target = self.out / ADAPTERS_DIR / f"iter-{it:03d}"
         trainer.save(target, metrics, overwrite=True)
         generator.load_adapter(target, it)
         if adapter is not None and adapter != target:

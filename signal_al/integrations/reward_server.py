@@ -44,9 +44,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 __all__ = ["DynamicBatcher", "RequestError", "ServerSettings", "create_app", "parse_json_body", "parse_reward_request",
            "serve"]
 
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
-
-
 @dataclass
 class ServerSettings:
     """Where and how the reward service listens, and what it accepts."""
@@ -362,9 +359,9 @@ def serve(scorer: Any, settings: ServerSettings, *, info: Any = None, shaping: A
     loaded: :func:`signal_al.generation.server.access.bind_listening_socket`), else bound here first."""
     import uvicorn
 
-    from signal_al.generation.server.access import bind_listening_socket
+    from signal_al.generation.server.access import bind_listening_socket, is_loopback
 
-    if settings.host not in LOOPBACK and settings.api_key is None:
+    if not is_loopback(settings.host) and settings.api_key is None:
         log(f"warning: serving on {settings.host} without an API key: anyone who can reach this port can "
             "query the classifier (pass --api-key-file or set SIGNAL_AL_REWARD_API_KEY)")
     sock = sock or bind_listening_socket(settings.host, settings.port)

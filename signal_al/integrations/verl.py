@@ -54,11 +54,11 @@ def get_scorer(extra_info: Any = None):
     key = _run_and_round(extra_info)
     with _LOCK:
         if key not in _SCORERS:
-            from signal_al.integrations.runs import run_config, run_shaping
+            from signal_al.integrations.runs import run_shaping
             from signal_al.rewards.scorer import SignalScorer
 
             scorer = SignalScorer.from_run(key[0], key[1])
-            _SCORERS[key] = (scorer, run_shaping(run_config(scorer.run.run_dir)))
+            _SCORERS[key] = (scorer, run_shaping(scorer.run.run_dir))
         return _SCORERS[key]
 
 

@@ -1,4 +1,4 @@
-"""Input checks shared by the scores and the strategies.
+"""Input checks shared by the scores and the strategies, and embeddings in the form a kNN search takes.
 
 A wrong array is a user-visible mistake, so each check names the argument and says what
 was expected instead of letting numpy or faiss fail somewhere deeper.
@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["check_probs", "check_embeddings", "check_k", "check_kl_direction", "l2_normalize", "row_sq_norms", "squared_norms"]
+__all__ = ["check_embeddings", "check_k", "check_kl_direction", "check_probs", "l2_normalize", "prepare_embeddings",
+           "row_sq_norms", "squared_norms"]
 
 #: Rows of a probability matrix must sum to 1 within this tolerance.
 SUM_TOL = 1e-3
@@ -80,6 +81,16 @@ def l2_normalize(name: str, emb: np.ndarray) -> np.ndarray:
     norms = np.sqrt(squared_norms(name, emb))
     norms[norms == 0.0] = 1.0
     return (emb / norms[:, None].astype(np.float32)).astype(np.float32, copy=False)
+
+
+def prepare_embeddings(name: str, emb: object, *, normalize: bool, n_rows: int | None = None,
+                       dim: int | None = None, rows_of: str = "") -> np.ndarray:
+    """Checked float32 embeddings, L2-normalised when ``normalize`` (the form every kNN search here takes)."""
+    arr = check_embeddings(name, emb, n_rows=n_rows, dim=dim, rows_of=rows_of)
+    if normalize:
+        return l2_normalize(name, arr)
+    squared_norms(name, arr)  # NaN/inf check
+    return arr
 
 
 def check_k(k: object) -> int:

@@ -13,7 +13,7 @@ arrays, so the strategy, the scorer of texts and a benchmark share the exact sam
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+from typing import Literal, Sequence, get_args
 
 import numpy as np
 
@@ -28,6 +28,7 @@ __all__ = [
     "knn_mean_distances",
     "offdist_flags",
     "relevance_factors",
+    "relevance_reference",
 ]
 
 Relevance = Literal["none", "quantile", "typical"]
@@ -40,7 +41,7 @@ def check_relevance(mode: object, quantile: object) -> tuple[str, float]:
     if mode not in RELEVANCE_MODES:
         raise ValueError(f"relevance: must be one of {', '.join(map(repr, RELEVANCE_MODES))}, got {mode!r}")
     if isinstance(quantile, bool) or not isinstance(quantile, (int, float)) or not 0.5 <= quantile <= 1.0:
-        raise ValueError(f"relevance_quantile: must be a number in [0.5, 1], got {quantile!r}")
+        raise ValueError(f"relevance_quantile: must be in [0.5, 1], got {quantile!r}")
     return str(mode), float(quantile)
 
 
@@ -123,11 +124,40 @@ def relevance_factors(distances: np.ndarray, reference: np.ndarray | None, *, mo
     return (~flags).astype(np.float64)
 
 
+def relevance_reference(real: Sequence[bool], labeled: Sequence[bool]) -> tuple[np.ndarray, bool]:
+    """Which rows calibrate ``relevance``, for a pool given as two masks (``real``: human-written rows,
+    ``labeled``): the real unlabeled rows, whose mean k-NN distances to the labeled set say how far real
+    text lies. When every real row is labeled (a small pool late in a run) the real labeled rows stand
+    in, each to be measured without itself (the ``True`` returned:
+    :func:`knn_mean_distances` ``exclude_self``).
+
+    The one rule for the ``signal`` strategy, the text scorer of a run (the held-out comparison,
+    ``SignalScorer.from_run``) and generator evaluation.
+
+    >>> relevance_reference([True, True, False, True], [True, False, False, False])
+    (array([1, 3]), False)
+    >>> relevance_reference([True, False], [True, False])
+    (array([0]), True)
+    """
+    real, labeled = np.asarray(real, dtype=bool), np.asarray(labeled, dtype=bool)
+    if real.shape != labeled.shape or real.ndim != 1:
+        raise ValueError(f"labeled: expected {real.shape} booleans like real, got shape {labeled.shape}")
+    rows = np.flatnonzero(real & ~labeled)
+    if rows.size:
+        return rows, False
+    return np.flatnonzero(real & labeled), True
+
+
 def knn_mean_distances(emb: np.ndarray, emb_l: np.ndarray | None = None, *, k: int = 10, normalize: bool = True,
-                       index: LabeledIndex | None = None) -> np.ndarray:
+                       index: LabeledIndex | None = None, exclude_self: bool = False) -> np.ndarray:
     """(n,) mean Euclidean distance of each row of ``emb`` to its ``k`` nearest rows of ``emb_l``
     (or of a prebuilt ``index``), normalised like :func:`signal_scores` does; the reference
-    distances of the real texts for :func:`relevance_factors`."""
+    distances of the real texts for :func:`relevance_factors`.
+
+    ``exclude_self``: the rows of ``emb`` are themselves rows of the labeled set (the fallback of
+    :func:`relevance_reference`); each nearest neighbour (itself, at distance 0) is left out, and at
+    most ``L - 1`` others are averaged.
+    """
     x = check_embeddings("emb", emb)
     if normalize:
         x = l2_normalize("emb", x)
@@ -141,5 +171,10 @@ def knn_mean_distances(emb: np.ndarray, emb_l: np.ndarray | None = None, *, k: i
         index = LabeledIndex(xl, use_gpu=False)
     if len(x) == 0:
         return np.zeros(0, dtype=np.float64)
-    dist, _ = index.search(x, k)
-    return dist.mean(axis=1)
+    if not exclude_self:
+        dist, _ = index.search(x, k)
+        return dist.mean(axis=1)
+    if len(index) < 2:
+        raise ValueError("emb: a labeled row is measured against the other labeled rows, and there is only one")
+    dist, _ = index.search(x, min(k, len(index) - 1) + 1)
+    return dist[:, 1:].mean(axis=1)

@@ -1,5 +1,6 @@
 """A run folder's reward, read with nothing above this package: round r's classifier checkpoint,
-the labels of rounds 0..r and the run's ``reward`` and ``classifier`` sections.
+the run's state (:func:`~signal_al.core.run_state.read_state`, the one reader of ``state.json``) and
+its ``reward`` and ``classifier`` sections.
 
 Round r's classifier is the checkpoint the loop saved after training on the labels of rounds
 0..r, so a scorer built from these pieces scores against exactly those labels, as round
@@ -9,20 +10,18 @@ builds the scorer; ``signal-al score``, ``signal-al serve-reward`` and the verl 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from signal_al.core.config_io import from_dict
-from signal_al.core.errors import UserError
+from signal_al.classifier.config import ClassifierConfig
+from signal_al.core.config_io import load_config, read_yaml
+from signal_al.core.errors import ConfigError, UserError
+from signal_al.core.run_layout import CHECKPOINT_GLOB, CHECKPOINTS_DIR, CONFIG_FILE, checkpoint_folder
+from signal_al.core.run_state import RunState, read_state
 from signal_al.rewards.config import RewardConfig
-from signal_al.core.run_layout import CHECKPOINT_GLOB, CHECKPOINTS_DIR, CONFIG_FILE, STATE_FILE, checkpoint_folder
 
 __all__ = ["RunReward", "RunRewardParts", "read_run_reward"]
-
 
 
 @dataclass
@@ -43,25 +42,12 @@ class RunRewardParts:
 
     model: Any
     tokenizer: Any
-    labeled_texts: list[str]
-    labeled_pairs: list[str] | None
-    reference_texts: list[str] | None
-    reference_pairs: list[str] | None
+    state: RunState
     reward: RewardConfig
     batch_size: int
     max_length: int
     device: Any
     info: RunReward
-
-
-def _read(path: Path, parse: Any, what: str) -> Any:
-    if not path.is_file():
-        raise UserError(f"{path.parent}: not a run directory (no {path.name})" if what == "config" else
-                        f"{path.parent}: no round has finished yet, so there is no classifier to score with")
-    try:
-        return parse(path.read_text(encoding="utf-8"))
-    except (ValueError, yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: not a readable run {what} ({type(exc).__name__})") from None
 
 
 def _checkpoint(run_dir: Path, saved: str | None, round_index: int) -> Path:
@@ -91,38 +77,30 @@ def read_run_reward(run_dir: str | Path, round: int | None = None, *, device: An
     from signal_al.assets.registry import resolve_model
     from signal_al.core.model_files import model_folder_problem
     from signal_al.core.runtime import resolve_device
-    from signal_al.classifier.config import ClassifierConfig
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise UserError(f"{run_dir}: run directory not found")
-    config = _read(run_dir / CONFIG_FILE, yaml.safe_load, "config") or {}
-    state = _read(run_dir / STATE_FILE, json.loads, "state")
+    config_file = run_dir / CONFIG_FILE
+    if not config_file.is_file():
+        raise UserError(f"{run_dir}: not a run directory (no {CONFIG_FILE})")
     try:
-        reward = from_dict(RewardConfig, config.get("reward") or {}, where="reward")
-        classifier = from_dict(ClassifierConfig, config.get("classifier") or {}, where="classifier")
-        finished, items, annotations = int(state["round"]), state["items"], state["annotations"]
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise UserError(f"{run_dir}: not a readable run ({type(exc).__name__}: {exc})") from None
-    if finished < 0:
+        reward = load_config(RewardConfig, config_file, section="reward")
+        classifier = load_config(ClassifierConfig, config_file, section="classifier")
+        run_device = read_yaml(config_file).get("device") or "auto"
+    except ConfigError as exc:
+        raise UserError(f"{run_dir}: not a readable run ({exc})") from None
+    state = read_state(run_dir)
+    if state is None or state.round < 0:
         raise UserError(f"{run_dir}: no round has finished yet, so there is no classifier to score with")
+    finished = state.round
     if round is None:
         round = finished
     if isinstance(round, bool) or not isinstance(round, int) or not 0 <= round <= finished:
         raise UserError(f"round: the run has rounds 0 to {finished}, got {round!r}")
-    checkpoint = _checkpoint(run_dir, state.get("checkpoint"), round)
-    by_id = {item["id"]: item for item in items}
-    labeled = [by_id[a["id"]] for a in annotations if a["round"] <= round]
-    labeled_ids = {item["id"] for item in labeled}
-    pair_task = any(item.get("text_pair") is not None for item in items)
-    pairs = (lambda rows: [item.get("text_pair") or "" for item in rows] if pair_task else None)  # noqa: E731
-    reference = None
-    if reward.relevance != "none":
-        # the relevance reference is the real unlabeled pool, as in the loop's selection pass
-        reference = [item for item in items if item.get("source") == "real" and item["id"] not in labeled_ids]
-        reference = reference or [item for item in labeled if item.get("source") == "real"]
+    checkpoint = _checkpoint(run_dir, state.checkpoint, round)
     if device is None:
-        device = resolve_device(str(config.get("device") or "auto"), setting=f"device in {run_dir / CONFIG_FILE}")
+        device = resolve_device(str(run_device), setting=f"device in {config_file}")
     elif isinstance(device, str):
         device = resolve_device(device, setting=device_setting)
     problem = model_folder_problem(checkpoint)
@@ -133,10 +111,8 @@ def read_run_reward(run_dir: str | Path, round: int | None = None, *, device: An
     id2label = {int(k): v for k, v in (getattr(model.config, "id2label", None) or {}).items()}
     label_names = tuple(str(id2label.get(i, i)) for i in range(int(model.config.num_labels)))
     info = RunReward(run_dir=run_dir, round=round, checkpoint=checkpoint, label_names=label_names,
-                     n_labeled=len(labeled), pair_task=pair_task)
-    return RunRewardParts(
-        model=model, tokenizer=tokenizer, labeled_texts=[item["text"] for item in labeled],
-        labeled_pairs=pairs(labeled), reference_texts=None if reference is None else [i["text"] for i in reference],
-        reference_pairs=None if reference is None else pairs(reference), reward=reward,
-        batch_size=batch_size or classifier.eval_batch_size, max_length=classifier.max_length, device=device,
-        info=info)
+                     n_labeled=len(state.labeled_items(up_to_round=round)),
+                     pair_task=any(item.text_pair is not None for item in state.items))
+    return RunRewardParts(model=model, tokenizer=tokenizer, state=state, reward=reward,
+                          batch_size=batch_size or classifier.eval_batch_size, max_length=classifier.max_length,
+                          device=device, info=info)

@@ -15,11 +15,12 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from signal_al.classifier.inference import predict
-from signal_al.rewards.config import RewardConfig, score_kwargs
+from signal_al.core.run_state import RunState, text_pairs
 from signal_al.neighbors.divergence import neighbor_kl, safe_log
 from signal_al.neighbors.knn import LabeledIndex
-from signal_al.rewards.relevance import knn_mean_distances
-from signal_al.rewards.score import SignalScores, prepare_embeddings, signal_scores
+from signal_al.neighbors.validation import prepare_embeddings
+from signal_al.rewards.relevance import knn_mean_distances, relevance_reference
+from signal_al.rewards.score import ScoreParams, SignalScores, score_params, signal_scores
 
 __all__ = ["ScoreDetails", "SignalScorer"]
 
@@ -47,12 +48,13 @@ class SignalScorer:
         tokenizer: its tokenizer.
         labeled_texts: the labeled set's texts (first segment for pair tasks).
         labeled_pairs: second segments for pair tasks.
-        config: the ``reward`` config section; the keyword arguments below override it.
-        k, kl_direction, eps, normalize, approximate, relevance, relevance_quantile: as in
-            :func:`signal_scores`.
+        params: the score's parameters (:class:`~signal_al.rewards.score.ScoreParams`, e.g. the
+            ``reward`` config section); ``overrides`` (``k=3``) replace single ones.
         reference_texts: real texts (e.g. the real unlabeled pool) whose mean k-NN distances to
             the labeled set calibrate the score; required unless ``relevance`` is ``"none"``.
         reference_pairs: their second segments for pair tasks.
+        reference_labeled: the reference texts are labeled ones (the fallback of
+            :func:`~signal_al.rewards.relevance.relevance_reference`), each measured without itself.
         batch_size, max_length, device: classifier inference settings.
     """
 
@@ -63,26 +65,17 @@ class SignalScorer:
         labeled_texts: Sequence[str],
         labeled_pairs: Sequence[str] | None = None,
         *,
-        config: RewardConfig | None = None,
-        k: int | None = None,
-        kl_direction: str | None = None,
-        eps: float | None = None,
-        normalize: bool | None = None,
-        approximate: bool | None = None,
-        relevance: str | None = None,
-        relevance_quantile: float | None = None,
+        params: ScoreParams | None = None,
         reference_texts: Sequence[str] | None = None,
         reference_pairs: Sequence[str] | None = None,
+        reference_labeled: bool = False,
         batch_size: int = 128,
         max_length: int = 128,
         device: str | None = None,
+        **overrides: Any,
     ) -> None:
-        params = score_kwargs(config if config is not None else RewardConfig())
-        overrides = {"k": k, "kl_direction": kl_direction, "eps": eps, "normalize": normalize,
-                     "approximate": approximate, "relevance": relevance, "relevance_quantile": relevance_quantile}
-        params.update({key: value for key, value in overrides.items() if value is not None})
-        self.params = params
-        """The :func:`signal_scores` keyword arguments every call uses."""
+        self.params = score_params(params, **overrides)
+        """The :class:`ScoreParams` every call uses."""
         self.model = model
         self.tokenizer = tokenizer
         self.batch_size = batch_size
@@ -93,7 +86,26 @@ class SignalScorer:
         self.run: Any = None
         """For :meth:`from_run`: the :class:`~signal_al.rewards.run_reward.RunReward` it was read from."""
         self.set_labeled(labeled_texts, labeled_pairs)
-        self.set_reference(reference_texts, reference_pairs)
+        self.set_reference(reference_texts, reference_pairs, labeled=reference_labeled)
+
+    @classmethod
+    def from_state(cls, model, tokenizer, state: RunState, *, round: int | None = None,
+                   params: ScoreParams | None = None, batch_size: int = 128, max_length: int = 128,
+                   device: Any = None) -> "SignalScorer":
+        """The scorer of a run's state: its labeled set (the labels of rounds 0..``round``; all of them by
+        default) and, for ``relevance``, the real items unlabeled by then
+        (:func:`~signal_al.rewards.relevance.relevance_reference`). ``model`` is the classifier trained on
+        exactly those labels, so the scores are the ones the next round's selection would give."""
+        labeled = state.labeled_items(up_to_round=round)
+        labeled_ids = {item.id for item in labeled}
+        rows, self_included = relevance_reference([item.source == "real" for item in state.items],
+                                                  [item.id in labeled_ids for item in state.items])
+        reference = [state.items[int(i)] for i in rows]
+        use_reference = score_params(params).relevance != "none" and bool(reference)
+        return cls(model, tokenizer, [item.text for item in labeled], text_pairs(labeled), params=params,
+                   reference_texts=[item.text for item in reference] if use_reference else None,
+                   reference_pairs=text_pairs(reference) if use_reference else None,
+                   reference_labeled=self_included, batch_size=batch_size, max_length=max_length, device=device)
 
     @classmethod
     def from_run(cls, run_dir: str | Path, round: int | None = None, *, device: Any = None,
@@ -113,35 +125,10 @@ class SignalScorer:
         from signal_al.rewards.run_reward import read_run_reward
 
         parts = read_run_reward(run_dir, round, device=device, batch_size=batch_size, device_setting=device_setting)
-        scorer = cls(parts.model, parts.tokenizer, parts.labeled_texts, parts.labeled_pairs, config=parts.reward,
-                     reference_texts=parts.reference_texts, reference_pairs=parts.reference_pairs,
-                     batch_size=parts.batch_size, max_length=parts.max_length, device=parts.device)
+        scorer = cls.from_state(parts.model, parts.tokenizer, parts.state, round=parts.info.round, params=parts.reward,
+                                batch_size=parts.batch_size, max_length=parts.max_length, device=parts.device)
         scorer.run = parts.info
         return scorer
-
-    @property
-    def k(self) -> int:
-        return self.params["k"]
-
-    @property
-    def kl_direction(self) -> str:
-        return self.params["kl_direction"]
-
-    @property
-    def eps(self) -> float:
-        return self.params["eps"]
-
-    @property
-    def normalize(self) -> bool:
-        return self.params["normalize"]
-
-    @property
-    def approximate(self) -> bool:
-        return bool(self.params["approximate"])
-
-    @property
-    def relevance(self) -> str:
-        return self.params["relevance"]
 
     @property
     def labeled_texts(self) -> list[str]:
@@ -159,16 +146,19 @@ class SignalScorer:
         self._cache = None
         self._reference = None
 
-    def set_reference(self, texts: Sequence[str] | None, pairs: Sequence[str] | None = None) -> None:
-        """Replace the real reference texts of ``relevance``; their distances are recomputed on the next call."""
+    def set_reference(self, texts: Sequence[str] | None, pairs: Sequence[str] | None = None, *,
+                      labeled: bool = False) -> None:
+        """Replace the real reference texts of ``relevance`` (``labeled``: they are labeled texts, each
+        measured without itself); their distances are recomputed on the next call."""
         texts = None if texts is None else list(texts)
-        if self.relevance != "none" and not texts:
-            raise ValueError(f"reference_texts: relevance={self.relevance!r} needs real reference texts "
+        if self.params.relevance != "none" and not texts:
+            raise ValueError(f"reference_texts: relevance={self.params.relevance!r} needs real reference texts "
                              "(e.g. the real unlabeled pool)")
         if texts is not None and pairs is not None and len(pairs) != len(texts):
             raise ValueError(f"reference_pairs: has {len(pairs)} items but reference_texts has {len(texts)}")
         self._reference_texts = texts
         self._reference_pairs = list(pairs) if pairs is not None else None
+        self._reference_labeled = labeled
         self._reference = None
 
     def refresh(self) -> None:
@@ -178,20 +168,21 @@ class SignalScorer:
 
     def reference_distances(self) -> np.ndarray | None:
         """Mean k-NN distances of the reference texts to the labeled set (``None`` without relevance)."""
-        if self.relevance == "none":
+        if self.params.relevance == "none":
             return None
         if self._reference is None:
             _, index = self.labeled_features()
             out = self._predict(self._reference_texts, self._reference_pairs)
-            self._reference = knn_mean_distances(out.embeddings, k=self.k, normalize=self.normalize, index=index)
+            self._reference = knn_mean_distances(out.embeddings, k=self.params.k, normalize=self.params.normalize,
+                                                 index=index, exclude_self=self._reference_labeled)
         return self._reference
 
     def labeled_features(self) -> tuple[np.ndarray, LabeledIndex]:
         """(probs_l, index over the labeled embeddings), computed once per labeled set and model."""
         if self._cache is None:
             out = self._predict(self._labeled_texts, self._labeled_pairs)
-            emb = prepare_embeddings("labeled embeddings", out.embeddings, normalize=self.normalize)
-            self._cache = (out.probs, LabeledIndex(emb, approximate=self.approximate))
+            emb = prepare_embeddings("labeled embeddings", out.embeddings, normalize=self.params.normalize)
+            self._cache = (out.probs, LabeledIndex(emb, approximate=self.params.approximate))
             self._reference = None
         return self._cache
 
@@ -202,13 +193,13 @@ class SignalScorer:
         texts = list(texts)
         if not texts:
             empty = np.zeros(0, dtype=np.float64)
-            k = min(self.k, len(self._labeled_texts))
+            k = min(self.params.k, len(self._labeled_texts))
             if return_neighbors:
                 return SignalScores(empty, np.zeros((0, k), np.int64), np.zeros((0, k), np.float64))
             return empty
         probs_l, index = self.labeled_features()
         out = self._predict(texts, pairs)
-        return signal_scores(out.probs, out.embeddings, probs_l, None, **self.params, index=index,
+        return signal_scores(out.probs, out.embeddings, probs_l, None, self.params, index=index,
                              return_neighbors=return_neighbors, reference_distances=self.reference_distances())
 
     __call__ = score
@@ -221,11 +212,11 @@ class SignalScorer:
             return ScoreDetails(empty, empty, empty, np.zeros(0, np.int64), empty)
         probs_l, index = self.labeled_features()
         out = self._predict(texts, pairs)
-        result = signal_scores(out.probs, out.embeddings, probs_l, None, **self.params, index=index,
+        result = signal_scores(out.probs, out.embeddings, probs_l, None, self.params, index=index,
                                return_neighbors=True, reference_distances=self.reference_distances())
         probs_u = np.asarray(out.probs, dtype=np.float64)
         p_l = np.asarray(probs_l, dtype=np.float64)
-        kl = neighbor_kl(probs_u, safe_log(probs_u), p_l, safe_log(p_l), result.neighbors, self.kl_direction)
+        kl = neighbor_kl(probs_u, safe_log(probs_u), p_l, safe_log(p_l), result.neighbors, self.params.kl_direction)
         return ScoreDetails(result.scores, result.distances.mean(axis=1), kl.mean(axis=1),
                             out.probs.argmax(axis=1).astype(np.int64), out.probs.max(axis=1).astype(np.float64))
 

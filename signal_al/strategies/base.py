@@ -130,6 +130,8 @@ class QueryStrategy(ABC):
     """One selection rule; ``name`` is what configs use (``active_learning.strategy``)."""
 
     name: ClassVar[str]
+    generates: ClassVar[bool] = False
+    """Whether runs of this strategy need candidates from the generator every round (SIGnAL)."""
 
     @abstractmethod
     def query(self, pool: PoolView, budget: int, rng: np.random.Generator | int | None = None) -> np.ndarray:

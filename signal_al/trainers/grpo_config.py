@@ -1,4 +1,5 @@
-"""Options of the TRL-native alternative: ``trl.GRPOTrainer`` with a LoRA adapter.
+"""Options of the TRL-native alternative: ``trl.GRPOTrainer`` with a LoRA adapter (the ``grpo`` config
+section, read by ``signal-al train-generator --trainer grpo``).
 
 The shared hyper-parameters (learning rate, batch sizes, epochs, clip range, beta, LoRA)
 come from :class:`~signal_al.trainers.ppo_config.PPOConfig`; this holds only what GRPO adds.

@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import quoteattr
 
-from signal_al.data.pools import Item
+from signal_al.core.run_state import Item
 from signal_al.core.errors import DataError
+from signal_al.core.run_layout import LABELSTUDIO_CONFIG_FILE
 from signal_al.core.io_utils import atomic_write_text, decode_text
 
 __all__ = ["FROM_NAME", "export_tasks", "import_annotations", "label_index", "labeling_config"]
@@ -48,7 +49,7 @@ def export_tasks(items: Sequence[Item], path: Path, label_names: Sequence[str], 
                  predictions: Sequence[tuple[int, float]] | None = None) -> Path:
     """Write ``items`` as Label Studio tasks (with ``predictions[i] = (label, probability)`` as
     pre-annotations when given) to ``path``, and the labeling interface next to it
-    (``labelstudio_config.xml``)."""
+    (:data:`~signal_al.core.run_layout.LABELSTUDIO_CONFIG_FILE`)."""
     if predictions is not None and len(predictions) != len(items):
         raise ValueError(f"predictions: has {len(predictions)} rows but there are {len(items)} items")
     pair = any(item.text_pair is not None for item in items)
@@ -68,7 +69,7 @@ def export_tasks(items: Sequence[Item], path: Path, label_names: Sequence[str], 
             }]
         tasks.append(task)
     atomic_write_text(path, json.dumps(tasks, ensure_ascii=False, indent=1) + "\n")
-    atomic_write_text(path.parent / "labelstudio_config.xml", labeling_config(label_names, pair=pair))
+    atomic_write_text(path.parent / LABELSTUDIO_CONFIG_FILE, labeling_config(label_names, pair=pair))
     return path
 
 

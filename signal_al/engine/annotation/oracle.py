@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 
-from signal_al.data.pools import Item
+from signal_al.core.run_state import Item
 from signal_al.data.task import TaskData
 from signal_al.core.errors import DataError, UserError, warn
 from signal_al.core.io_utils import atomic_directory, atomic_write_json, atomic_write_text, decode_text, json_object_lines
@@ -75,15 +75,11 @@ class ModelAnnotator:
         self.model, self.tokenizer, self.config, self.info, self.device = model, tokenizer, config, info, device
 
     def annotate(self, items: list[Item]) -> list[int]:
-        from signal_al.classifier.inference import predict
+        from signal_al.classifier.inference import predict_rows
 
         if not items:
             return []
-        pairs = [item.text_pair for item in items]
-        output = predict(self.model, self.tokenizer, [item.text for item in items],
-                         None if all(p is None for p in pairs) else [p or "" for p in pairs],
-                         batch_size=self.config.eval_batch_size, max_length=self.config.max_length,
-                         device=self.device)
+        output = predict_rows(self.model, self.tokenizer, items, self.config, device=self.device)
         return output.probs.argmax(axis=1).astype(int).tolist()
 
 

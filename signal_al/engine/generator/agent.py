@@ -1,8 +1,9 @@
 """The generator as a plug-in of the loop: SIGnAL proposes synthetic candidates before the
 classifier pass, keeps their scores from that pass, and learns from them after the round.
 
-Pool-based strategies get :class:`NoGenerator`, whose steps do nothing, so the loop states
-one order of steps for every method. :class:`SignalAgent` owns the generator's lifecycle:
+The loop sees a :class:`GeneratorPlugin`. Pool-based strategies get :class:`NoGenerator`, whose
+steps do nothing, so the loop states one order of steps for every method. :class:`SignalAgent` owns
+the generator's lifecycle and its part of the run state (this round's candidates, the adapter):
 the vLLM server it may start, the adapter it serves, D_RL and the PPO update. With the
 in-process launcher one :class:`~signal_al.trainers.ppo_trainer.PPOTrainer` lives for the whole
 run (one policy, one AdamW); every adapter folder also holds the optimizer state, so a resumed
@@ -15,22 +16,55 @@ import contextlib
 import dataclasses
 import math
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 import numpy as np
 
-from signal_al.config import ExperimentConfig
-from signal_al.data.pools import Item
 from signal_al.core.io_utils import atomic_write_jsonl
-from signal_al.engine.methods import uses_generator
-from signal_al.engine.generator.round import (CANDIDATES_FILE, RL_DIR, adapter_dir, adapter_round, generation_stats, reward_stats,
-                                rl_dataset, shuffled_scores, synthetic_items)
+from signal_al.core.run_layout import (ADAPTERS_DIR, CANDIDATES_FILE, CONFIG_FILE, SERVER_LOG, adapter_folder,
+                                       adapter_round, rl_file)
+from signal_al.core.run_state import GenerationRound, Item, RunState
 from signal_al.engine.context import RunContext
-from signal_al.engine.store import CONFIG_FILE, RunState
+from signal_al.engine.generator.round import (generation_stats, reward_stats, rl_dataset, shuffled_scores,
+                                              synthetic_items)
+from signal_al.engine.methods import uses_generator
 
-__all__ = ["NoGenerator", "SignalAgent", "build_agent"]
+__all__ = ["GeneratorPlugin", "NoGenerator", "SignalAgent", "build_agent", "prune_optimizer_states"]
 
 Commit = Callable[[RunState], None]
+
+
+class GeneratorPlugin(Protocol):
+    """What the loop asks of the generator, step by step (see :mod:`signal_al.engine.loop`).
+
+    The plug-in owns its part of the run state: ``state.generation`` (this round's candidates and
+    their scores) and ``state.adapter`` (the adapter it serves). It writes them, and :meth:`update`
+    leaves them as the round commits them, so the loop never touches either.
+    """
+
+    generates: bool
+    """Whether the run's pool grows with generated items: then only the budget ends a run, and the
+    budget is not capped at the real pool."""
+
+    def prepare(self, state: RunState) -> None:
+        """Before the first round of this process (e.g. train the model annotator)."""
+
+    def propose(self, state: RunState, round_index: int, budget: int, commit: Commit) -> None:
+        """Step 1: add this round's candidates to the pool, committed before anything reads them."""
+
+    def synthetic_share(self, round_index: int, rounds_total: int) -> float | None:
+        """The share of this round's budget reserved for synthetic items (None: one ranking)."""
+
+    def record_scores(self, state: RunState, round_index: int, scores: dict[str, float]) -> None:
+        """Step 3: keep the candidates' scores from the round's one classifier pass."""
+
+    def update(self, state: RunState, round_index: int, selected: list[Item], share: float | None,
+               classifier: Any = None) -> dict:
+        """Step 6: learn from the round; sets ``state.adapter``, clears ``state.generation`` and returns the
+        generator's columns of the round's metrics row."""
+
+    def close(self) -> None:
+        """After the last round (or an error): stop what the plug-in started."""
 
 
 class NoGenerator:
@@ -51,8 +85,8 @@ class NoGenerator:
         pass
 
     def update(self, state: RunState, round_index: int, selected: list[Item], share: float | None,
-               classifier: Any = None) -> tuple[str | None, dict]:
-        return state.adapter, {}
+               classifier: Any = None) -> dict:
+        return {}
 
     def close(self) -> None:
         pass
@@ -63,10 +97,10 @@ class SignalAgent:
 
     generates = True
 
-    def __init__(self, config: ExperimentConfig, context: RunContext, run_dir: Path) -> None:
-        self.config = config
+    def __init__(self, context: RunContext) -> None:
         self.context = context
-        self.run_dir = run_dir
+        self.config = context.config
+        self.run_dir = context.run_dir
         self.log = context.log
         self._generator: Any = None
         self._trainer: Any = None  # the in-process PPOTrainer, kept across rounds
@@ -86,17 +120,21 @@ class SignalAgent:
             from signal_al.generation.server.process import managed_server
 
             self._resources.enter_context(managed_server(
-                self.config.generator, log_file=self.run_dir / "vllm-server.log", log=self.log))
+                self.config.generator, log_file=self.run_dir / SERVER_LOG, log=self.log))
             self._generator = create_generator(self.config.generator, self.context.data.spec, seed=self.config.seed,
                                                device=str(self.context.device))
             if state.adapter is not None:  # a resumed run: the server may be new, reload the adapter
                 self._generator.load_adapter(self.run_dir / state.adapter, adapter_round(state.adapter))
         return self._generator
 
+    def _this_round(self, state: RunState, round_index: int) -> GenerationRound | None:
+        """This round's candidates, when the plug-in has proposed them (a resumed round reuses them)."""
+        return state.generation if state.generation is not None and state.generation.round == round_index else None
+
     def propose(self, state: RunState, round_index: int, budget: int, commit: Commit) -> None:
         """Candidates join the pool as synthetic items, committed before the classifier pass
         (a resumed round reuses the persisted ones)."""
-        if round_index < 1 or budget <= 0 or (state.generation or {}).get("round") == round_index:
+        if round_index < 1 or budget <= 0 or self._this_round(state, round_index) is not None:
             return
         from signal_al.generation.cleaning import dedup_key
         from signal_al.generation.records import read_jsonl
@@ -106,10 +144,10 @@ class SignalAgent:
         num = g.prompts_per_round or g.candidates_per_round or budget
         candidates = self.generator(state).generate(self.context.pool, num, known=known, round_index=round_index)
         state.items.extend(synthetic_items(candidates, round_index))
-        state.generation = {"round": round_index, "candidates": [c.to_dict() for c in candidates], "scores": None}
+        state.generation = GenerationRound(round_index, [c.to_dict() for c in candidates])
         path = self.run_dir / CANDIDATES_FILE  # rewritten whole, so a repeated round leaves no duplicates
         earlier = [c.to_dict() for c in read_jsonl(path) if (c.round or 0) < round_index] if path.is_file() else []
-        atomic_write_jsonl(path, earlier + state.generation["candidates"])
+        atomic_write_jsonl(path, earlier + state.generation.candidates)
         commit(state)
 
     def synthetic_share(self, round_index: int, rounds_total: int) -> float | None:
@@ -123,21 +161,25 @@ class SignalAgent:
 
     def record_scores(self, state: RunState, round_index: int, scores: dict[str, float]) -> None:
         """This round's candidates keep their scores from the round's one classifier pass (D_RL)."""
-        if (state.generation or {}).get("round") != round_index:
+        generation = self._this_round(state, round_index)
+        if generation is None:
             return
         fresh = {item.id for item in state.items if item.source == "synthetic" and item.round == round_index}
-        state.generation["scores"] = {i: v for i, v in scores.items() if i in fresh}
+        generation.scores = {i: v for i, v in scores.items() if i in fresh}
 
     def update(self, state: RunState, round_index: int, selected: list[Item], share: float | None,
-               classifier: Any = None) -> tuple[str | None, dict]:
-        """D_RL from this round's candidates and scores, one PPO update, then the new adapter
-        against the base model on the held-out prompts; (adapter folder, metrics)."""
-        if (state.generation or {}).get("round") != round_index:
-            return state.adapter, {}
+               classifier: Any = None) -> dict:
+        """D_RL from this round's candidates and scores, one PPO update, then the new adapter against
+        the base model on the held-out prompts; the round's generator metrics. The new adapter becomes
+        ``state.adapter`` and the round's candidates leave the state (they are in D_RL and
+        ``candidates.jsonl``)."""
+        generation = self._this_round(state, round_index)
+        if generation is None:
+            return {}
         from signal_al.generation.records import Candidate
 
-        candidates = [Candidate.from_dict(c) for c in state.generation["candidates"]]
-        scores = state.generation["scores"]
+        candidates = [Candidate.from_dict(c) for c in generation.candidates]
+        scores = generation.scores
         row = {**generation_stats(candidates), **reward_stats(candidates, scores, round_index)}
         adapter, update_row = self._learn(state, round_index, candidates, scores)
         row.update(update_row)
@@ -148,7 +190,8 @@ class SignalAgent:
         row["n_synthetic_selected"] = sum(item.source == "synthetic" for item in selected)
         if share is not None:
             row["synthetic_share"] = round(share, 6)
-        return adapter, row
+        state.adapter, state.generation = adapter, None
+        return row
 
     def _learn(self, state: RunState, round_index: int, candidates: list, scores: dict) -> tuple[str | None, dict]:
         from signal_al.assets.registry import resolve_model
@@ -160,31 +203,30 @@ class SignalAgent:
             return state.adapter, {}
         if update == "shuffled":
             scores = shuffled_scores(scores, np.random.default_rng([config.seed, round_index, 1]))
-        gated_penalty = None if config.reward.relevance == "none" else config.reward.gated_penalty
         rollouts = rl_dataset(candidates, scores, round_index, config.reward.invalid_penalty,
-                              config.reward.whiten_kept, gated_penalty)
+                              config.reward.whiten_kept, config.reward.applied_gated_penalty)
         if not rollouts:
             self.log(f"round {round_index}: no candidate to learn from; the generator keeps its adapter")
             return state.adapter, {}
-        rl_file = self.run_dir / RL_DIR / f"round-{round_index:03d}.jsonl"
-        write_rollouts(rl_file, rollouts)
+        rl_path = self.run_dir / rl_file(round_index)
+        write_rollouts(rl_path, rollouts)
         # a seed per round; PPO's log-probs must use the temperature the candidates were sampled with
         ppo = dataclasses.replace(config.ppo, seed=config.seed * 1000 + round_index,
                                   temperature=config.generator.temperature or config.ppo.temperature)
-        name = adapter_dir(round_index)
+        name = adapter_folder(round_index)
         previous = None if state.adapter is None else self.run_dir / state.adapter
         base = resolve_model(config.generator.model)
         prune_optimizer_states(self.run_dir, keep=state.adapter)
         if ppo.launcher == "accelerate":
             from signal_al.trainers.ppo_launch import launch_command, run_update_job
 
-            command = launch_command(self.run_dir / CONFIG_FILE, base, rl_file, self.run_dir / name, ppo,
+            command = launch_command(self.run_dir / CONFIG_FILE, base, rl_path, self.run_dir / name, ppo,
                                      adapter=previous)
-            self.log(f"round {round_index}: PPO update as an accelerate job (log: {rl_file.with_suffix('.log')})")
-            metrics = run_update_job(command, self.run_dir / name, rl_file.with_suffix(".log"), ppo)
+            self.log(f"round {round_index}: PPO update as an accelerate job (log: {rl_path.with_suffix('.log')})")
+            metrics = run_update_job(command, self.run_dir / name, rl_path.with_suffix(".log"), ppo)
         else:
             trainer = self._trainer_for(state, base, ppo, previous)
-            metrics = trainer.train(rollouts, source=str(rl_file), seed=ppo.seed)
+            metrics = trainer.train(rollouts, source=str(rl_path), seed=ppo.seed)
             trainer.save(self.run_dir / name, metrics, overwrite=True)
             self._trainer_adapter = name
         keys = ("kl_served_k3", "kl_start", "kl_coef", "served_logprob_mae", "served_logprob_max", "is_weight_mean",
@@ -211,7 +253,8 @@ class SignalAgent:
         rewarded like the update (this round's classifier and labeled set, the same shaping): the
         paired gain with its interval, the mean length on both sides, and KL(new || base) on the new
         adapter's own samples."""
-        from signal_al.engine.generator.heldout import heldout_seed, paired_gain, score_kept, shaped_heldout_rewards, words_of
+        from signal_al.engine.generator.heldout import (heldout_seed, paired_gain, score_kept, shaped_heldout_rewards,
+                                                        words_of)
         from signal_al.rewards.scorer import SignalScorer
 
         context, al = self.context, self.config.active_learning
@@ -222,18 +265,11 @@ class SignalAgent:
             self._heldout_base = generator.generate(context.pool, prompts, samples_per_prompt=per_prompt, seed=seed,
                                                     adapter=None)
         trained = generator.generate(context.pool, prompts, samples_per_prompt=per_prompt, seed=seed, adapter=True)
-        items = {item.id: item for item in state.items}
-        labeled = [items[a.id] for a in state.annotations]
-        reference = [item for item in state.items if item.source == "real" and item.id not in state.labeled_ids]
-        pairs = lambda rows: None if all(i.text_pair is None for i in rows) else [i.text_pair or "" for i in rows]  # noqa: E731
-        scorer = SignalScorer(classifier, context.tokenizer, [i.text for i in labeled], pairs(labeled),
-                              config=self.config.reward, reference_texts=[i.text for i in reference] or None,
-                              reference_pairs=pairs(reference) if reference else None,
-                              batch_size=self.config.classifier.eval_batch_size,
-                              max_length=self.config.classifier.max_length, device=context.device)
+        scorer = SignalScorer.from_state(classifier, context.tokenizer, state, params=self.config.reward,
+                                         batch_size=self.config.classifier.eval_batch_size,
+                                         max_length=self.config.classifier.max_length, device=context.device)
         reward = self.config.reward
-        shape = dict(gated_penalty=None if reward.relevance == "none" else reward.gated_penalty,
-                     invalid_penalty=reward.invalid_penalty)
+        shape = dict(gated_penalty=reward.applied_gated_penalty, invalid_penalty=reward.invalid_penalty)
         base = shaped_heldout_rewards(score_kept(self._heldout_base, scorer), **shape)
         new = shaped_heldout_rewards(score_kept(trained, scorer), **shape)
         groups = np.array([c.group for c in trained])  # the z treats a prompt's samples as one cluster
@@ -260,7 +296,6 @@ class SignalAgent:
 def prune_optimizer_states(run_dir: Path, keep: str | None) -> None:
     """Delete ``optimizer.pt`` from every adapter folder but the committed one (``keep``): a resume
     needs only the latest, and each is twice the adapter's size. Runs only once ``keep`` is committed."""
-    from signal_al.engine.generator.round import ADAPTERS_DIR
     from signal_al.trainers.adapter_io import OPTIMIZER_FILE
 
     folder = run_dir / ADAPTERS_DIR
@@ -271,6 +306,6 @@ def prune_optimizer_states(run_dir: Path, keep: str | None) -> None:
             path.unlink(missing_ok=True)
 
 
-def build_agent(config: ExperimentConfig, context: RunContext, run_dir: Path) -> NoGenerator | SignalAgent:
+def build_agent(context: RunContext) -> GeneratorPlugin:
     """The generator plug-in the run's strategy needs."""
-    return SignalAgent(config, context, run_dir) if uses_generator(config.active_learning.strategy) else NoGenerator()
+    return SignalAgent(context) if uses_generator(context.config.active_learning.strategy) else NoGenerator()

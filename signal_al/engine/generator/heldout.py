@@ -19,6 +19,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from signal_al.core.run_state import text_pairs
+
 __all__ = ["HELDOUT_SEED", "heldout_seed", "length_matched_gain", "paired_gain", "score_kept", "shaped_heldout_rewards",
            "words_of"]
 
@@ -36,9 +38,8 @@ def score_kept(candidates: Sequence[Any], scorer: Any) -> np.ndarray:
     scores = np.full(len(candidates), np.nan)
     kept = [i for i, c in enumerate(candidates) if c.kept]
     if kept:
-        pairs = [candidates[i].text_pair for i in kept]
-        values = scorer.score([candidates[i].text or "" for i in kept],
-                              None if all(p is None for p in pairs) else [p or "" for p in pairs])
+        rows = [candidates[i] for i in kept]
+        values = scorer.score([c.text or "" for c in rows], text_pairs(rows))
         scores[kept] = np.asarray(values, dtype=np.float64)
     return scores
 

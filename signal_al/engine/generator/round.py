@@ -2,7 +2,7 @@
 
 Candidates become synthetic pool items; the round's SIGnAL scores (from the loop's one
 classifier pass) become D_RL rewards; per-round generator statistics go into the metrics
-row. Nothing here knows the order of a round's steps (``loop.py`` does) or does I/O
+row. Nothing here knows the order of a round's steps (:mod:`signal_al.engine.loop` does) or does I/O
 beyond what its name says.
 """
 
@@ -14,30 +14,15 @@ from typing import Sequence
 
 import numpy as np
 
-from signal_al.data.pools import Item
+from signal_al.core.run_state import Item
 from signal_al.generation.records import Candidate
 from signal_al.classifier.metrics import distinct_n
 from signal_al.rewards.shaping import RewardShaping, shape_rewards
 from signal_al.trainers.rollouts import Rollout
 
-ADAPTERS_DIR = "adapters"
-CANDIDATES_FILE = "candidates.jsonl"
-RL_DIR = "rl"
-
-
 def synthetic_id(round_index: int, position: int) -> str:
     """Pool id of the kept candidate generated for prompt ``position`` of round ``round_index``."""
     return f"syn:r{round_index}:{position}"
-
-
-def adapter_dir(round_index: int) -> str:
-    """Run-relative folder of the adapter trained at the end of round ``round_index``."""
-    return f"{ADAPTERS_DIR}/round-{round_index:03d}"
-
-
-def adapter_round(path: str) -> int:
-    """The round an adapter folder from :func:`adapter_dir` was trained in."""
-    return int(path.rstrip("/").rsplit("-", 1)[1])
 
 
 def synthetic_items(candidates: Sequence[Candidate], round_index: int) -> list[Item]:
@@ -115,6 +100,5 @@ def reward_stats(candidates: Sequence[Candidate], scores: dict[str, float], roun
     return {"reward_mean": float(values.mean()), "reward_std": float(values.std()), "reward_max": float(values.max())}
 
 
-__all__ = ["ADAPTERS_DIR", "CANDIDATES_FILE", "RL_DIR", "adapter_dir", "adapter_round",
-           "generation_stats", "reward_stats", "rl_dataset", "served_logprobs", "shuffled_scores", "synthetic_id",
+__all__ = ["generation_stats", "reward_stats", "rl_dataset", "served_logprobs", "shuffled_scores", "synthetic_id",
            "synthetic_items"]

@@ -49,6 +49,12 @@ def remember_api_key(url: str, key: str) -> Iterator[None]:
 
 
 def is_loopback(host: str) -> bool:
+    """Whether ``host`` reaches this machine only (``localhost``, 127.0.0.0/8, ``::1``): the one rule the
+    generator server, ``serve-generator`` and ``serve-reward`` use to decide whether a bind exposes them.
+
+    >>> [is_loopback(h) for h in ("localhost", "127.0.0.2", "::1", "0.0.0.0", "10.0.0.2", "example.org")]
+    [True, True, True, False, False, False]
+    """
     if host == "localhost":
         return True
     try:
