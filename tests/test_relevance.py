@@ -181,6 +181,17 @@ def test_reference_falls_back_to_real_labeled_rows_leave_one_out():
     np.testing.assert_allclose(reference_distances(only_synthetic, k=6), want, rtol=1e-5)
 
 
+def test_relevance_reference_is_the_real_unlabeled_rows_else_the_real_labeled_ones():
+    real = np.array([True, True, False, True, False])
+    labeled = np.array([True, False, False, False, True])
+    rows, labeled_fallback = relevance_reference(real, labeled)
+    assert rows.tolist() == [1, 3] and not labeled_fallback
+    rows, labeled_fallback = relevance_reference(real, real | labeled)  # every real row labeled
+    assert rows.tolist() == [0, 1, 3] and labeled_fallback
+    with pytest.raises(ValueError, match="labeled"):
+        relevance_reference(real, labeled[:2])
+
+
 def test_build_strategy_is_the_one_mapping():
     config = RewardConfig(k=3, kl_direction="reverse", eps=1e-4, normalize=False, approximate=True,
                           relevance="typical", relevance_quantile=0.8)

