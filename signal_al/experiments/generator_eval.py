@@ -227,7 +227,7 @@ def evaluate_checkpoints(
         log(f"labeled set alone ({len(reference.labeled_items)} items): test accuracy {baseline:.4f}")
     rows: list[dict] = []
     samples: list[dict] = []
-    for checkpoint in progress_bar(checkpoints, desc="checkpoints", unit="checkpoint", disable=not progress):
+    for checkpoint in progress_bar(checkpoints, desc="generator checkpoints", unit="checkpoint", disable=not progress):
         candidates = generate_samples(generator, checkpoint, reference.pool, n, seed, reference.known)
         result = checkpoint_metrics(candidates, reference)
         row = {"checkpoint": checkpoint.name, **result.row}
