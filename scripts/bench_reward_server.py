@@ -61,16 +61,15 @@ def build_run(folder: Path, n_labeled: int) -> Path:
     import torch
 
     from signal_al.assets.registry import resolve_model
+    from signal_al.classifier.training import load_classifier, load_tokenizer
     from signal_al.config import ExperimentConfig
     from signal_al.core.config_io import load_config
+    from signal_al.core.run_state import Annotation, Item, RunState
     from signal_al.data import load_task
-    from signal_al.core.run_state import Annotation, Item
-    from signal_al.core.run_state import RunState
     from signal_al.engine.store import RunStore
-    from signal_al.classifier.training import load_classifier, load_tokenizer
 
     config = load_config(ExperimentConfig, None, ["name=bench", f"output_dir={folder}", "data.task=rt-movies",
-                                           "classifier.model=minilm-l6", "device=cpu"])
+                                                  "classifier.model=minilm-l6", "device=cpu"])
     data = load_task(config.data)
     store = RunStore(config.run_dir)
     store.write_config(config)

@@ -112,14 +112,14 @@ def instrument(clock: PhaseClock) -> None:
     import transformers
 
     import signal_al.classifier.fit_eval as fit_eval
+    import signal_al.engine.annotation.oracle as oracle
     import signal_al.engine.generator.agent as agent
     import signal_al.engine.loop as loop
-    import signal_al.engine.annotation.oracle as oracle
     import signal_al.engine.selection as selection
     import signal_al.generation.server.process as serving
     import signal_al.trainers.ppo_trainer as ppo_trainer
-    from signal_al.generation.generator import CandidateGenerator as Generator
     from signal_al.engine.store import RunStore
+    from signal_al.generation.generator import CandidateGenerator as Generator
     from signal_al.strategies.base import QueryStrategy
 
     generate = Generator.generate
@@ -154,8 +154,8 @@ def instrument(clock: PhaseClock) -> None:
     clock.wrap(oracle, "load_or_train_model_annotator", "annotator_training")
     clock.wrap(fit_eval, "train_classifier", "classifier_train")
     clock.wrap(fit_eval, "evaluate", "test_eval")
-    clock.wrap(ppo_trainer, "train_generator", "rl_update")
-    clock.wrap(agent.SignalAgent, "_heldout_lift", "heldout_lift")
+    clock.wrap(ppo_trainer.PPOTrainer, "train", "rl_update")  # the run's one trainer (in-process launcher)
+    clock.wrap(agent.SignalAgent, "_heldout_gain", "heldout_lift")
     for method in ("save_checkpoint", "persist", "remove_stale_checkpoints"):
         clock.wrap(RunStore, method, "checkpoint_state")
 

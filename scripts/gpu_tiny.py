@@ -188,11 +188,11 @@ def check_classifier(work: Path, device: str) -> None:
     import numpy as np
 
     from signal_al.classifier.config import ClassifierConfig
+    from signal_al.classifier.fit_eval import fit_and_evaluate
+    from signal_al.classifier.training import load_tokenizer
     from signal_al.data import load_task
     from signal_al.data.config import DataConfig
     from signal_al.data.task import TextDataset
-    from signal_al.classifier.fit_eval import fit_and_evaluate
-    from signal_al.classifier.training import load_tokenizer
 
     _, classifier = _models(work)
     data = load_task(DataConfig(task="rt-movies", max_test_size=200))

@@ -29,9 +29,9 @@ import numpy as np
 
 
 def main() -> None:
-    from signal_al.engine.budgets import round_targets
-    from signal_al.cli.options import add_config_args, config_from_args
     from signal_al.classifier.fit_eval import evaluate, fit_and_evaluate
+    from signal_al.cli.options import add_config_args, config_from_args
+    from signal_al.engine.budgets import round_targets
     from signal_al.engine.context import RunContext
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])

@@ -132,12 +132,12 @@ def featurize(task: str, n_labeled: int, n_real: int, n_kind: int, seed: int, ca
     if cache.exists():
         return dict(np.load(cache))
     from signal_al.assets.registry import resolve_model
+    from signal_al.classifier.config import ClassifierConfig
     from signal_al.classifier.inference import predict
+    from signal_al.classifier.training import load_classifier, load_tokenizer, train_classifier
+    from signal_al.core.runtime import seed_everything
     from signal_al.data import load_task
     from signal_al.data.splits import subsample_pool
-    from signal_al.core.runtime import seed_everything
-    from signal_al.classifier.config import ClassifierConfig
-    from signal_al.classifier.training import load_classifier, load_tokenizer, train_classifier
 
     data = load_task(DataConfig(task=task))
     rows = subsample_pool(data.train.labels, n_labeled + n_real, seed=seed, stratify=True)

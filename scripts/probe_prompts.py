@@ -23,14 +23,14 @@ import time
 import numpy as np
 
 from signal_al.assets.registry import resolve_model
+from signal_al.classifier.metrics import distinct_n
 from signal_al.config import GeneratorConfig
+from signal_al.core.progress import progress_bar
 from signal_al.data.offline import OFFLINE_TASKS, load_offline_task
 from signal_al.data.task import TextDataset
 from signal_al.generation.backends import make_backend
 from signal_al.generation.cleaning import is_meta_commentary
 from signal_al.generation.generator import CandidateGenerator, load_tokenizer
-from signal_al.classifier.metrics import distinct_n
-from signal_al.core.progress import progress_bar
 
 
 def probe(generator: CandidateGenerator, pool: TextDataset, num: int) -> dict[str, float]:

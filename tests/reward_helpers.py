@@ -48,8 +48,7 @@ def fake_run(tmp_path: Path, model_dir: Path, name: str = "fake", *, pairs: bool
 
     from signal_al.config import ExperimentConfig
     from signal_al.core.config_io import load_config
-    from signal_al.core.run_state import Annotation, Item
-    from signal_al.core.run_state import RunState
+    from signal_al.core.run_state import Annotation, Item, RunState
     from signal_al.engine.store import RunStore
 
     config = load_config(ExperimentConfig, run_config_file(tmp_path, model_dir, name, **sections))

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from signal_al.core.run_state import Item
 from signal_al.core.errors import DataError
+from signal_al.core.run_state import Item
 from signal_al.engine.annotation.oracle import export_batch, import_labels, neutralize_cell, restore_cell
 
 NAMES = ("negative", "positive")

@@ -15,9 +15,9 @@ import signal_al.experiments.annotator_check as annotator_check
 from signal_al.cli import main
 from signal_al.config import ExperimentConfig
 from signal_al.core.config_io import load_config
-from signal_al.experiments.annotator_check import check_run, wilson_interval
 from signal_al.engine.context import RunContext
 from signal_al.engine.store import RunStore
+from signal_al.experiments.annotator_check import check_run, wilson_interval
 
 
 def test_doctests() -> None:

@@ -11,8 +11,7 @@ import pytest
 import torch
 
 from helpers import ready_asset
-from signal_al.assets import package_index
-from signal_al.assets import registry as assets
+from signal_al.assets import package_index, registry as assets
 from signal_al.assets.package_index import PackageFile, download
 from signal_al.assets.registry import ASSETS, asset_path, fetch, resolve_model
 from signal_al.core.errors import AssetError

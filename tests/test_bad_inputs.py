@@ -29,8 +29,7 @@ import yaml
 from signal_al.cli import main
 from signal_al.config import ActiveLearningConfig, ExperimentConfig
 from signal_al.core.config_io import to_dict
-from signal_al.core.run_state import Annotation, Item
-from signal_al.core.run_state import RunState
+from signal_al.core.run_state import Annotation, Item, RunState
 
 Setup = Callable[[Path], None]
 
@@ -1235,8 +1234,8 @@ def test_two_working_directories_resolve_to_one_server_environment(tmp_path: Pat
     import hashlib
 
     from signal_al.config import ExperimentConfig
-    from signal_al.generation.server.venv import lock_file
     from signal_al.generation.server.process import server_venv_path
+    from signal_al.generation.server.venv import lock_file
 
     monkeypatch.delenv("SIGNAL_AL_VLLM_VENV", raising=False)
     monkeypatch.setenv("SIGNAL_AL_CACHE", str(tmp_path / "cache"))

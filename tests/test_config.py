@@ -40,7 +40,7 @@ def test_paper_configs_cover_three_tasks_at_two_pool_sizes() -> None:
 
 def test_overrides_are_typed_by_yaml_and_applied() -> None:
     config = load_config(ExperimentConfig, None, ["reward.k=3", "data.task=vader-sources", "ppo.whiten_rewards=true",
-                                           "ppo.lora_target_modules=[q_proj, v_proj]", "ppo.learning_rate=3e-5"])
+                                                  "ppo.lora_target_modules=[q_proj, v_proj]", "ppo.learning_rate=3e-5"])
     assert config.reward.k == 3
     assert config.data.task == "vader-sources"
     assert config.ppo.whiten_rewards is True

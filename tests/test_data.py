@@ -11,10 +11,10 @@ import pytest
 
 from helpers import ready_asset
 from signal_al.config import DataConfig
+from signal_al.core.errors import DataError
 from signal_al.data import load_task, real_pool
 from signal_al.data.local import load_local_file
 from signal_al.data.splits import pool_size_for, split_train_test, subsample_pool
-from signal_al.core.errors import DataError
 
 ROWS = [
     ("a fine film", "pos"),

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from helpers import ready_asset
 
-from signal_al.generation.server.process import ensure_server_venv, server_env
+from signal_al.generation.server.process import server_env
+from signal_al.generation.server.venv import ensure_server_venv
 
 pytestmark = pytest.mark.slow
 

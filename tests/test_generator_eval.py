@@ -12,15 +12,15 @@ import pandas as pd
 import pytest
 import yaml
 
+from signal_al.classifier.config import ClassifierConfig
+from signal_al.classifier.metrics import self_bleu
 from signal_al.cli import main
 from signal_al.config import ExperimentConfig, GeneratorConfig, RewardConfig
 from signal_al.core.config_io import load_config
 from signal_al.data.task import TaskSpec, TextDataset
 from signal_al.experiments.generator_eval import (Checkpoint, Reference, checkpoint_metrics, generate_samples,
-                                                 nearest_distances, served_name)
+                                                  nearest_distances, served_name)
 from signal_al.generation.records import Candidate
-from signal_al.classifier.metrics import self_bleu
-from signal_al.classifier.config import ClassifierConfig
 
 VOCAB = "the a movie film was great good bad boring fun plot story not very".split()
 
@@ -224,13 +224,12 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory, tiny_classifier_dir: Path
     """A SIGnAL run directory as the loop leaves it after round 1: config, state, classifier, adapter."""
     from helpers import random_lora
 
-    from signal_al.core.config_io import to_dict
-    from signal_al.data import load_task, real_pool
-    from signal_al.core.run_state import Annotation
-    from signal_al.data.pools import real_items
-    from signal_al.core.io_utils import atomic_write_json
-    from signal_al.core.run_state import RunState
     from signal_al.classifier.training import load_classifier
+    from signal_al.core.config_io import to_dict
+    from signal_al.core.io_utils import atomic_write_json
+    from signal_al.core.run_state import Annotation, RunState
+    from signal_al.data import load_task, real_pool
+    from signal_al.data.pools import real_items
 
     root = tmp_path_factory.mktemp("eval_run")
     data = {

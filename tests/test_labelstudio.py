@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from reward_helpers import fake_run
 
-from signal_al.engine.annotation.annotate import annotate_round, batch_files
-from signal_al.core.run_state import Item
 from signal_al.core.errors import DataError
+from signal_al.core.run_state import Item
+from signal_al.engine.annotation.annotate import annotate_round, batch_files
 from signal_al.engine.annotation.labelstudio import export_tasks, import_annotations, labeling_config
 from signal_al.engine.annotation.oracle import AnnotationRequired
 from signal_al.engine.context import RunContext

@@ -17,13 +17,13 @@ import yaml
 
 from signal_al.config import ExperimentConfig
 from signal_al.core.config_io import load_config
-from signal_al.data import load_task, real_pool
 from signal_al.core.errors import UserError
-from signal_al.experiments.report import write_report
-from signal_al.engine.budgets import round_targets, total_budget
 from signal_al.core.run_layout import STATE_FILE
+from signal_al.data import load_task, real_pool
+from signal_al.engine.budgets import round_targets, total_budget
 from signal_al.engine.loop import ActiveLearningRun
 from signal_al.engine.store import same_run
+from signal_al.experiments.report import write_report
 
 SCRIPT = str(Path(sys.executable).with_name("signal-al"))
 
@@ -97,10 +97,10 @@ def test_every_round_acquires_its_budget_and_no_item_twice(tmp_path: Path, tiny_
 def test_a_finished_run_resumed_with_a_larger_stop_fraction_continues_like_one_long_run(
         tmp_path: Path, tiny_classifier_dir: Path) -> None:
     short = load_config(ExperimentConfig, _config_file(tmp_path, tiny_classifier_dir, "grow",
-                                                active_learning={"stop_fraction": 0.3}))
+                                                       active_learning={"stop_fraction": 0.3}))
     assert ActiveLearningRun(short, progress=False, log=lambda _: None).run().finished
     longer = load_config(ExperimentConfig, _config_file(tmp_path, tiny_classifier_dir, "grow",
-                                                 active_learning={"stop_fraction": 0.6}))
+                                                        active_learning={"stop_fraction": 0.6}))
     saved = yaml.safe_load((short.run_dir / "config.yaml").read_text())
     del saved["active_learning"]["heldout_samples_per_prompt"]  # as written by a version before that key
     (short.run_dir / "config.yaml").write_text(yaml.safe_dump(saved))
@@ -111,7 +111,7 @@ def test_a_finished_run_resumed_with_a_larger_stop_fraction_continues_like_one_l
     assert grown.finished and [row["n_labeled"] for row in grown.metrics] == [4, 8, 12, 16, 20, 24]
     assert yaml.safe_load((longer.run_dir / "config.yaml").read_text())["active_learning"]["stop_fraction"] == 0.6
     reference = load_config(ExperimentConfig, _config_file(tmp_path, tiny_classifier_dir, "straight",
-                                                    active_learning={"stop_fraction": 0.6}))
+                                                           active_learning={"stop_fraction": 0.6}))
     straight = ActiveLearningRun(reference, progress=False, log=lambda _: None).run()
     assert [a.id for a in grown.annotations] == [a.id for a in straight.annotations]
     assert all(same_run(a, b) for a, b in zip(grown.metrics, straight.metrics))
@@ -401,8 +401,8 @@ def test_experiment_grid_in_parallel_processes_matches_the_sequential_grid(tmp_p
                                                                            tiny_classifier_dir: Path) -> None:
     import torch
 
-    from signal_al.experiments.grid import run_experiment
     from signal_al.core.io_utils import read_jsonl
+    from signal_al.experiments.grid import run_experiment
 
     def grid(output: str, parallel_runs: int) -> Path:
         path = _config_file(tmp_path, tiny_classifier_dir, "grid",
@@ -457,8 +457,8 @@ def test_grid_settings_cover_every_task_and_pool_fraction(tmp_path: Path) -> Non
     from signal_al.experiments.grid import run_config, settings
 
     base = load_config(ExperimentConfig, None, [f"output_dir={tmp_path}", "name=exp", "data.pool_size=50",
-                                         "experiment.tasks=[rt-movies,vader-sources]",
-                                         "experiment.pool_fractions=[0.01,0.05]"])
+                                                "experiment.tasks=[rt-movies,vader-sources]",
+                                                "experiment.pool_fractions=[0.01,0.05]"])
     groups = settings(base)
     assert [(g.data.task, g.data.pool_fraction, g.data.pool_size, g.name) for g in groups] == [
         ("rt-movies", 0.01, None, "rt-movies-pool1pct"), ("rt-movies", 0.05, None, "rt-movies-pool5pct"),
@@ -477,7 +477,7 @@ def test_method_names_label_ablations_schedules_and_variants(tmp_path: Path, tin
 
     def name(**al: object) -> str:
         return method_name(load_config(ExperimentConfig, _config_file(tmp_path, tiny_classifier_dir, "n",
-                                                               active_learning=al)))
+                                                                      active_learning=al)))
 
     assert name(strategy="badge") == "badge"
     assert name(strategy="signal", generator_update="frozen") == "signal-frozen"
@@ -494,7 +494,7 @@ def test_a_grid_cell_resumes_with_its_saved_config_on_its_slots_port(tmp_path: P
     from signal_al.core.config_io import to_dict
 
     started = load_config(ExperimentConfig, None, [f"output_dir={tmp_path}", "name=cell", "reward.k=7",
-                                            "generator.server_url=http://127.0.0.1:8001"])
+                                                   "generator.server_url=http://127.0.0.1:8001"])
     started.run_dir.mkdir(parents=True)
     (started.run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(started)))
     (started.run_dir / STATE_FILE).write_text("{}")
@@ -510,7 +510,7 @@ def test_a_grid_cell_resumes_with_its_saved_config_on_its_slots_port(tmp_path: P
     monkeypatch.setattr(experiment, "ActiveLearningRun", Recorder)
     monkeypatch.setattr(experiment, "_SLOT", 2)
     cell = load_config(ExperimentConfig, None, [f"output_dir={tmp_path}", "name=cell", "reward.k=3",
-                                         "active_learning.stop_fraction=2.0"])
+                                                "active_learning.stop_fraction=2.0"])
     experiment.run_cell(cell, None, False, threads=1)
     config, resume = ran[-1]
     assert resume and config.reward.k == 7  # the protocol the cell started with
@@ -543,7 +543,7 @@ def test_parallel_generator_slots_get_their_own_port_and_gpu(tmp_path: Path, mon
     from signal_al.experiments.grid import gpu_of_slot, on_slot, visible_gpus
 
     base = load_config(ExperimentConfig, None, ["generator.server_url=http://10.0.0.2:8100", "generator.start_server=true",
-                                         "experiment.parallel_generator_runs=3"])
+                                                "experiment.parallel_generator_runs=3"])
     assert [on_slot(base, slot).generator.server_url for slot in range(3)] == [
         "http://10.0.0.2:8100", "http://10.0.0.2:8101", "http://10.0.0.2:8102"]
     assert base.generator.server_url == "http://10.0.0.2:8100"  # the cell's own config is not changed
@@ -563,10 +563,9 @@ def test_parallel_generator_slots_get_their_own_port_and_gpu(tmp_path: Path, mon
 
 
 def test_a_damaged_state_names_the_previous_one_which_continues_the_run(tmp_path: Path) -> None:
-    from signal_al.core.run_state import Annotation, Item
     from signal_al.core.errors import UserError
     from signal_al.core.run_layout import PREVIOUS_STATE_FILE
-    from signal_al.core.run_state import RunState
+    from signal_al.core.run_state import Annotation, Item, RunState
     from signal_al.engine.store import RunStore
 
     store = RunStore(tmp_path / "run")

@@ -13,8 +13,9 @@ import pytest
 from signal_al.generation.backends.base import SamplingParams
 from signal_al.generation.backends.server import VLLMServerBackend
 from helpers import JSONServer
+from signal_al.core.errors import ServerError
 from signal_al.generation.server.access import API_KEY_ENV, api_key_for, free_port
-from signal_al.generation.server.process import ServerError, ServerSettings, VLLMServer
+from signal_al.generation.server.process import ServerSettings, VLLMServer
 
 
 class FakeVLLM:

@@ -14,14 +14,8 @@ import torch
 from helpers import ready_asset  # noqa: F401  (sets HF_HUB_OFFLINE before transformers is imported)
 from signal_al.core.errors import ConfigError, DataError, UserError
 from signal_al.trainers.ppo_config import PPOConfig
-from signal_al.trainers.ppo_trainer import (
-    PPOTrainer,
-    gae,
-    kl_penalty,
-    masked_whiten,
-    train_generator,
-    truncate_after_eos,
-)
+from signal_al.trainers.ppo_trainer import (PPOTrainer, gae, kl_penalty, masked_whiten, train_generator,
+                                            truncate_after_eos)
 from signal_al.trainers.rollouts import Rollout, read_rollouts, write_rollouts
 
 EOS = 2

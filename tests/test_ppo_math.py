@@ -9,18 +9,8 @@ import pytest
 import torch
 
 from signal_al.trainers.batches import group_shuffled_order, local_chunks
-from signal_al.trainers.ppo_math import (
-    gae,
-    group_index,
-    grpo_advantages,
-    kl_penalty,
-    masked_mean,
-    masked_whiten,
-    pool_singletons,
-    ppo_loss,
-    rloo_advantages,
-    whiten,
-)
+from signal_al.trainers.ppo_math import (gae, group_index, grpo_advantages, kl_penalty, masked_mean, masked_whiten,
+                                         pool_singletons, ppo_loss, rloo_advantages, whiten)
 
 
 def test_masked_mean_and_whiten_match_numpy():

@@ -9,16 +9,8 @@ import numpy as np
 import pytest
 
 from signal_al.core.errors import ConfigError
-from signal_al.rewards import (
-    RewardConfig,
-    ScoreParams,
-    knn_mean_distances,
-    offdist_flags,
-    relevance_factors,
-    relevance_reference,
-    score_params,
-    signal_scores,
-)
+from signal_al.rewards import (RewardConfig, ScoreParams, knn_mean_distances, offdist_flags, relevance_factors,
+                               relevance_reference, score_params, signal_scores)
 from signal_al.strategies import PoolView, Selection, build_strategy, get_strategy
 from signal_al.strategies.signal_sampling import reference_distances
 from test_rewards import random_inputs, ref_scores

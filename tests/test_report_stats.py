@@ -13,7 +13,7 @@ import pytest
 
 from report_grid import write_fake_grid
 from signal_al.experiments.endpoints import (AREA_WINDOW, PAST_WINDOW, RL_WINDOW, endpoints_frame, endpoints_markdown,
-                                            pool_reference, primary_endpoints)
+                                             pool_reference, primary_endpoints)
 from signal_al.experiments.report import collect_metrics
 from signal_al.experiments.stats import detectable_effect, holm, paired_summary, power, seeds_needed
 

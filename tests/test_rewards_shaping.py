@@ -7,14 +7,7 @@ import pickle
 import numpy as np
 import pytest
 
-from signal_al.rewards import (
-    RewardShaping,
-    completion_text,
-    get_signal_reward,
-    invalid_reasons,
-    shape_rewards,
-    whiten,
-)
+from signal_al.rewards import RewardShaping, completion_text, get_signal_reward, invalid_reasons, shape_rewards, whiten
 
 
 class LengthScorer:
@@ -132,8 +125,8 @@ def test_doctests():
 
 
 def test_rl_dataset_whitens_the_kept_scores_and_penalises_the_dropped_in_std_units():
-    from signal_al.generation.records import Candidate
     from signal_al.engine.generator.round import rl_dataset, synthetic_id
+    from signal_al.generation.records import Candidate
 
     rng = np.random.default_rng(3)
     kept = [True, False, True, True, False, True]
@@ -151,8 +144,8 @@ def test_rl_dataset_whitens_the_kept_scores_and_penalises_the_dropped_in_std_uni
 
 
 def test_rl_dataset_penalises_gated_candidates_and_whitens_only_the_informative_ones():
-    from signal_al.generation.records import Candidate
     from signal_al.engine.generator.round import rl_dataset, synthetic_id
+    from signal_al.generation.records import Candidate
 
     kept = [True, True, False, True, True]
     candidates = [Candidate(prompt="p", prompt_text="p", raw_output=f"o{i}", text=f"text {i}" if k else None,

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from signal_al.classifier.inference import predict
-from signal_al.rewards import RewardConfig
-from signal_al.rewards import RewardShaping, ScoreParams, get_signal_reward, knn_mean_distances, signal_scores
+from signal_al.rewards import (RewardConfig, RewardShaping, ScoreParams, get_signal_reward, knn_mean_distances,
+                               signal_scores)
 from signal_al.rewards.scorer import SignalScorer
 
 LABELED = ["great movie", "bad film", "the plot was slow", "loved the music", "boring story", "fun actors"]

@@ -19,9 +19,9 @@ import signal_al.engine.budgets
 import signal_al.engine.generator.heldout
 import signal_al.engine.methods
 from signal_al.core.errors import UserError
-from signal_al.engine.generator.heldout import paired_gain, shaped_heldout_rewards
 from signal_al.core.run_layout import PREVIOUS_STATE_FILE, STATE_FILE
 from signal_al.core.run_state import RunState
+from signal_al.engine.generator.heldout import paired_gain, shaped_heldout_rewards
 from signal_al.engine.store import RunStore
 
 

@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from signal_al.core.errors import ServerError
 from signal_al.generation.server.access import free_port
-from signal_al.generation.server.process import ServerError, ServerSettings, VLLMServer, server_command, venv_is_ready
+from signal_al.generation.server.process import ServerSettings, VLLMServer, server_command
+from signal_al.generation.server.venv import venv_is_ready
 
 # A stand-in for `python -m vllm.entrypoints.openai.api_server`: answers /health, /v1/models and
 # /v1/completions, and starts a child process (like vLLM's engine core) that must not outlive it.
@@ -141,7 +143,7 @@ def _lock_requirements() -> list[str]:
     """The shipped lock's requirements, continuation lines joined, comments dropped."""
     import re
 
-    from signal_al.generation.server.process import lock_file
+    from signal_al.generation.server.venv import lock_file
 
     text = re.sub(r"\\\n", " ", lock_file().read_text())
     return [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]

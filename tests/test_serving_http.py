@@ -8,10 +8,10 @@ from typing import Iterator
 import pytest
 
 from helpers import JSONServer
+from signal_al.core.errors import ServerError
 from signal_al.generation.backends.base import SamplingParams
 from signal_al.generation.backends.server import VLLMServerBackend
 from signal_al.generation.server.access import free_port
-from signal_al.generation.server.process import ServerError
 
 
 class FlakyServer:

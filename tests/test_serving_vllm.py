@@ -16,13 +16,15 @@ import requests
 from helpers import random_lora, ready_asset
 
 from signal_al.config import DataConfig, GeneratorConfig
+from signal_al.core.errors import ServerError
 from signal_al.data import load_task, real_pool
 from signal_al.data.task import TextDataset
 from signal_al.generation.backends.base import SamplingParams
 from signal_al.generation.backends.server import VLLMServerBackend
 from signal_al.generation.generator import create_generator
 from signal_al.generation.server.access import free_port
-from signal_al.generation.server.process import ServerError, ServerSettings, VLLMServer, default_venv
+from signal_al.generation.server.process import ServerSettings, VLLMServer
+from signal_al.generation.server.venv import default_venv
 
 pytestmark = pytest.mark.slow
 

@@ -17,12 +17,11 @@ import yaml
 
 from signal_al.config import ExperimentConfig
 from signal_al.core.config_io import load_config
-from signal_al.engine.generator.agent import SignalAgent
 from signal_al.core.run_state import RunState
-from signal_al.engine.loop import ActiveLearningRun
-from signal_al.engine.store import same_run
-from signal_al.engine.store import RunStore
 from signal_al.engine.annotation.oracle import AnnotatorInfo
+from signal_al.engine.generator.agent import SignalAgent
+from signal_al.engine.loop import ActiveLearningRun
+from signal_al.engine.store import RunStore, same_run
 from signal_al.trainers.rollouts import read_rollouts
 
 
@@ -399,8 +398,8 @@ def test_signal_grid_in_parallel_processes_matches_the_sequential_grid(
     with the model annotator trained once up front, give the same rounds as one cell after another."""
     import torch
 
-    from signal_al.experiments.grid import run_experiment
     from signal_al.core.io_utils import read_jsonl
+    from signal_al.experiments.grid import run_experiment
 
     from signal_al.assets.registry import cache_dir
 

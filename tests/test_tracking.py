@@ -71,7 +71,7 @@ def test_offline_run_logs_one_row_per_round_resumes_the_same_run_and_keeps_secre
                     generator={"server_url": f"http://alice:{SECRETS[0]}@127.0.0.1:8000",
                                "server_args": ["--hf-token", SECRETS[1]]})  # --api-key itself is refused there
     first = load_config(ExperimentConfig, run_config_file(tmp_path, tiny_classifier_dir, "tracked",
-                                                   active_learning={"stop_fraction": 0.2}, **sections))
+                                                          active_learning={"stop_fraction": 0.2}, **sections))
     ActiveLearningRun(first, progress=False, log=lambda _: None).run()
     longer = load_config(ExperimentConfig, run_config_file(tmp_path, tiny_classifier_dir, "tracked", **sections))
     state = ActiveLearningRun(longer, progress=False, log=lambda _: None).run(resume=True)

@@ -13,13 +13,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from signal_al.classifier.inference import predict
-from signal_al.data.task import TextDataset
-from signal_al.core.errors import TrainingDiverged
-from signal_al.classifier.metrics import classification_metrics
-from signal_al.core.runtime import seed_everything
 from signal_al.classifier.config import ClassifierConfig
+from signal_al.classifier.inference import predict
+from signal_al.classifier.metrics import classification_metrics
 from signal_al.classifier.training import TrainStats, load_classifier, train_classifier
+from signal_al.core.errors import TrainingDiverged
+from signal_al.core.runtime import seed_everything
+from signal_al.data.task import TextDataset
 
 __all__ = ["FitResult", "evaluate", "fit_and_evaluate"]
 

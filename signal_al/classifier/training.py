@@ -15,11 +15,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from signal_al.data.task import TextDataset
+from signal_al.classifier.config import ClassifierConfig
 from signal_al.core.errors import TrainingDiverged
 from signal_al.core.progress import progress_bar
 from signal_al.core.runtime import seed_everything
-from signal_al.classifier.config import ClassifierConfig
+from signal_al.data.task import TextDataset
 
 
 @dataclass

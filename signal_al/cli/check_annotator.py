@@ -15,8 +15,8 @@ def _percent(value: float | None) -> str:
 
 
 def cmd_check_annotator(args: argparse.Namespace) -> int:
-    from signal_al.experiments.annotator_check import check_run, find_runs, proportion
     from signal_al.core.io_utils import atomic_write_json
+    from signal_al.experiments.annotator_check import check_run, find_runs, proportion
 
     runs = find_runs([Path(folder) for folder in args.run_dir])
     steps = None if args.reference_steps == "full" else int(args.reference_steps)

@@ -7,7 +7,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from signal_al.cli.options import add_cache_arg, add_config_args, add_config_flag, cache, config_from_args, log, positive_int
+from signal_al.cli.options import (add_cache_arg, add_config_args, add_config_flag, cache, config_from_args, log,
+                                   positive_int)
 
 #: served = trained when the mean |log p_served - log p_trainer| per token stays below this (fp32 CPU measures
 #: ~1e-4 with vLLM; a stale or wrong adapter gives > 0.1)

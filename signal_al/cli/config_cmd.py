@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from signal_al.cli.options import add_config_args, console, config_from_args
+from signal_al.cli.options import add_config_args, config_from_args, console
 from signal_al.core.errors import ConfigError
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from signal_al.cli.options import (add_cache_arg, add_config_args, add_config_flag, cache, console, config_from_args,
+from signal_al.cli.options import (add_cache_arg, add_config_args, add_config_flag, cache, config_from_args, console,
                                    non_negative_int, printable)
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from signal_al.cli.options import (add_cache_arg, add_config_args, add_config_flag, cache, config_from_args, log, output_file,
-                                   positive_int, printable)
+from signal_al.cli.options import (add_cache_arg, add_config_args, add_config_flag, cache, config_from_args, log,
+                                   output_file, positive_int, printable)
 from signal_al.core.errors import UserError
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from signal_al.cli.options import (add_cache_arg, add_config_args, add_config_flag, add_set_arg, cache, config_from_args,
-                                  config_pairs, console, log, printable)
+from signal_al.cli.options import (add_cache_arg, add_config_args, add_config_flag, add_set_arg, cache,
+                                   config_from_args, config_pairs, console, log, printable)
 
 
 def print_table(title: str, columns: list[str], rows: list[list[str]]) -> None:
@@ -41,8 +41,8 @@ def print_comparison(run_dir: Path, paths: dict[str, Path]) -> None:
 
 def run_or_wait(config, *, resume: bool, cache_root: Path) -> int:
     """Run ``config`` with its baselines; a batch waiting for human labels ends cleanly (exit 0)."""
-    from signal_al.experiments.grid import run_with_baselines
     from signal_al.engine.annotation.oracle import AnnotationRequired
+    from signal_al.experiments.grid import run_with_baselines
 
     try:
         state, paths = run_with_baselines(config, resume=resume, cache_root=cache_root)

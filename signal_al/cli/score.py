@@ -9,8 +9,8 @@ from signal_al.cli.options import device, non_negative_int, output_file
 
 def cmd_score(args: argparse.Namespace) -> int:
     from signal_al.data.local import read_table
-    from signal_al.integrations.files import score_file
     from signal_al.engine.store import RunStore
+    from signal_al.integrations.files import score_file
     from signal_al.rewards.scorer import SignalScorer
 
     read_table(args.file)  # a missing or unreadable file fails before the classifier loads

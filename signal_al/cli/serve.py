@@ -16,7 +16,8 @@ def cmd_serve_generator(args: argparse.Namespace) -> int:
 
     from signal_al.core.errors import ServerError
     from signal_al.generation.server.access import API_KEY_ENV, host_problem, is_loopback, new_api_key
-    from signal_al.generation.server.process import VLLMServer, ensure_server_venv, server_venv_path, settings_from_config
+    from signal_al.generation.server.process import VLLMServer, server_venv_path, settings_from_config
+    from signal_al.generation.server.venv import ensure_server_venv
 
     config = config_from_args(args)
     if args.install_only:  # the environment only: no model needed (`make vllm-venv`)

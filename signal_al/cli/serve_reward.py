@@ -41,9 +41,9 @@ def _key_on_the_command_line(text: str) -> str:
 
 
 def cmd_serve_reward(args: argparse.Namespace) -> int:
-    from signal_al.integrations.reward_server import ServerSettings
     from signal_al.core.runtime import resolve_device
     from signal_al.generation.server.access import bind_listening_socket
+    from signal_al.integrations.reward_server import ServerSettings
 
     if args.device is not None:
         resolve_device(args.device, setting="--device")  # a device this machine lacks fails before the port is taken
@@ -53,8 +53,8 @@ def cmd_serve_reward(args: argparse.Namespace) -> int:
                               max_wait_ms=args.max_wait_ms)
     sock = bind_listening_socket(settings.host, settings.port)  # a taken port fails here, before the model loads
     try:
-        from signal_al.integrations.runs import run_shaping
         from signal_al.integrations.reward_server import serve
+        from signal_al.integrations.runs import run_shaping
         from signal_al.rewards.scorer import SignalScorer
 
         scorer = SignalScorer.from_run(args.run, args.round, device=args.device, batch_size=args.batch_size,

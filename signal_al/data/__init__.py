@@ -5,13 +5,13 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from signal_al.core.errors import DataError, warn
 from signal_al.data.config import DataConfig
 from signal_al.data.hub import HUB_TASKS, load_hub_task
 from signal_al.data.local import is_local_file, load_local_file
 from signal_al.data.offline import OFFLINE_TASKS, load_offline_task
 from signal_al.data.splits import pool_size_for, split_train_test, subsample, subsample_pool
 from signal_al.data.task import TaskData, TaskSpec, TextDataset
-from signal_al.core.errors import DataError, warn
 
 TASK_NAMES = (*OFFLINE_TASKS, *HUB_TASKS)
 

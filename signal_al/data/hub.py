@@ -9,9 +9,9 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 
-from signal_al.data.task import TaskSpec, TextDataset
 from signal_al.core.errors import DataError
 from signal_al.core.progress import is_terminal
+from signal_al.data.task import TaskSpec, TextDataset
 
 
 @dataclass(frozen=True)

@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from signal_al.data.task import TaskSpec, TextDataset
 from signal_al.core.errors import DataError, warn
 from signal_al.core.io_utils import decode_text, json_object_lines
+from signal_al.data.task import TaskSpec, TextDataset
 
 SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "json", ".parquet": "parquet", ".pq": "parquet"}
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from signal_al.assets.registry import asset_path
-from signal_al.data.task import TaskSpec, TextDataset
 from signal_al.core.errors import DataError
+from signal_al.data.task import TaskSpec, TextDataset
 
 SOURCES = {
     "movie": "movieReviewSnippets_GroundTruth.txt",

@@ -71,8 +71,8 @@ class RunContext:
 
     @cached_property
     def tokenizer(self) -> Any:
-        from signal_al.core.errors import ConfigError
         from signal_al.classifier.training import load_tokenizer
+        from signal_al.core.errors import ConfigError
 
         try:
             return load_tokenizer(self.model_source)
@@ -87,8 +87,8 @@ class RunContext:
         runs here: any source, with room for ``generator.max_model_len`` when vLLM runs it; on someone
         else's server: a folder or asset named), vllm for the in-process backend, and for a ``new`` run
         whose servers it starts, free ports. Each problem is a one-line error naming its setting."""
-        from signal_al.engine.methods import uses_generator
         from signal_al.core.model_files import check_model
+        from signal_al.engine.methods import uses_generator
 
         self.device
         check_model(self.model_source, "classifier.model", max_length=self.config.classifier.max_length,

@@ -24,9 +24,9 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from signal_al.core.run_state import Item
 from signal_al.core.errors import UserError
 from signal_al.core.run_layout import CONFIG_FILE, LABELED_FILE
+from signal_al.core.run_state import Item
 from signal_al.engine.store import RunStore
 
 __all__ = ["AnnotatorCheck", "check_run", "disagreement", "find_runs", "labeled_rows", "proportion",

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from signal_al.experiments.stats import PairedSummary, detectable_effect, holm, paired_summary, seeds_needed
 from signal_al.engine.methods import in_signal_family
+from signal_al.experiments.stats import PairedSummary, detectable_effect, holm, paired_summary, seeds_needed
 
 __all__ = ["AREA_WINDOW", "DETECT_ALPHA", "DETECT_POWER", "Endpoint", "PAST_WINDOW", "PoolReference", "RL_WINDOW",
            "TARGET_EFFECT", "endpoints_frame", "endpoints_markdown", "pool_reference", "power_statement",

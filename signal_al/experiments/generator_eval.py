@@ -168,8 +168,8 @@ class CheckpointResult:
 def checkpoint_metrics(candidates: Sequence[Candidate], reference: Reference) -> CheckpointResult:
     """The metrics of one checkpoint's candidates (kept and dropped) against ``reference``."""
     from signal_al.classifier.metrics import class_balance
-    from signal_al.rewards import knn_mean_distances, signal_scores
     from signal_al.engine.generator.round import generation_stats, synthetic_items
+    from signal_al.rewards import knn_mean_distances, signal_scores
 
     reference.prepare()
     stats = generation_stats(candidates)
@@ -309,8 +309,8 @@ def run_reference(plan: RunEvaluation, *, cache_root: Path | None = None, annota
     """The run's labeled set, latest classifier, real pool, test split and model annotator."""
     from transformers import AutoModelForSequenceClassification
 
-    from signal_al.generation.cleaning import dedup_key
     from signal_al.engine.context import RunContext
+    from signal_al.generation.cleaning import dedup_key
 
     config, state = plan.config, plan.state
     run = RunContext(config, cache_root=cache_root, annotator=annotator, progress=progress, log=log)

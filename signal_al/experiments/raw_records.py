@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Sequence
 
 from signal_al.core.errors import UserError
-from signal_al.experiments.report import run_folders, write_report
 from signal_al.core.io_utils import atomic_directory, atomic_write_text, json_object_lines
 from signal_al.core.run_layout import CONFIG_FILE, LABELED_FILE, METRICS_FILE
+from signal_al.experiments.report import run_folders, write_report
 
 __all__ = ["LABELED_IDS_FILE", "OPTIONS_FILE", "RAW_DIR", "RAW_FILES", "export_raw", "is_results_folder",
            "labeled_ids_by_round", "regenerate", "results_folders"]

@@ -15,11 +15,11 @@ from typing import Sequence
 
 import pandas as pd
 
-from signal_al.experiments.endpoints import (Endpoint, PoolReference, endpoints_frame, endpoints_markdown,
-                                            pool_reference, primary_endpoints, reference_markdown)
 from signal_al.core.io_utils import atomic_write_text, json_object_lines
-from signal_al.engine.methods import in_signal_family
 from signal_al.core.run_layout import METRICS_FILE
+from signal_al.engine.methods import in_signal_family
+from signal_al.experiments.endpoints import (Endpoint, PoolReference, endpoints_frame, endpoints_markdown,
+                                             pool_reference, primary_endpoints, reference_markdown)
 
 METRICS = ("accuracy", "macro_f1")
 #: Per-round generator statistics of SIGnAL runs (columns of metrics.jsonl, plus derived shares).

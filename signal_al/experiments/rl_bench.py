@@ -143,9 +143,9 @@ class RLBench:
     # -- setup ------------------------------------------------------------------------------------------
 
     def _setup(self) -> None:
+        from signal_al.classifier.config import ClassifierConfig
         from signal_al.data import load_task
         from signal_al.data.config import DataConfig
-        from signal_al.classifier.config import ClassifierConfig
 
         c = self.config
         self.data = load_task(DataConfig(task=c.task, max_test_size=500), cache_root=self.cache_root)
@@ -162,9 +162,9 @@ class RLBench:
     def _fit_signal_scorers(self, recipe: Any, reference: Any) -> None:
         from signal_al.assets.registry import resolve_model
         from signal_al.classifier.fit_eval import fit_and_evaluate
+        from signal_al.classifier.training import load_tokenizer
         from signal_al.rewards import RewardConfig
         from signal_al.rewards.scorer import SignalScorer
-        from signal_al.classifier.training import load_tokenizer
 
         c = self.config
         source = resolve_model(recipe.model)
@@ -356,8 +356,8 @@ class RLBench:
         return float(flags.mean())
 
     def _evaluate(self, generator: Any, trainer: Any, it: int) -> dict[str, Any]:
-        from signal_al.engine.generator.heldout import length_matched_gain, paired_gain
         from signal_al.classifier.metrics import distinct_n
+        from signal_al.engine.generator.heldout import length_matched_gain, paired_gain
 
         t0 = time.perf_counter()
         trained = self._heldout(generator, adapter=True)

@@ -14,15 +14,13 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from signal_al.generation.config import GeneratorConfig
 from signal_al.data.task import TaskSpec, TextDataset
 from signal_al.generation.backends.base import GenerationBackend, SamplingParams
-from signal_al.generation.cleaning import (
-    PROMPT_TOO_LONG, REQUEST_REJECTED, CleaningRules, Deduplicator, clean_output, dedup_key,
-)
-from signal_al.generation.prompts import (
-    Prompt, apply_chat_template, cluster_assignments, count_tokens, fit_prompt, make_prompts,
-)
+from signal_al.generation.cleaning import (PROMPT_TOO_LONG, REQUEST_REJECTED, CleaningRules, Deduplicator, clean_output,
+                                           dedup_key)
+from signal_al.generation.config import GeneratorConfig
+from signal_al.generation.prompts import (Prompt, apply_chat_template, cluster_assignments, count_tokens, fit_prompt,
+                                          make_prompts)
 from signal_al.generation.records import Candidate
 
 

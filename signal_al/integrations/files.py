@@ -40,8 +40,8 @@ def _plain(value: Any) -> Any:
 
 
 def _write(frame: Any, path: Path) -> None:
-    from signal_al.data.local import SUFFIXES
     from signal_al.core.io_utils import atomic_write_text
+    from signal_al.data.local import SUFFIXES
 
     kind = SUFFIXES.get(path.suffix.lower())
     if kind in ("csv", "tsv"):
@@ -73,8 +73,8 @@ def score_file(scorer: Any, path: str | Path, output: str | Path | None = None, 
     """
     import numpy as np
 
-    from signal_al.data.local import read_table
     from signal_al.core.errors import warn
+    from signal_al.data.local import read_table
 
     path = Path(path)
     frame = read_table(path)

@@ -25,7 +25,8 @@ import numpy as np
 from signal_al.core.config_io import field
 from signal_al.neighbors.divergence import neighbor_kl, safe_log
 from signal_al.neighbors.knn import LabeledIndex
-from signal_al.neighbors.validation import check_embeddings, check_k, check_kl_direction, check_probs, prepare_embeddings
+from signal_al.neighbors.validation import (check_embeddings, check_k, check_kl_direction, check_probs,
+                                            prepare_embeddings)
 from signal_al.rewards.relevance import Relevance, check_relevance, relevance_factors
 
 __all__ = ["ScoreParams", "SignalScores", "score_params", "signal_scores"]

@@ -28,9 +28,9 @@ from typing import Any, Callable, Sequence
 import torch
 
 from signal_al.core.errors import ConfigError, UserError
+from signal_al.trainers.adapter_io import check_output_folder, model_fingerprint, save_adapter
 from signal_al.trainers.grpo_config import GRPOOptions
 from signal_al.trainers.ppo_config import PPOConfig
-from signal_al.trainers.adapter_io import check_output_folder, model_fingerprint, save_adapter
 from signal_al.trainers.rollouts import Rollout, check_vocab, read_rollouts
 
 REPLAY_PREFIX = "replay-group-"

@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import quoteattr
 
-from signal_al.core.run_state import Item
 from signal_al.core.errors import DataError
-from signal_al.core.run_layout import LABELSTUDIO_CONFIG_FILE
 from signal_al.core.io_utils import atomic_write_text, decode_text
+from signal_al.core.run_layout import LABELSTUDIO_CONFIG_FILE
+from signal_al.core.run_state import Item
 
 __all__ = ["FROM_NAME", "export_tasks", "import_annotations", "label_index", "labeling_config"]
 

@@ -18,11 +18,12 @@ from pathlib import Path
 from typing import Any
 
 
+from signal_al.classifier.config import ClassifierConfig
+from signal_al.core.errors import DataError, UserError, warn
+from signal_al.core.io_utils import (atomic_directory, atomic_write_json, atomic_write_text, decode_text,
+                                     json_object_lines)
 from signal_al.core.run_state import Item
 from signal_al.data.task import TaskData
-from signal_al.core.errors import DataError, UserError, warn
-from signal_al.core.io_utils import atomic_directory, atomic_write_json, atomic_write_text, decode_text, json_object_lines
-from signal_al.classifier.config import ClassifierConfig
 
 
 class AnnotationRequired(UserError):

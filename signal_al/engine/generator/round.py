@@ -14,9 +14,9 @@ from typing import Sequence
 
 import numpy as np
 
+from signal_al.classifier.metrics import distinct_n
 from signal_al.core.run_state import Item
 from signal_al.generation.records import Candidate
-from signal_al.classifier.metrics import distinct_n
 from signal_al.rewards.shaping import RewardShaping, shape_rewards
 from signal_al.trainers.rollouts import Rollout
 

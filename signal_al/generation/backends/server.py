@@ -28,8 +28,8 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from signal_al.generation.backends.base import Completion, GenerationBackend, SamplingParams
 from signal_al.core.errors import ServerError
+from signal_al.generation.backends.base import Completion, GenerationBackend, SamplingParams
 from signal_al.generation.server.access import api_key_for, same_model
 
 START_HINT = ("start one with `signal-al serve-generator`, or use `signal-al generate --start-server` "

