@@ -334,7 +334,7 @@ def test_the_report_measures_signal_past_the_pool_against_the_pool_based_referen
 def test_the_run_prints_the_pool_based_reference_and_the_gain_past_it() -> None:
     import pandas as pd
 
-    from signal_al.experiments.report import ceiling_line
+    from signal_al.experiments.run_summary import ceiling_line
 
     frame = pd.DataFrame({"strategy": ["random", "random", "signal", "signal", "signal"], "seed": [0] * 5,
                           "acquired_pct": [50.0, 100.0, 50.0, 100.0, 125.0],

@@ -22,15 +22,15 @@ def print_table(title: str, columns: list[str], rows: list[list[str]]) -> None:
 
 
 def print_rounds(state) -> None:
-    """The per-round table (:func:`signal_al.experiments.report.rounds_table`)."""
-    from signal_al.experiments.report import rounds_table
+    """The per-round table (:func:`signal_al.experiments.run_summary.rounds_table`)."""
+    from signal_al.experiments.run_summary import rounds_table
 
     print_table("rounds", *rounds_table(state.metrics))
 
 
 def print_comparison(run_dir: Path, paths: dict[str, Path]) -> None:
     """The run against its same-seed baselines at each acquired %, and where the plot is."""
-    from signal_al.experiments.report import baseline_comparison
+    from signal_al.experiments.run_summary import baseline_comparison
 
     main, columns, rows, ceiling = baseline_comparison(run_dir)
     print_table(f"test accuracy: {main} vs the same seed's baselines", columns, rows)
