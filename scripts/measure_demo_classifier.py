@@ -29,7 +29,7 @@ import numpy as np
 
 
 def main() -> None:
-    from signal_al.classifier.fit_eval import evaluate, fit_and_evaluate
+    from signal_al.classifier.fit_eval import evaluate
     from signal_al.cli.options import add_config_args, config_from_args
     from signal_al.engine.budgets import round_targets
     from signal_al.engine.context import RunContext
@@ -48,9 +48,7 @@ def main() -> None:
         al = config.active_learning
         for r, n in enumerate(round_targets(len(pool), al.round_fraction, len(pool), al.seed_size)):
             start, cpu_start = time.perf_counter(), time.process_time()
-            fit = fit_and_evaluate(context.model_source, context.tokenizer, pool.subset(np.sort(order[:n])),
-                                   context.data.test, context.label_names, config.classifier,
-                                   seed=seed * 1000 + r, device=context.device)
+            fit = context.fit_classifier(pool.subset(np.sort(order[:n])), seed=seed * 1000 + r)
             total, cpu = time.perf_counter() - start, time.process_time() - cpu_start
             eval_start = time.perf_counter()
             evaluate(fit.model, context.tokenizer, context.data.test, context.label_names, config.classifier)

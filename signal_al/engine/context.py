@@ -80,6 +80,14 @@ class RunContext:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ConfigError(f"classifier.model: cannot load the tokenizer of {self.model_source} ({first})") from None
 
+    def fit_classifier(self, train: TextDataset, *, seed: int) -> Any:
+        """A fresh classifier on ``train`` (this run's pretrained model, tokenizer, recipe and device),
+        evaluated on the task's test split: a :class:`~signal_al.classifier.fit_eval.FitResult`."""
+        from signal_al.classifier.fit_eval import fit_and_evaluate
+
+        return fit_and_evaluate(self.model_source, self.tokenizer, train, self.data.test, self.label_names,
+                                self.config.classifier, seed=seed, device=self.device, progress=self.progress)
+
     def check_machine(self, *, new: bool = True) -> None:
         """What the run needs from this machine, before it writes anything: the device; the classifier's
         model (an asset intact, a folder whole, a hub name readable offline) with room for

@@ -29,7 +29,6 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from signal_al.classifier.fit_eval import fit_and_evaluate
 from signal_al.classifier.metrics import class_balance
 from signal_al.config import ExperimentConfig
 from signal_al.core.errors import ConfigError, UserError
@@ -263,10 +262,7 @@ class ActiveLearningRun:
         config, context = self.config, self.context
         labeled = state.labeled_items()
         labels = [a.label for a in state.annotations]
-        seed = config.seed * 1000 + r
-        fit = fit_and_evaluate(context.model_source, context.tokenizer, as_dataset(labeled, labels), context.data.test,
-                               context.label_names, config.classifier, seed=seed, device=context.device,
-                               progress=self.progress)
+        fit = context.fit_classifier(as_dataset(labeled, labels), seed=config.seed * 1000 + r)
         n_synthetic = sum(item.source == "synthetic" for item in labeled)
         al = config.active_learning
         return fit.model, {
