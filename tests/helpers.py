@@ -16,6 +16,35 @@ def ready_asset(name: str) -> Path:
     return asset_path(name, cache_dir())
 
 
+def tiny_qwen2_with_smollm2_tokenizer(max_positions: int = 512):
+    """``(model, tokenizer)``: a random 2-layer Qwen2 sharing SmolLM2's tokenizer (GRPO and TRL decode
+    completions for their rewards, so the tokenizer must be a real one)."""
+    import torch
+    from transformers import AutoTokenizer, GenerationConfig, Qwen2Config, Qwen2ForCausalLM
+
+    tokenizer = AutoTokenizer.from_pretrained(ready_asset("smollm2-135m-instruct"))
+    config = Qwen2Config(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=max_positions,
+                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True)
+    torch.manual_seed(0)
+    model = Qwen2ForCausalLM(config)
+    model.generation_config = GenerationConfig(bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                                               pad_token_id=tokenizer.pad_token_id)
+    return model, tokenizer
+
+
+def one_torch_thread():
+    """Generator fixture body: tiny models on a shared 2-core machine run many times faster on one
+    intra-op thread; the previous count comes back after."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def random_lora(model_dir: Path, out: Path) -> Path:
     """A peft LoRA adapter on a causal LM with random A and B (so it changes the outputs)."""
     import torch

@@ -6,39 +6,21 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 
-from helpers import ready_asset
+from helpers import one_torch_thread, tiny_qwen2_with_smollm2_tokenizer
 from signal_al.core.errors import UserError
 from signal_al.trainers.grpo_config import GRPOOptions
 from signal_al.trainers.grpo_trainer import replay_groups, replay_rollout_func, stored_reward, train_generator_grpo
 from signal_al.trainers.ppo_config import PPOConfig
 from signal_al.trainers.rollouts import Rollout, write_rollouts
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+one_thread = pytest.fixture(scope="module", autouse=True)(one_torch_thread)
 
 
 @pytest.fixture(scope="module")
 def tiny_with_tokenizer(tmp_path_factory) -> Path:
     """A 2-layer random Qwen2 sharing the SmolLM2 tokenizer (GRPO decodes completions for rewards)."""
-    from transformers import AutoTokenizer, GenerationConfig, Qwen2Config, Qwen2ForCausalLM
-
-    tokenizer = AutoTokenizer.from_pretrained(ready_asset("smollm2-135m-instruct"))
-    config = Qwen2Config(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                         pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True)
-    torch.manual_seed(0)
-    model = Qwen2ForCausalLM(config)
-    model.generation_config = GenerationConfig(bos_token_id=tokenizer.bos_token_id,
-                                               eos_token_id=tokenizer.eos_token_id,
-                                               pad_token_id=tokenizer.pad_token_id)
+    model, tokenizer = tiny_qwen2_with_smollm2_tokenizer()
     folder = tmp_path_factory.mktemp("tiny-tok") / "qwen2"
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)

@@ -180,28 +180,13 @@ def test_readme_section_has_the_three_snippets() -> None:
 
 def test_trl_grpo_trainer_one_step_with_the_run_reward(run_dir: Path, tmp_path: Path) -> None:
     """The README's TRL snippet: GRPOTrainer with get_signal_reward(SignalScorer.from_run(...)), one step."""
-    import torch
     from datasets import Dataset
-    from helpers import ready_asset
-    from transformers import (
-        AutoTokenizer,
-        GenerationConfig,
-        Qwen2Config,
-        Qwen2ForCausalLM,
-    )
+    from helpers import tiny_qwen2_with_smollm2_tokenizer
     from trl import GRPOConfig, GRPOTrainer
 
     from signal_al.rewards import SignalScorer, get_signal_reward
 
-    tokenizer = AutoTokenizer.from_pretrained(ready_asset("smollm2-135m-instruct"))
-    config = Qwen2Config(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                         pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True)
-    torch.manual_seed(0)
-    model = Qwen2ForCausalLM(config)
-    model.generation_config = GenerationConfig(bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                                               pad_token_id=tokenizer.pad_token_id)
+    model, tokenizer = tiny_qwen2_with_smollm2_tokenizer(max_positions=256)
     calls: list[list[float]] = []
     signal_reward = get_signal_reward(SignalScorer.from_run(run_dir))
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from helpers import ready_asset  # noqa: F401  (sets HF_HUB_OFFLINE before transformers is imported)
+from helpers import one_torch_thread  # (also sets HF_HUB_OFFLINE before transformers is imported)
 from signal_al.core.errors import ConfigError, DataError, UserError
 from signal_al.trainers.ppo_config import PPOConfig
 from signal_al.trainers.ppo_trainer import (PPOTrainer, gae, kl_penalty, masked_whiten, train_generator,
@@ -50,13 +50,7 @@ def make_rollouts(n: int = 16, seed: int = 0, junk_after_eos: bool = False) -> l
     return rollouts
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models on a shared 2-core machine: one intra-op thread is many times faster."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+one_thread = pytest.fixture(scope="module", autouse=True)(one_torch_thread)
 
 
 @pytest.fixture(scope="module")

@@ -17,13 +17,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-
 from signal_al.classifier.config import ClassifierConfig
 from signal_al.core.errors import DataError, UserError, warn
 from signal_al.core.io_utils import (atomic_directory, atomic_write_json, atomic_write_text, decode_text,
                                      json_object_lines)
 from signal_al.core.run_state import Item
 from signal_al.data.task import TaskData
+from signal_al.engine.annotation.labelstudio import label_index
 
 
 class AnnotationRequired(UserError):
@@ -239,7 +239,6 @@ def import_labels(path: Path, expected_ids: list[str], label_names: tuple[str, .
                 for number, row in json_object_lines(_decode(path).splitlines(), path)]
     else:
         rows = _csv_rows(path, set(expected_ids))
-    lookup = {name.lower(): i for i, name in enumerate(label_names)}
     expected = set(expected_ids)
     labels: dict[str, int] = {}
     for where, row in rows:
@@ -253,12 +252,10 @@ def import_labels(path: Path, expected_ids: list[str], label_names: tuple[str, .
         value = str(row.get("label", "") if row.get("label") is not None else "").strip()
         if not value:
             raise DataError(f"{path}: {where}: no label for id '{item_id}'")
-        if value.lower() in lookup:
-            labels[item_id] = lookup[value.lower()]
-        elif value.isdigit() and int(value) < len(label_names):
-            labels[item_id] = int(value)
-        else:
+        label = label_index(value, label_names)
+        if label is None:
             raise DataError(f"{path}: {where}: label '{value}' is not one of {', '.join(label_names)}")
+        labels[item_id] = label
     missing = [i for i in expected_ids if i not in labels]
     if missing:
         raise DataError(f"{path}: {len(missing)} items of the batch have no row, e.g. id '{missing[0]}'")
