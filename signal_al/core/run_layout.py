@@ -15,20 +15,20 @@ __all__ = ["ADAPTERS_DIR", "ANNOTATION_DIR", "BASELINES_DIR", "CANDIDATES_FILE",
 
 # --- every run ---------------------------------------------------------------------------------
 
+#: The commit point, written whole after every round.
 STATE_FILE = "state.json"
-"""The commit point, written whole after every round."""
+#: The state before the last commit, kept for recovery by hand.
 PREVIOUS_STATE_FILE = "state.prev.json"
-"""The state before the last commit, kept for recovery by hand."""
 CONFIG_FILE = "config.yaml"
+#: One row per round (a view of the state).
 METRICS_FILE = "metrics.jsonl"
-"""One row per round (a view of the state)."""
+#: The labeled set with its labels (a view of the state).
 LABELED_FILE = "labeled.jsonl"
-"""The labeled set with its labels (a view of the state)."""
 CHECKPOINTS_DIR = "checkpoints"
 #: Glob for the classifier checkpoint folders inside CHECKPOINTS_DIR.
 CHECKPOINT_GLOB = "classifier-round-[0-9][0-9][0-9]*"
+#: ``signal-al run``'s same-seed baselines, one run folder each.
 BASELINES_DIR = "baselines"
-"""``signal-al run``'s same-seed baselines, one run folder each."""
 
 
 def checkpoint_folder(round_index: int) -> str:
@@ -42,14 +42,14 @@ def checkpoint_folder(round_index: int) -> str:
 
 # --- the generator (SIGnAL) --------------------------------------------------------------------
 
+#: Every candidate the generator wrote, kept and dropped.
 CANDIDATES_FILE = "candidates.jsonl"
-"""Every candidate the generator wrote, kept and dropped."""
 RL_DIR = "rl"
 ADAPTERS_DIR = "adapters"
+#: The log of a vLLM server a run (or an evaluation) started; its pid file sits beside it.
 SERVER_LOG = "vllm-server.log"
-"""The log of a vLLM server a run (or an evaluation) started; its pid file sits beside it."""
+#: ``signal-al evaluate-generator``'s default output folder.
 GENERATOR_EVAL_DIR = "generator_eval"
-"""``signal-al evaluate-generator``'s default output folder."""
 
 
 def rl_file(round_index: int) -> str:
@@ -82,8 +82,8 @@ def adapter_round(path: str) -> int:
 # --- human annotation --------------------------------------------------------------------------
 
 ANNOTATION_DIR = "annotation"
+#: The Label Studio labeling interface, beside the batches.
 LABELSTUDIO_CONFIG_FILE = "labelstudio_config.xml"
-"""The Label Studio labeling interface, beside the batches."""
 
 
 def annotation_files(round_index: int) -> dict[str, str]:
