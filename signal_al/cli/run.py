@@ -24,16 +24,26 @@ def print_rounds(state) -> None:
     def number(value, spec: str) -> str:
         return "-" if value is None else format(value, spec)
 
+    previous = 0
     for row in state.metrics:
         cells = [str(row["round"]), str(row["n_labeled"]), f"{row['acquired_pct']:.0f} %", str(row["n_synthetic"]),
                  f"{row['accuracy']:.4f}", f"{row['macro_f1']:.4f}", f"{row['class_count_std']:.2f}"]
         if generating:
-            cells += [number(row.get("n_synthetic_selected"), "d"), number(row.get("reward_mean"), ".3g"),
+            cells += [synthetic_cell(row, previous), number(row.get("reward_mean"), ".3g"),
                       number(row.get("kl_new_base"), ".3g"), heldout_cell(row),
                       number(row.get("served_logprob_mae"), ".1e"), number(row.get("dropped_fraction"), ".0%"),
                       number(row.get("distinct_2"), ".2f"), number(sum((row.get("seconds") or {}).values()), ".0f")]
         table.add_row(*cells)
+        previous = row["n_labeled"]
     console().print(table)
+
+
+def synthetic_cell(row: dict, previous: int) -> str:
+    """The round's synthetic picks and their share of its labels: '12 (20 %)'."""
+    n = row.get("n_synthetic_selected")
+    if n is None:
+        return "-"
+    return f"{n} ({100 * n / max(row['n_labeled'] - previous, 1):.0f} %)"
 
 
 def heldout_cell(row: dict) -> str:
@@ -103,7 +113,30 @@ def run_or_wait(config, *, resume: bool, cache_root: Path) -> int:
     print_rounds(state)
     if paths is not None:
         print_comparison(paths["accuracy"].parent, paths)
+    print_summary(state, paths, config)
     return 0
+
+
+def print_summary(state, paths, config) -> None:
+    """The run's closing summary in plain words (:func:`signal_al.evaluation.summary.plain_summary`)."""
+    from signal_al.evaluation.summary import plain_summary
+
+    baselines, reference = [], None
+    if paths is not None:
+        from signal_al.evaluation.endpoints import pool_reference
+        from signal_al.evaluation.report import collect_metrics
+
+        frame = collect_metrics(paths["accuracy"].parent)
+        main = state.metrics[0]["strategy"] if state.metrics else None
+        baselines = frame[frame["strategy"] != main].to_dict("records")
+        found = pool_reference(frame)
+        if found is not None:
+            reference = (found.strategy, found.pct, found.value)
+    lines = plain_summary(state.metrics, baselines, reference, test_rows=config.data.max_test_size)
+    if lines:
+        print("\nIn plain words:")
+        for line in lines:
+            print(printable(f"- {line}"))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
