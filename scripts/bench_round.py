@@ -13,7 +13,8 @@ timed by phase by wrapping the functions the loop calls (nothing in the package 
     score_select    the strategy's scores and its top-b
     annotate        ground truth for real items, the model annotator for synthetic ones
     classifier_train / test_eval   the fresh classifier of the round, then the test split
-    rl_update       the PPO update (D_RL -> adapter)
+    rl_update       the PPO update (D_RL -> adapter, optimizer state saved)
+    rl_trainer_load loading the policy for the run's one trainer (round 1, or a resumed run's first update)
     hot_load        loading the new adapter into the server
     heldout_lift    the adapter against the base model on the fixed held-out prompts
     checkpoint_state  the classifier checkpoint and the atomic state writes
@@ -154,7 +155,10 @@ def instrument(clock: PhaseClock) -> None:
     clock.wrap(oracle, "load_or_train_model_annotator", "annotator_training")
     clock.wrap(fit_eval, "train_classifier", "classifier_train")
     clock.wrap(fit_eval, "evaluate", "test_eval")
-    clock.wrap(ppo_trainer.PPOTrainer, "train", "rl_update")  # the run's one trainer (in-process launcher)
+    clock.wrap(ppo_trainer, "train_generator", "rl_update")  # the accelerate launcher's job
+    clock.wrap(ppo_trainer.PPOTrainer, "train", "rl_update")  # the run's one in-process trainer
+    clock.wrap(ppo_trainer.PPOTrainer, "save", "rl_update")
+    clock.wrap(ppo_trainer.PPOTrainer, "__init__", "rl_trainer_load")  # once per run: the trainer lives on
     clock.wrap(agent.SignalAgent, "_heldout_gain", "heldout_lift")
     for method in ("save_checkpoint", "persist", "remove_stale_checkpoints"):
         clock.wrap(RunStore, method, "checkpoint_state")

@@ -25,7 +25,7 @@ import json, sys
 from signal_al.generation.backends.base import SamplingParams
 from signal_al.generation.backends.vllm_inproc import VLLMInProcessBackend
 model, adapter = sys.argv[1], sys.argv[2]
-backend = VLLMInProcessBackend(model, max_model_len=512, max_lora_rank=8)
+backend = VLLMInProcessBackend(model, dtype="float32", max_model_len=512, max_lora_rank=8)
 prompts = ["<|im_start|>user\nName a film.<|im_end|>\n<|im_start|>assistant\n", "The best movie of the year is"]
 greedy = SamplingParams(max_tokens=12, temperature=0.0, seed=0, logprobs=True)
 base = backend.generate(prompts, greedy)
@@ -57,9 +57,10 @@ def test_in_process_vllm_generates_and_serves_a_lora_adapter(tmp_path: Path) -> 
     assert out["prompt_ids_ok"] and out["logprobs_ok"] and out["text"]
     assert all(len(ids) > 0 for ids in out["base"])
     assert out["base"] != out["tuned"]
-    # n=3 seeded samples per prompt: prompt-major, sharing the prompt, all different, reproducible.
+    # n=3 seeded samples per prompt: prompt-major, sharing the prompt, all different, reproducible (in float32:
+    # the rerun hits the prefix cache, and bf16's rounding there flips seeded draws; CI saw 1 of 6 differ).
     assert len(out["groups"]) == 6 and len({tuple(ids) for ids in out["groups"]}) == 6
     assert out["groups_again"] == out["groups"]
     first, second = out["group_prompts"][:3], out["group_prompts"][3:]
     assert first == [first[0]] * 3 and second == [second[0]] * 3 and first[0] != second[0]
-    assert out["dtype"] in ("bfloat16", "float32")
+    assert out["dtype"] == "float32"

@@ -449,6 +449,11 @@ def test_run_with_a_same_seed_baseline_prints_the_comparison_and_writes_the_plot
         line = next(line for line in comparison.splitlines() if f"{a['target_pct']:g} %" in line)
         assert f"{100 * a['accuracy']:.1f}" in line and f"{100 * b['accuracy']:.1f}" in line
         assert f"{100 * (a['accuracy'] - b['accuracy']):+.1f}" in line
+    # the closing summary in plain words restates the run's own first and last accuracy
+    summary = result.stdout[result.stdout.index("In plain words:"):]
+    assert (f"test accuracy went from {100 * ours[0]['accuracy']:.1f} % with {ours[0]['n_labeled']} labels to "
+            f"{100 * ours[-1]['accuracy']:.1f} % with {ours[-1]['n_labeled']}") in summary
+    assert "One seed and 60 test rows" in summary
     again = subprocess.run([SCRIPT, "run", "-c", str(path), "--resume"], capture_output=True, text=True)
     assert again.returncode == 0 and read_jsonl(run_dir / "baselines/random/metrics.jsonl") == baseline
 

@@ -345,8 +345,10 @@ def test_signal_run_with_the_real_vllm_server_smollm2_and_minilm(real_reference:
         assert (run_dir / f"adapters/round-{r:03d}/adapter_config.json").is_file()
         assert read_rollouts(run_dir / f"rl/round-{r:03d}.jsonl")
         assert metrics[r]["kl_new_base"] >= 0.0
-        # served = trained through the real server: vLLM's log-probs of the sampled tokens against the trainer's
-        assert metrics[r]["served_logprob_mae"] < 0.02, metrics[r]["served_logprob_mae"]
+        # served = trained through the real server: vLLM's log-probs of the sampled tokens against the trainer's.
+        # This bf16 server rounds: 3.1e-02 per token measured here, 3.6e-02 in CI; a policy that is not the
+        # trained one is off by ~1.0 (tests/test_serving_vllm.py measures both, and float32 to 1e-05).
+        assert metrics[r]["served_logprob_mae"] < 0.15, metrics[r]["served_logprob_mae"]
     assert "load_lora_adapter" in (run_dir / "vllm-server.log").read_text()
     assert not (run_dir / "vllm-server.pid").exists()  # stopped with the run
 

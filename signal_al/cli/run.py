@@ -52,7 +52,20 @@ def run_or_wait(config, *, resume: bool, cache_root: Path) -> int:
     print_rounds(state)
     if paths is not None:
         print_comparison(paths["accuracy"].parent, paths)
+    print_summary(state, paths, config)
     return 0
+
+
+def print_summary(state, paths, config) -> None:
+    """The run's closing summary in plain words (:func:`signal_al.experiments.run_summary.closing_summary`)."""
+    from signal_al.experiments.run_summary import closing_summary
+
+    runs_dir = paths["accuracy"].parent if paths is not None else None
+    lines = closing_summary(state.metrics, runs_dir, test_rows=config.data.max_test_size)
+    if lines:
+        print("\nIn plain words:")
+        for line in lines:
+            print(printable(f"- {line}"))
 
 
 def resume_note(line: str) -> None:

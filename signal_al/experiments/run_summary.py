@@ -1,5 +1,6 @@
-"""One run as ``signal-al run`` prints it: its rounds, and the run against its same-seed baselines with
-the pool-based reference. Tables as text cells (the command renders them), from the runs' metrics rows
+"""One run as ``signal-al run`` prints it: its rounds, the run against its same-seed baselines with
+the pool-based reference, and its closing summary in plain words (:mod:`signal_al.experiments.summary`).
+Tables as text cells (the command renders them), from the runs' metrics rows
 like every report (:mod:`signal_al.experiments.report`)."""
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ import pandas as pd
 
 from signal_al.experiments.endpoints import pool_reference
 from signal_al.experiments.report import collect_metrics
+from signal_al.experiments.summary import plain_summary
 
-__all__ = ["baseline_comparison", "ceiling_line", "heldout_cell", "rounds_table"]
+__all__ = ["baseline_comparison", "ceiling_line", "closing_summary", "heldout_cell", "rounds_table", "synthetic_cell"]
 
 
 def rounds_table(metrics: Sequence[dict]) -> tuple[list[str], list[list[str]]]:
@@ -26,17 +28,26 @@ def rounds_table(metrics: Sequence[dict]) -> tuple[list[str], list[list[str]]]:
     def number(value, spec: str) -> str:
         return "-" if value is None else format(value, spec)
 
-    rows = []
+    rows, previous = [], 0
     for row in metrics:
         cells = [str(row["round"]), str(row["n_labeled"]), f"{row['acquired_pct']:.0f} %", str(row["n_synthetic"]),
                  f"{row['accuracy']:.4f}", f"{row['macro_f1']:.4f}", f"{row['class_count_std']:.2f}"]
         if generating:
-            cells += [number(row.get("n_synthetic_selected"), "d"), number(row.get("reward_mean"), ".3g"),
+            cells += [synthetic_cell(row, previous), number(row.get("reward_mean"), ".3g"),
                       number(row.get("kl_new_base"), ".3g"), heldout_cell(row),
                       number(row.get("served_logprob_mae"), ".1e"), number(row.get("dropped_fraction"), ".0%"),
                       number(row.get("distinct_2"), ".2f"), number(sum((row.get("seconds") or {}).values()), ".0f")]
         rows.append(cells)
+        previous = row["n_labeled"]
     return columns, rows
+
+
+def synthetic_cell(row: dict, previous: int) -> str:
+    """The round's synthetic picks and their share of its labels: '12 (20 %)'."""
+    n = row.get("n_synthetic_selected")
+    if n is None:
+        return "-"
+    return f"{n} ({100 * n / max(row['n_labeled'] - previous, 1):.0f} %)"
 
 
 def heldout_cell(row: dict) -> str:
@@ -81,3 +92,17 @@ def ceiling_line(frame: pd.DataFrame, main: str) -> str | None:
         text += (f"; {main} at {row['acquired_pct']:g} %: {100 * row['accuracy']:.1f} "
                  f"({100 * (row['accuracy'] - reference.value):+.1f} points)")
     return text
+
+
+def closing_summary(metrics: Sequence[dict], runs_dir: Path | None, test_rows: int | None = None) -> list[str]:
+    """The run's closing summary in plain words (:func:`signal_al.experiments.summary.plain_summary`)
+    against its same-seed baselines and the pool-based reference found in ``runs_dir`` (None: no baselines)."""
+    baselines, reference = [], None
+    if runs_dir is not None:
+        frame = collect_metrics(runs_dir)
+        main = metrics[0]["strategy"] if metrics else None
+        baselines = frame[frame["strategy"] != main].to_dict("records")
+        found = pool_reference(frame)
+        if found is not None:
+            reference = (found.strategy, found.pct, found.value)
+    return plain_summary(metrics, baselines, reference, test_rows=test_rows)
