@@ -92,3 +92,35 @@ def test_bench_config_refuses_what_it_cannot_measure() -> None:
     assert RLBenchConfig(iterations=40, eval_every=10).evaluation_points() == [10, 20, 30, 40]
     assert RLBenchConfig(iterations=6).evaluation_points() == [6]
     assert RLBenchConfig(iterations=7, eval_every=3).evaluation_points() == [3, 6, 7]
+
+
+def _record(root: Path, name: str, lr: float, seed: int, gain: float, z: float) -> None:
+    folder = root / "runs" / name
+    folder.mkdir(parents=True)
+    config = {"reward": "classprob", "seed": seed, "iterations": 8, "prompts": 16, "samples": 4, "heldout": 400,
+              "heldout_per_prompt": 4, "learning_rate": lr, "kl_coef": 0.1, "advantage": "rloo", "epochs": 1,
+              "minibatches": 2, "backend": "vllm-server", "lora_layers": None, "reset_optimizer": False}
+    (folder / "config.json").write_text(json.dumps(config))
+    rows = [{"kind": "iteration", "iteration": 8, "served_logprob_mae": 0.04},
+            {"kind": "eval", "iteration": 8, "gain": gain, "paired_z": z, "reward_base": 0.5}]
+    (folder / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    (folder / "summary.json").write_text(json.dumps({"wall_s": 800}))
+
+
+def test_rl_bench_report_takes_means_only_over_seeds_of_one_setting(tmp_path: Path) -> None:
+    """Two seeds at lr 1e-3 and one at 2e-3: two tables, and the mean and t interval of the pair alone."""
+    import subprocess
+    import sys
+
+    _record(tmp_path, "a-s0", 1e-3, 0, 0.10, 4.0)
+    _record(tmp_path, "a-s1", 1e-3, 1, 0.20, 5.0)
+    _record(tmp_path, "b-s0", 2e-3, 0, 0.90, 9.0)
+    script = Path(__file__).resolve().parents[1] / "scripts" / "rl_bench_report.py"
+    subprocess.run([sys.executable, str(script), str(tmp_path)], check=True, capture_output=True)
+    text = (tmp_path / "results.md").read_text()
+    assert text.count("## `--reward classprob`") == 2
+    # two seeds: mean 0.15, half-width t(0.975, 1 df) = 12.7062 x sd 0.0707107 / sqrt 2 = 0.63531
+    assert "Mean gain over 2 seeds: +0.1500, 95 % t interval over seeds [-0.4853, +0.7853]." in text
+    assert "| a-s0 | 8 |" in text and "| missed |" in text  # gain 0.10 < 0.15
+    assert "| a-s1 | 8 |" in text and "| met |" in text
+    assert "over 3 seeds" not in text
