@@ -88,8 +88,9 @@ def markdown(runs: list[dict]) -> str:
                   f"{c['minibatches']} minibatches, backend {c['backend']}, {c['heldout']} held-out samples "
                   f"({c['heldout_per_prompt']} per prompt). Goal: {GOALS[kind]}.", "",
                   "| run | iter. | base | trained | gain [95 % CI] | gain % [95 % CI] | z | pairs | KL | words base -> "
-                  "trained | length-matched gain | distinct-2 | off-dist. base -> trained | served gap | wall s | goal |",
-                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+                  "trained | length-matched gain | SIGnAL score gain % (z) | distinct-2 | off-dist. base -> trained | "
+                  "served gap | wall s | goal |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         finals = []
         for run in mine:
             evals = [row for row in run["rows"] if row["kind"] == "eval"]
@@ -105,6 +106,7 @@ def markdown(runs: list[dict]) -> str:
                     f"{fmt(row.get('gain_hi_pct'), '+.1f')}] | {fmt(row.get('paired_z'), '.2f')} | "
                     f"{row.get('paired_n')} | {fmt(row.get('kl'))} | {fmt(row.get('words_base'), '.1f')} -> "
                     f"{fmt(row.get('words_trained'), '.1f')} | {fmt(row.get('length_matched_gain'), '+.4f')} | "
+                    f"{fmt(row.get('signal_gain_pct'), '+.1f')} ({fmt(row.get('signal_paired_z'), '+.2f')}) | "
                     f"{fmt(row.get('distinct2_trained'))} | {fmt(row.get('offdist_base'))} -> "
                     f"{fmt(row.get('offdist_trained'))} | {fmt(max(served) if served else None, '.1e')} | "
                     f"{fmt(run['wall_s'], '.0f') if last else ''} | "

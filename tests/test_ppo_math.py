@@ -196,3 +196,17 @@ def test_local_chunks_deal_consecutive_chunks_round_robin():
                                               ([19], True)]
     assert local_chunks(indices, 3, 1, 2) == [([13, 14, 15], True), ([19], True)]
     assert local_chunks(indices[:3], 3, 1, 2) == [([10], False)]  # nothing left: a dummy pass keeps step
+
+
+def test_clipfrac_counts_clipping_not_the_importance_weights():
+    """On-policy (ratio 1) nothing is clipped, whatever the truncated-IS weights (a bf16 server's ~4 % noise made
+    the weighted loss differ from the unclipped one on about half the tokens, which was counted as clipping)."""
+    rng, logp, _, adv, mask = _random_case(2)
+    weights = rng.uniform(0.96, 1.04, size=logp.shape)
+    _, stats = ppo_loss(torch.tensor(logp), torch.tensor(logp), torch.tensor(adv), torch.tensor(mask), 0.2,
+                        is_weights=torch.tensor(weights))
+    assert float(stats["clipfrac"]) == 0.0
+    _, old, _, _, _ = _random_case(0)  # off-policy: the same count as without weights, by the hand formula
+    _, stats = ppo_loss(torch.tensor(logp), torch.tensor(old), torch.tensor(adv), torch.tensor(mask), 0.2,
+                        is_weights=torch.tensor(weights))
+    assert float(stats["clipfrac"]) == _reference_loss(logp, old, adv, mask, 0.2)[1]["clip"]

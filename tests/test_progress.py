@@ -109,3 +109,19 @@ def test_a_terminal_gets_tqdms_live_bars() -> None:
         bar.close()
     assert "\r" in screen.getvalue() and "3/3" in screen.getvalue()
     assert log.getvalue() == ""  # a bar that ends within 30 s writes nothing to a log
+
+
+def test_library_bars_reach_a_bar_a_library_makes_straight_from_tqdm() -> None:
+    """The assets' GGUF conversion calls tqdm.auto.tqdm itself (12 lines in 2 s in `make demo > log`)."""
+    from transformers import modeling_gguf_pytorch_utils as gguf
+
+    from signal_al.core.progress import library_bars
+
+    original, log = gguf.tqdm, io.StringIO()
+    with library_bars():
+        bar = gguf.tqdm(range(272), desc="Converting and de-quantizing GGUF tensors...", file=log)
+        assert (bar.mininterval, bar.delay, bar.miniters) == (LOG_INTERVAL_S, LOG_INTERVAL_S, 1)
+        for _ in bar:
+            pass
+    assert log.getvalue() == ""  # a bar that ends within 30 s writes nothing
+    assert gguf.tqdm is original

@@ -23,6 +23,9 @@ from typing import Any, Iterable, Iterator, TextIO
 LOG_INTERVAL_S = 30.0
 """Seconds between two lines of one bar in a log file."""
 
+DIRECT_TQDM_MODULES = ("transformers.modeling_gguf_pytorch_utils",)
+"""Modules that call ``tqdm.auto.tqdm`` themselves (the assets' GGUF conversion: a line per redraw in a log)."""
+
 __all__ = ["LOG_INTERVAL_S", "bar_options", "is_terminal", "library_bars", "progress_bar"]
 
 
@@ -66,13 +69,24 @@ def library_bars() -> Iterator[None]:
     def with_options(factory, args, kwargs):  # factory: tqdm, or transformers' no-op bar when disabled
         return factory(*args, **{**bar_options(kwargs.get("file")), **kwargs})
 
+    import importlib
+
     previous = hf_logging.set_tqdm_hook(with_options)
     hub_bars = not hub_utils.are_progress_bars_disabled()
     if hub_bars:
         hub_utils.disable_progress_bars()
+    replaced = []  # bars a library makes straight from tqdm, past transformers' hook (the GGUF conversion)
+    for module_name in DIRECT_TQDM_MODULES:
+        with contextlib.suppress(ImportError):
+            module = importlib.import_module(module_name)
+            original = module.tqdm
+            module.tqdm = lambda *args, _original=original, **kwargs: with_options(_original, args, kwargs)
+            replaced.append((module, original))
     try:
         yield
     finally:
         hf_logging.set_tqdm_hook(previous)
         if hub_bars:
             hub_utils.enable_progress_bars()
+        for module, original in replaced:
+            module.tqdm = original

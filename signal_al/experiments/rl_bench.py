@@ -53,7 +53,7 @@ class RLBenchConfig:
     seed: int = 0
     task: str = "rt-movies"
     labeled: int = 40
-    iterations: int = 6
+    iterations: int = 8
     prompts: int = 16
     samples: int = 4
     heldout: int = 400
@@ -68,7 +68,8 @@ class RLBenchConfig:
     max_new_tokens: int = 40
     min_words: int = 3
     temperature: float = 1.0
-    learning_rate: float = 5e-4
+    dtype: str = "auto"  # generator.dtype of the server it starts (auto: bf16 on AMX CPUs, else fp32)
+    learning_rate: float = 1e-3
     kl_coef: float = 0.1
     advantage: str = "rloo"
     epochs: int = 1
@@ -259,7 +260,7 @@ class RLBench:
             (self.out / name).unlink(missing_ok=True)
         (self.out / "config.json").write_text(json.dumps(dataclasses.asdict(c), indent=2) + "\n")
         self._setup()
-        gen_config = GeneratorConfig(model=c.generator, backend=c.backend, dtype="auto", server_url=c.server_url,
+        gen_config = GeneratorConfig(model=c.generator, backend=c.backend, dtype=c.dtype, server_url=c.server_url,
                                      start_server=c.start_server and c.backend == "vllm-server",
                                      max_new_tokens=c.max_new_tokens, temperature=c.temperature, num_in_context=3,
                                      hf_batch_size=64, logprobs=True, min_words=c.min_words)

@@ -51,11 +51,18 @@ def synthetic_cell(row: dict, previous: int) -> str:
 
 
 def heldout_cell(row: dict) -> str:
-    """The held-out paired gain of the new adapter over the base model: '+12 % [-3, +27]'."""
-    gain, lo, hi = row.get("heldout_gain_pct"), row.get("heldout_gain_lo_pct"), row.get("heldout_gain_hi_pct")
+    """The held-out paired gain of the new adapter over the base model, in reward units: '+0.012 [-0.003, +0.027]'.
+
+    Not a percentage: the SIGnAL reward falls toward 0 as the classifier learns, and a percentage of a base
+    near 0 reads +17848 % for a gain of 0.01.
+
+    >>> heldout_cell({"heldout_gain": 0.0123, "heldout_gain_lo": -0.00312, "heldout_gain_hi": 0.0277})
+    '+0.012 [-0.0031, +0.028]'
+    """
+    gain, lo, hi = row.get("heldout_gain"), row.get("heldout_gain_lo"), row.get("heldout_gain_hi")
     if gain is None:
         return "-"
-    return f"{gain:+.0f} %" + (f" [{lo:+.0f}, {hi:+.0f}]" if lo is not None and hi is not None else "")
+    return f"{gain:+.2g}" + (f" [{lo:+.2g}, {hi:+.2g}]" if lo is not None and hi is not None else "")
 
 
 def baseline_comparison(run_dir: Path) -> tuple[str, list[str], list[list[str]], str | None]:

@@ -7,6 +7,7 @@ adapter vLLM cannot serve) becomes a UserError/ConfigError before anything is tr
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,10 @@ from torch import nn
 from signal_al.core.errors import ConfigError, UserError
 from signal_al.trainers.adapter_io import STATE_FILE, check_vllm_loadable, model_fingerprint
 from signal_al.trainers.ppo_config import PPOConfig
+
+# peft asks transformers' deprecated ``is_gradient_checkpointing`` on every wrap: a FutureWarning in every
+# run's log that no user can act on (transformers 5.x, peft 0.21).
+warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
 
 
 def read_adapter_state(adapter: Path, model_path: str | Path, base_model: str) -> dict[str, Any]:

@@ -168,13 +168,14 @@ def ppo_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor, advantages: tor
     unclipped = -advantages * ratio
     clipped = -advantages * ratio.clamp(1 - cliprange, 1 + cliprange)
     policy = torch.max(unclipped, clipped)
+    clipped_tokens = (unclipped < policy).to(m.dtype) * m  # before the IS weights, which rescale both sides
     if is_weights is not None:
         policy = policy * is_weights.detach()
     per_token = policy
     zero = logprobs.new_zeros(())
     stats = {
         "policy_loss": (policy * m).sum(),
-        "clipfrac": ((unclipped < policy).to(m.dtype) * m).sum(),
+        "clipfrac": clipped_tokens.sum(),
         "approx_kl": (0.5 * log_ratio.pow(2) * m).sum(),
         "value_loss": zero,
         "vf_clipfrac": zero,

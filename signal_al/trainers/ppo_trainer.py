@@ -379,7 +379,8 @@ class PPOTrainer:
             if acc.is_main_process and self.history:
                 h = self.history[-1]
                 self.log(f"rollout batch {first // rollout_batch + 1}/{math.ceil(n / rollout_batch)}: "
-                         f"kl {stats['kl']:.4f} beta {self.kl_coef:.4g} policy loss {h['policy_loss']:.4f} "
+                         f"KL(policy||base) {stats['kl_k3']:.4f} (k3, per sequence) beta {self.kl_coef:.4g} "
+                         f"policy loss {h['policy_loss']:.4f} "
                          f"value loss {h['value_loss']:.4f} clipfrac {h['clipfrac']:.3f}")
             if c.adaptive_kl:  # Ziegler et al.'s proportional controller
                 error = max(-0.2, min(0.2, stats["kl"] / c.target_kl - 1.0))
@@ -512,7 +513,8 @@ class PPOTrainer:
                     sums = acc.reduce(sums, reduction="sum")
                 self._log_step(sums, grad_norm)
         tokens = sum(len(self._prompts[i]) + len(self._completions[i]) for i in batch) * c.num_ppo_epochs
-        return {"kl": float(kl.sum(1).mean()), "tokens": tokens}
+        k3 = (kl_penalty(old_logprobs, ref_logprobs, "k3") * fmask).sum(1).mean()
+        return {"kl": float(kl.sum(1).mean()), "kl_k3": float(k3), "tokens": tokens}
 
     def _log_step(self, sums: torch.Tensor, grad_norm: torch.Tensor) -> None:
         c = self.config
