@@ -634,6 +634,11 @@ CASES += [
          "experiment.parallel_generator_runs: 3 runs at once put the last server on port 65537"),
     Case("serve-generator --log-file under a file", ["serve-generator", "--log-file", "f.txt/server.log"],
          "argument --log-file: f.txt is a file", write("f.txt", "x")),
+    Case("check-rl with no server at the URL", ["check-rl", "--server-url", "http://127.0.0.1:9"],
+         "could not reach the vLLM server at http://127.0.0.1:9/health"),
+    Case("check-rl --target-class not a label of the task", ["check-rl", "--start-server", "--target-class", "neutral",
+                                                             "--server-url", "http://127.0.0.1:9"],
+         "--target-class 'neutral': not a label of rt-movies (negative, positive)"),
 ]
 
 # --- class 5: data accepted but meaning something else: an error, or one warning line -----------------------
@@ -1075,6 +1080,24 @@ def test_serve_reward_on_a_taken_port_says_so_before_loading_anything(tmp_path: 
                               capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr == f"signal-al: error: port {port} on 127.0.0.1 is already in use; pick another with --port\n"
+
+
+def test_check_rl_on_a_taken_port_says_so_before_training_anything(tmp_path: Path) -> None:
+    """check-rl --start-server on a port in use: one line and exit 2 within seconds (it used to train the
+    annotator and load the models for minutes first)."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run([sys.executable, "-m", "signal_al.cli", "check-rl", "--start-server", "--server-url",
+                               f"http://127.0.0.1:{port}"], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)},
+                              capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr == (f"signal-al: error: --server-url: port {port} on 127.0.0.1 is already in use, and "
+                           f"--start-server starts a server there; choose a free port, or drop --start-server to use "
+                           f"the server there\n")
 
 
 # --- class 5: data that would mean something else ---------------------------------------------------------------

@@ -50,17 +50,27 @@ examples:
 def cmd_check_rl(args: argparse.Namespace) -> int:
     from signal_al.experiments.rl_bench import RLBench, RLBenchConfig
 
+    from signal_al.core.errors import ServerError, UserError
+    from signal_al.data import load_task
+
     config = config_from_args(args)
     g = config.generator
-    if g.backend == "vllm-server" and not g.start_server:  # fail fast: one line, before any model loads
+    # Fail fast, in one line, before the annotator trains or any model loads: the server, the port, the class.
+    if g.backend == "vllm-server" and g.start_server:
+        from signal_al.generation.server.access import port_is_free, server_host_port
+
+        host, port = server_host_port(g.server_url)
+        if not port_is_free(host, port):
+            raise ServerError(f"--server-url: port {port} on {host} is already in use, and --start-server starts a "
+                              f"server there; choose a free port, or drop --start-server to use the server there")
+    elif g.backend == "vllm-server":
         from signal_al.generation.backends.server import VLLMServerBackend
 
         VLLMServerBackend(g.server_url, retries=1, expected_model=g.model).check()
-    data_names = None
-    if args.target_class is None:
-        from signal_al.data import load_task
-
-        data_names = load_task(config.data, cache_root=cache(args)).spec.label_names
+    data_names = load_task(config.data, cache_root=cache(args)).spec.label_names
+    if args.target_class is not None and args.target_class not in data_names:
+        raise UserError(f"--target-class {args.target_class!r}: not a label of {config.data.task} "
+                        f"({', '.join(map(str, data_names))})")
     target = args.target_class or data_names[-1]
     bench = RLBenchConfig(
         reward="classprob", seed=config.seed, task=config.data.task, iterations=args.iterations, prompts=args.prompts,
