@@ -362,12 +362,14 @@ def plot_curves(table: pd.DataFrame, path: Path, metric: str = "accuracy", title
     if reference is not None:
         _draw_reference(axes[0, 0], reference, bool(table["acquired_pct"].max() > 100.0 + 1e-6))
     label = metric.replace("_", "-")
+    seeds = table["seeds"] if "seeds" in table else table[f"{metric}_count"]
+    over = "mean ± std over seeds" if int(seeds.max()) > 1 else "one seed"
     axes[0, 0].set_ylabel(f"test {label} (%)")
-    axes[0, 0].set_title(title or f"test {metric} vs acquired labels (mean ± std over seeds)", fontsize=10)
+    axes[0, 0].set_title(title or f"test {metric} vs acquired labels ({over})", fontsize=10)
     if with_gains:
         _plot_gains(axes[0, 1], gains, colours, skip=baseline)
         axes[0, 1].set_ylabel(f"{label} minus {baseline}'s (points)")
-        axes[0, 1].set_title(f"gain over {baseline} (same seed and %, mean ± std over seeds)", fontsize=10)
+        axes[0, 1].set_title(f"gain over {baseline} (same seed and %, {over})", fontsize=10)
     if with_past:
         axis = axes[0, panels - 1]
         _plot_gains(axis, past, colours)
