@@ -124,3 +124,16 @@ def test_rl_bench_report_takes_means_only_over_seeds_of_one_setting(tmp_path: Pa
     assert "| a-s0 | 8 |" in text and "| missed |" in text  # gain 0.10 < 0.15
     assert "| a-s1 | 8 |" in text and "| met |" in text
     assert "over 3 seeds" not in text
+
+
+def test_the_committed_rl_bench_page_regenerates_from_its_raw_records(tmp_path: Path) -> None:
+    """results/rl-bench/results.md is what rl_bench_report.py writes from the committed runs/, byte for byte."""
+    import shutil
+    import subprocess
+    import sys
+
+    committed = Path(__file__).resolve().parents[1] / "results" / "rl-bench"
+    shutil.copytree(committed / "runs", tmp_path / "runs")
+    script = committed.parents[1] / "scripts" / "rl_bench_report.py"
+    subprocess.run([sys.executable, str(script), str(tmp_path)], check=True, capture_output=True)
+    assert (tmp_path / "results.md").read_text() == (committed / "results.md").read_text()
