@@ -28,7 +28,7 @@ def plain_summary(rows: Sequence[dict[str, Any]], baselines: Sequence[dict[str, 
     >>> print("\\n".join(plain_summary(rows)))
     The classifier learned: test accuracy went from 60.0 % with 20 labels to 70.0 % with 80.
     The generator's texts were chosen for labeling: 10 of the 60 labels of round 1 (17 %).
-    The generator's update, measured on held-out prompts against the base model: its SIGnAL reward went from 0.25 to 0.28 in round 1, a gain of +0.03 (95 % interval [-0.0075, +0.068]); the interval includes 0, so this run cannot tell a gain from noise. KL(new || base) ended at 0.050.
+    The generator's update, measured on held-out prompts against the base model: its SIGnAL reward (shaped as in training, so a gated text counts as a penalty) went from 0.25 to 0.28 in round 1, a gain of +0.03 (95 % interval [-0.0075, +0.068]); the interval includes 0, so this run cannot tell a gain from noise. KL(new || base) ended at 0.050.
     One seed: single rounds swing by a few points, so this shows the machinery working, not that SIGnAL beats the baselines; results/ measures that over seeds with intervals.
     """
     lines: list[str] = []
@@ -66,7 +66,7 @@ def plain_summary(rows: Sequence[dict[str, Any]], baselines: Sequence[dict[str, 
         g = gains[-1]
         lo, hi = g.get("heldout_gain_lo"), g.get("heldout_gain_hi")
         text = (f"The generator's update, measured on held-out prompts against the base model: its SIGnAL reward "
-                f"went from {g['heldout_reward_base']:.2g} to {g['heldout_reward_adapter']:.2g} in round "
+                f"(shaped as in training, so a gated text counts as a penalty) went from {g['heldout_reward_base']:.2g} to {g['heldout_reward_adapter']:.2g} in round "
                 f"{g['round']}, a gain of {g['heldout_gain']:+.2g}")
         if lo is not None and hi is not None:
             verdict = ("the interval includes 0, so this run cannot tell a gain from noise" if lo <= 0 <= hi else
