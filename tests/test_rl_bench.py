@@ -137,3 +137,50 @@ def test_the_committed_rl_bench_page_regenerates_from_its_raw_records(tmp_path: 
     script = committed.parents[1] / "scripts" / "rl_bench_report.py"
     subprocess.run([sys.executable, str(script), str(tmp_path)], check=True, capture_output=True)
     assert (tmp_path / "results.md").read_text() == (committed / "results.md").read_text()
+
+
+def _curve_record(root: Path, name: str, reward: str, seed: int, gains: dict[int, float]) -> None:
+    folder = root / "runs" / name
+    folder.mkdir(parents=True)
+    config = {"reward": reward, "seed": seed, "iterations": 20, "prompts": 16, "samples": 4, "heldout": 400,
+              "heldout_per_prompt": 4, "learning_rate": 1e-3, "kl_coef": 0.1, "advantage": "rloo", "epochs": 1,
+              "minibatches": 2, "backend": "vllm-server", "lora_layers": None, "reset_optimizer": False}
+    (folder / "config.json").write_text(json.dumps(config))
+    rows = [{"kind": "eval", "iteration": it, "gain": g, "gain_pct": 100 * g / 0.2, "gain_lo_pct": 100 * g / 0.2 - 5,
+             "gain_hi_pct": 100 * g / 0.2 + 5, "paired_z": g * 30, "reward_base": 0.2, "kl": it / 10,
+             "words_base": 16.0, "words_trained": 16.0 + it / 10, "length_matched_gain": g}
+            for it, g in gains.items()]
+    (folder / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    (folder / "summary.json").write_text(json.dumps({"wall_s": 100}))
+
+
+def test_rl_bench_report_compares_signal_seeds_with_the_null_seeds_at_each_point(tmp_path: Path) -> None:
+    """The difference of means at each evaluation point, with scipy's Welch interval as the reference."""
+    import subprocess
+    import sys
+
+    from scipy.stats import t, ttest_ind
+
+    signal = {0: {10: 0.10, 20: 0.20}, 1: {10: 0.05, 20: 0.15}, 2: {10: 0.12, 20: 0.22}}
+    null = {0: {10: 0.01, 20: -0.04}, 1: {10: -0.03, 20: 0.06}, 2: {10: 0.02, 20: 0.01}}
+    for seed in range(3):
+        _curve_record(tmp_path, f"signal-s{seed}", "signal", seed, signal[seed])
+        _curve_record(tmp_path, f"shuffled-s{seed}", "shuffled", seed, null[seed])
+    script = Path(__file__).resolve().parents[1] / "scripts" / "rl_bench_report.py"
+    subprocess.run([sys.executable, str(script), str(tmp_path)], check=True, capture_output=True)
+    text = (tmp_path / "results.md").read_text()
+    assert "## SIGnAL against the null, 20 iterations, lr 0.001" in text
+    for it in (10, 20):
+        a, b = [signal[s][it] for s in range(3)], [null[s][it] for s in range(3)]
+        ci = ttest_ind(a, b, equal_var=False).confidence_interval()
+        diff = np.mean(a) - np.mean(b)
+        va, vb = np.var(a, ddof=1) / 3, np.var(b, ddof=1) / 3
+        df = (va + vb) ** 2 / (va ** 2 / 2 + vb ** 2 / 2)
+        mde = (t.ppf(0.975, df) + t.ppf(0.8, df)) * np.sqrt(va + vb)
+        assert (f"| {it} | {np.mean(a):+.4f} | {np.mean(b):+.4f} | {diff:+.4f} [{ci.low:+.4f}, {ci.high:+.4f}] | "
+                f"{mde:.4f} |") in text
+    # the per-point means over the signal seeds, with a t interval over seeds
+    g = [signal[s][20] for s in range(3)]
+    half = t.ppf(0.975, 2) * np.std(g, ddof=1) / np.sqrt(3)
+    assert f"| 20 | {np.mean(g):+.4f} [{np.mean(g) - half:+.4f}, {np.mean(g) + half:+.4f}] |" in text
+    assert (tmp_path / "signal_curve.png").stat().st_size > 10_000
