@@ -33,6 +33,7 @@ import math
 import os
 import re
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -54,10 +55,13 @@ def features(text: str) -> list[float]:
             float(text[:1] in "\"'"), text.count("\n")]
 
 
-def cv_r2(x: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: int = 0) -> float:
-    """Out-of-sample R² of a gradient-boosted model, 5-fold grouped by prompt."""
+def cv_r2(x: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: int = 0) -> float | None:
+    """Out-of-sample R² of a gradient-boosted model, 5-fold grouped by prompt (None: under 5 prompts)."""
     from sklearn.ensemble import HistGradientBoostingRegressor
     from sklearn.model_selection import GroupKFold
+
+    if np.unique(groups).size < 5:
+        return None
 
     predictions = np.zeros_like(y)
     for train, test in GroupKFold(n_splits=5).split(x, y, groups):
@@ -66,19 +70,29 @@ def cv_r2(x: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: int = 0) -> fl
     return float(1.0 - np.sum((y - predictions) ** 2) / np.sum((y - y.mean()) ** 2))
 
 
+def read_samples(run: Path) -> list[dict]:
+    """The run's samples.jsonl rows (or samples.jsonl.gz: how results/rl-bench/runs/ commits them)."""
+    import gzip
+
+    plain, packed = run / "samples.jsonl", run / "samples.jsonl.gz"
+    text = plain.read_text() if plain.is_file() else gzip.decompress(packed.read_bytes()).decode("utf-8")
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
 def analyze(run: Path) -> dict:
     from signal_al.experiments.rl_bench import RLBench, RLBenchConfig
     from signal_al.rewards.relevance import distance_bounds
 
     config = RLBenchConfig(**json.loads((run / "config.json").read_text()))
-    rows = [json.loads(line) for line in (run / "samples.jsonl").read_text().splitlines()]
+    rows = read_samples(run)
     train = [r for r in rows if r["phase"].startswith("train-") and r["drop_reason"] is None and r["reward"] is not None]
     texts = [r["text"] for r in train]
     groups = np.array([f"{r['phase']}:{r['group']}" for r in train])
     shaped = np.array([r["reward"] for r in train])
 
-    bench = RLBench(config, run / "analysis-scratch", log=lambda _: None)
-    bench._setup()  # the run's classifier and labeled set, rebuilt from its seed
+    with tempfile.TemporaryDirectory() as scratch:  # nothing is written into the (committed) run folder
+        bench = RLBench(config, Path(scratch), log=lambda _: None)
+        bench._setup()  # the run's classifier and labeled set, rebuilt from its seed
     scores = bench.plain.score(texts, return_neighbors=True)
     raw = np.asarray(scores.scores, dtype=np.float64)
     distance = scores.distances.mean(axis=1)
@@ -98,10 +112,12 @@ def analyze(run: Path) -> dict:
             if v.size >= 2:
                 gaps.append(v.max() - v.mean())
                 means.append(v.mean())
-        return float(np.mean(gaps)), float(np.mean(means))
+        return (float(np.mean(gaps)), float(np.mean(means))) if gaps else (float("nan"), float("nan"))
 
     headroom, mean = best_of_group(shaped)
     result.update(headroom=headroom, reward_mean=mean, headroom_rel=headroom / abs(mean) if mean else None)
+    if len(train) == 0:
+        return result
     gated = shaped == config.gated_penalty
     p = float(gated.mean())
     total = float(shaped.var())
@@ -136,8 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="Where to write the JSON (default: ANALYSIS.json beside the first run).")
     args = parser.parse_args(argv)
     for run in args.runs:
-        if not (run / "samples.jsonl").is_file() or not (run / "config.json").is_file():
-            parser.error(f"{run}: not a bench_rl.py --out folder (no samples.jsonl / config.json)")
+        has_samples = (run / "samples.jsonl").is_file() or (run / "samples.jsonl.gz").is_file()
+        if not has_samples or not (run / "config.json").is_file():
+            parser.error(f"{run}: not a bench_rl.py --out folder (no samples.jsonl[.gz] / config.json)")
     results = [analyze(run) for run in args.runs]
     out = args.out or args.runs[0].parent / "ANALYSIS.json"
     out.write_text(json.dumps(results, indent=2) + "\n")

@@ -184,3 +184,36 @@ def test_rl_bench_report_compares_signal_seeds_with_the_null_seeds_at_each_point
     half = t.ppf(0.975, 2) * np.std(g, ddof=1) / np.sqrt(3)
     assert f"| 20 | {np.mean(g):+.4f} [{np.mean(g) - half:+.4f}, {np.mean(g) + half:+.4f}] |" in text
     assert (tmp_path / "signal_curve.png").stat().st_size > 10_000
+
+
+def test_reward_anatomy_reads_a_packed_record_and_splits_the_variance_exactly(
+        tmp_path: Path, tiny_classifier_dir: Path, tiny_generator_dir: Path) -> None:
+    """scripts/analyze_rl_reward.py on a signal run's samples.jsonl.gz: headroom by brute force, and the
+    gate / in-range parts of the law of total variance adding up to the whole."""
+    import gzip
+    import importlib.util
+
+    _bench(tmp_path, tiny_classifier_dir, tiny_generator_dir, "signal", prompts=8, samples=4)
+    run = tmp_path / "signal"
+    plain = run / "samples.jsonl"
+    (run / "samples.jsonl.gz").write_bytes(gzip.compress(plain.read_bytes()))
+    plain.unlink()
+    script = Path(__file__).resolve().parents[1] / "scripts" / "analyze_rl_reward.py"
+    spec = importlib.util.spec_from_file_location("analyze_rl_reward", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    result = module.analyze(run)
+
+    rows = [json.loads(line) for line in gzip.decompress((run / "samples.jsonl.gz").read_bytes()).splitlines()]
+    train = [r for r in rows if r["phase"].startswith("train-") and r["drop_reason"] is None]
+    assert result["samples"] == len(train)
+    by_group: dict[str, list[float]] = {}
+    for r in train:
+        by_group.setdefault(f"{r['phase']}:{r['group']}", []).append(r["reward"])
+    gaps = [max(v) - sum(v) / len(v) for v in by_group.values() if len(v) >= 2]
+    assert result["headroom"] == pytest.approx(sum(gaps) / len(gaps), rel=1e-9)
+    rewards = np.array([r["reward"] for r in train])
+    assert result["gated_share"] == pytest.approx(float(np.mean(rewards == -0.3)))
+    if 0 < result["gated_share"] < 1:
+        assert result["gate_var_share"] + result["in_range_var_share"] == pytest.approx(1.0, abs=1e-9)
+    assert not (run / "analysis-scratch").exists()  # nothing written into the record
