@@ -237,6 +237,8 @@ def test_served_logprob_parity_between_the_vllm_server_and_the_trainer(
           f"{tuned_gap['served_logprob_mae']:.2e} (max {tuned_gap['served_logprob_max']:.2e}); adapter samples "
           f"scored by the base: mae {wrong_policy['served_logprob_mae']:.2e}")
     assert base_gap["served_tokens"] > 100 and tuned_gap["served_tokens"] > 100
+    # the adapter was served through signal-al's grouped CPU LoRA ops (the server's vLLM plugin)
+    assert "signal_al_cpu_lora plugin" in Path(fp32_server.log_path).read_text(errors="replace")
     assert base_gap["served_logprob_mae"] < 1e-3 and tuned_gap["served_logprob_mae"] < 1e-3
     assert wrong_policy["served_logprob_mae"] > 50 * max(base_gap["served_logprob_mae"],
                                                           tuned_gap["served_logprob_mae"])

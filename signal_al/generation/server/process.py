@@ -111,6 +111,10 @@ def server_command(settings: ServerSettings, python: str, *, cpu: bool = False) 
     return command + list(settings.extra_args)
 
 
+#: A vLLM general plugin (``signal_al_cpu_lora``): grouped matmuls for vLLM's CPU LoRA ops.
+CPU_LORA_PLUGIN_DIR = Path(__file__).resolve().parent / "vllm_plugins"
+
+
 def server_env(python: str, *, cpu: bool, kv_cache_gib: int, extra: dict[str, str] | None = None) -> dict[str, str]:
     """Environment of the server process: runtime LoRA updates, offline hub, CPU thread binding."""
     env = dict(os.environ)
@@ -123,6 +127,9 @@ def server_env(python: str, *, cpu: bool, kv_cache_gib: int, extra: dict[str, st
         iomp = Path(python).parent.parent / "lib" / "libiomp5.so"
         if iomp.is_file() and "libiomp5" not in env.get("LD_PRELOAD", ""):
             env["LD_PRELOAD"] = ":".join(p for p in (str(iomp), env.get("LD_PRELOAD", "")) if p)
+        # vLLM's CPU LoRA ops copy the adapter's matrices once per token; the plugin in this folder
+        # (found through its entry point on PYTHONPATH) runs one matmul per adapter instead
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(CPU_LORA_PLUGIN_DIR), env.get("PYTHONPATH", "")) if p)
     env.update(extra or {})
     return env
 
