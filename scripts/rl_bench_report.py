@@ -174,6 +174,7 @@ def markdown(runs: list[dict]) -> str:
         for run in mine:
             evals = [row for row in run["rows"] if row["kind"] == "eval"]
             served = [row["served_logprob_mae"] for row in run["rows"] if row.get("served_logprob_mae") is not None]
+            signal = "" if kind == "signal" else "signal_"  # a signal run's own gain is the SIGnAL score's
             for row in evals:
                 last = row is evals[-1]
                 ok = passed(kind, row, run["wall_s"]) if last else None
@@ -185,7 +186,7 @@ def markdown(runs: list[dict]) -> str:
                     f"{fmt(row.get('gain_hi_pct'), '+.1f')}] | {fmt(row.get('paired_z'), '.2f')} | "
                     f"{row.get('paired_n')} | {fmt(row.get('kl'))} | {fmt(row.get('words_base'), '.1f')} -> "
                     f"{fmt(row.get('words_trained'), '.1f')} | {fmt(row.get('length_matched_gain'), '+.4f')} | "
-                    f"{fmt(row.get('signal_gain_pct'), '+.1f')} ({fmt(row.get('signal_paired_z'), '+.2f')}) | "
+                    f"{fmt(row.get(signal + 'gain_pct'), '+.1f')} ({fmt(row.get(signal + 'paired_z'), '+.2f')}) | "
                     f"{fmt(row.get('distinct2_trained'))} | {fmt(row.get('offdist_base'))} -> "
                     f"{fmt(row.get('offdist_trained'))} | {fmt(max(served) if served else None, '.1e')} | "
                     f"{fmt(run['wall_s'], '.0f') if last else ''} | "
