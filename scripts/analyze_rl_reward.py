@@ -103,7 +103,8 @@ def analyze(run: Path) -> dict:
         target = raw  # the unshaped score: what the features could explain about informativeness
         result["r2_features"] = cv_r2(x, target, groups)
         result["r2_length"] = cv_r2(x[:, :1], target, groups)
-        result["corr_length"] = float(np.corrcoef(x[:, 0], target)[0, 1])
+        varies = x[:, 0].std() > 0 and target.std() > 0  # a correlation needs both to vary
+        result["corr_length"] = float(np.corrcoef(x[:, 0], target)[0, 1]) if varies else None
 
     def best_of_group(values: np.ndarray) -> tuple[float, float]:
         gaps, means = [], []
