@@ -161,7 +161,8 @@ def markdown(runs: list[dict]) -> str:
     for group in groups:
         mine = [r for r in runs if setting(r["config"]) == group]
         c, kind = mine[0]["config"], group[0]
-        lines += [f"## `--reward {kind}`, lr {c['learning_rate']:g}, {c['iterations']} iterations", "",
+        lines += [f"## `--reward {kind}`, lr {c['learning_rate']:g}, beta {c['kl_coef']:g}, {c['epochs']} epoch(s), "
+                  f"{c['iterations']} iterations", "",
                   f"{c['iterations']} iterations of {c['prompts']} prompts x {c['samples']} samples, lr "
                   f"{c['learning_rate']:g}, beta {c['kl_coef']:g}, {c['advantage']}, {c['epochs']} epoch(s) x "
                   f"{c['minibatches']} minibatches, backend {c['backend']}, {c['heldout']} held-out samples "
