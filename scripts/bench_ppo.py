@@ -173,6 +173,10 @@ def run_worker(name: str, args: argparse.Namespace) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+TRL_DEFAULTS = {"advantage": "grpo", "epochs": 2, "batch": 8}
+LOOP_DEFAULTS = {"advantage": "rloo", "epochs": 1, "batch": 32}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="smollm2-135m-instruct", help="Asset name, folder or hub name.")
@@ -181,19 +185,27 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=4, help="Completions per prompt (GRPO num_generations).")
     parser.add_argument("--prompt-tokens", type=int, default=150, help="Prompt length in tokens.")
     parser.add_argument("--completion-tokens", type=int, default=48, help="Mean completion length (+-8) in tokens.")
-    parser.add_argument("--epochs", type=int, default=2, help="PPO epochs = GRPO num_iterations.")
-    parser.add_argument("--batch", type=int, default=8, help="Rollouts per optimiser step (all trainers).")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="PPO epochs = GRPO num_iterations (default 2; with --vs-lora-layers 1, the loop's).")
+    parser.add_argument("--batch", type=int, default=None,
+                        help="Rollouts per optimiser step, all trainers (default 8; with --vs-lora-layers 32, the loop's).")
     parser.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16", "float16"))
     parser.add_argument("--qlora", action="store_true", help="4-bit base (GPU).")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch default).")
-    parser.add_argument("--advantage", default="grpo", choices=("gae", "rloo", "grpo"),
-                        help="ppo.advantage (grpo: the objective TRL's GRPOTrainer runs too).")
+    parser.add_argument("--advantage", default=None, choices=("gae", "rloo", "grpo"),
+                        help="ppo.advantage (default grpo: the objective TRL's GRPOTrainer runs too; with "
+                        "--vs-lora-layers rloo, the loop's).")
     parser.add_argument("--lora-layers", type=int, default=None, help="ppo.lora_layers of our update.")
     parser.add_argument("--vs-lora-layers", type=int, default=None, metavar="N",
                         help="Time our update with LoRA on every layer against the top N layers only.")
     parser.add_argument("--worker", choices=WORKERS, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    # the comparison with TRL runs GRPO's settings; the layer comparison runs the loop's (configs/exp_offline.yaml)
+    defaults = LOOP_DEFAULTS if args.vs_lora_layers else TRL_DEFAULTS
+    for key, value in defaults.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
     if args.worker:
         print(json.dumps(worker(args)))
         return

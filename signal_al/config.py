@@ -61,6 +61,10 @@ class ActiveLearningConfig:
         4, help="Samples per held-out prompt (one request with vLLM's n, like the training rollouts): "
         "heldout_samples / this many prompts. Each prompt's forward pass is paid once, and on a CPU server a "
         "prompt costs more than the samples it starts; base and adapter still pair sample by sample.")
+    heldout_every: int = field(
+        1, help="Measure the held-out lift (heldout_samples) after the updates of rounds 1, 1 + k, 1 + 2k, ... only: "
+        "on a CPU server it is a SIGnAL round's third cost (adapter generation), and a grid's endpoints do not use "
+        "it. 1: every round.")
     annotator_max_steps: int | None = field(
         None, help="Cap the model annotator's training steps (it trains once per task and recipe, then is cached); "
         "for CPU demos, where full epochs over the train split take too long."
@@ -81,6 +85,7 @@ class ActiveLearningConfig:
         check(self.heldout_samples >= 0, "active_learning.heldout_samples", f"must be >= 0, got {self.heldout_samples}")
         check(self.heldout_samples_per_prompt >= 1, "active_learning.heldout_samples_per_prompt",
               f"must be >= 1, got {self.heldout_samples_per_prompt}")
+        check(self.heldout_every >= 1, "active_learning.heldout_every", f"must be >= 1, got {self.heldout_every}")
         if self.annotator_max_steps is not None:
             check(self.annotator_max_steps > 0, "active_learning.annotator_max_steps",
                   f"must be positive, got {self.annotator_max_steps}")

@@ -133,6 +133,7 @@ SET_CASES = [
     ("active_learning.variant=a b", "active_learning.variant: must be letters"),
     ("active_learning.heldout_samples=-1", "active_learning.heldout_samples: must be >= 0"),
     ("active_learning.heldout_samples_per_prompt=0", "active_learning.heldout_samples_per_prompt: must be >= 1"),
+    ("active_learning.heldout_every=0", "active_learning.heldout_every: must be >= 1"),
     ("active_learning.annotator=robot", "active_learning.annotator: must be one of"),
     ("active_learning.strategy=", "active_learning.strategy: must not be empty"),
     ("reward.k=0", "reward.k: must be a positive integer"),

@@ -185,13 +185,19 @@ class SignalAgent:
         row.update(update_row)
         if adapter is not None and adapter != state.adapter:
             self.generator(state).load_adapter(self.run_dir / adapter, round_index)  # hot-load for the next round
-            if classifier is not None and self.config.active_learning.heldout_samples > 0:
+            if classifier is not None and self.measures_heldout(round_index):
                 row.update(self._heldout_gain(state, classifier))
         row["n_synthetic_selected"] = sum(item.source == "synthetic" for item in selected)
         if share is not None:
             row["synthetic_share"] = round(share, 6)
         state.adapter, state.generation = adapter, None
         return row
+
+    def measures_heldout(self, round_index: int) -> bool:
+        """Whether this round's update is followed by the held-out lift: rounds 1, 1 + k, 1 + 2k, ...
+        (k = ``active_learning.heldout_every``), none when ``heldout_samples`` is 0."""
+        al = self.config.active_learning
+        return al.heldout_samples > 0 and (round_index - 1) % al.heldout_every == 0
 
     def _learn(self, state: RunState, round_index: int, candidates: list, scores: dict) -> tuple[str | None, dict]:
         from signal_al.assets.registry import resolve_model
