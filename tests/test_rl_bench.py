@@ -82,6 +82,57 @@ def test_shuffled_null_trains_on_the_same_rewards_in_another_order(
     assert [s["reward"] for s in base] == pytest.approx(list(bench.scorer.score([s["text"] for s in base])), rel=1e-6)
 
 
+def test_transfer_reproduces_the_heldout_evaluation_and_compares_on_fresh_training_pool_prompts(
+        tmp_path: Path, tiny_classifier_dir: Path, tiny_generator_dir: Path) -> None:
+    bench, last = _bench(tmp_path, tiny_classifier_dir, tiny_generator_dir, "length")
+    adapter = tmp_path / "length" / "adapters" / "iter-002"
+    again = RLBench(bench.config, tmp_path / "transfer", log=lambda _: None)
+    prompts: list[list[str]] = []  # the prompts of each generation call, in order
+    generate = again._heldout
+
+    def spy(generator, adapter, pool=None):
+        candidates = generate(generator, adapter, pool)
+        prompts.append([c.prompt for c in candidates])
+        return candidates
+
+    again._heldout = spy
+    rows = again.transfer(adapter)
+    assert [r["pool"] for r in rows] == ["train", "heldout"]
+    run_samples = _lines(tmp_path / "length" / "samples.jsonl")
+    samples = _lines(tmp_path / "transfer" / "samples.jsonl")
+
+    def texts(records: list[dict], phase: str) -> list[str]:
+        return [s["text"] for s in records if s["phase"] == phase]
+
+    # the held-out pool at the run's seeds: the run's own base and adapter samples, so the same gain
+    assert texts(samples, "heldout-base") == texts(run_samples, "heldout-base")
+    assert texts(samples, "heldout-adapter") == texts(run_samples, "heldout-2")
+    heldout = rows[1]
+    assert heldout["gain"] == pytest.approx(last["gain"]) and heldout["paired_n"] == last["paired_n"]
+    # the training pool: both sides answer the same prompts, built from the training pool's texts only
+    train_base, train_adapter, heldout_base, _ = prompts
+    assert train_base == train_adapter and train_base != heldout_base
+    only_heldout = set(again.heldout_pool.texts) - set(again.train_pool.texts)
+    for prompt in train_base:
+        assert any(text in prompt for text in again.train_pool.texts)
+        assert not any(text in prompt for text in only_heldout)
+    # its gain is the mean paired difference of the recorded rewards
+    base = [s["reward"] for s in samples if s["phase"] == "train-base"]
+    trained = [s["reward"] for s in samples if s["phase"] == "train-adapter"]
+    pairs = [(b, t) for b, t in zip(base, trained) if b is not None and t is not None]
+    assert rows[0]["paired_n"] == len(pairs)
+    if pairs:
+        assert rows[0]["gain"] == pytest.approx(np.mean([t - b for b, t in pairs]))
+    assert [json.loads(line)["pool"] for line in (tmp_path / "transfer" / "transfer.jsonl").read_text().splitlines()] \
+        == ["train", "heldout"]
+    with pytest.raises(ValueError, match="pools"):
+        again.transfer(adapter, ("test",))
+    with pytest.raises(FileNotFoundError, match="adapter_config.json"):
+        again.transfer(tmp_path)
+    with pytest.raises(FileExistsError, match="holds a bench run"):  # never over the run's own samples
+        RLBench(bench.config, tmp_path / "length", log=lambda _: None).transfer(adapter)
+
+
 def test_bench_config_refuses_what_it_cannot_measure() -> None:
     with pytest.raises(ValueError, match="reward: one of signal, classprob, length, shuffled"):
         RLBenchConfig(reward="accuracy")
@@ -217,3 +268,27 @@ def test_reward_anatomy_reads_a_packed_record_and_splits_the_variance_exactly(
     if 0 < result["gated_share"] < 1:
         assert result["gate_var_share"] + result["in_range_var_share"] == pytest.approx(1.0, abs=1e-9)
     assert not (run / "analysis-scratch").exists()  # nothing written into the record
+
+
+def test_transfer_script_refuses_bad_input_in_one_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "rl_bench_transfer.py"
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=120)
+
+    missing = run(str(tmp_path / "nope"))
+    assert missing.returncode == 2 and "config.json: not found" in missing.stderr
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "config.json").write_text(json.dumps({"reward": "signal", "seed": 0}))
+    no_adapter = run(str(run_dir))
+    assert no_adapter.returncode == 2 and "pass --adapter" in no_adapter.stderr
+    not_adapter = run(str(run_dir), "--adapter", str(tmp_path))
+    assert not_adapter.returncode == 2 and "not a saved adapter folder" in not_adapter.stderr
+    pools = run(str(run_dir), "--pools", "train,test")
+    assert pools.returncode == 2 and "--pools" in pools.stderr
+    for result in (missing, no_adapter, not_adapter, pools):
+        assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1

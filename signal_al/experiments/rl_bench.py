@@ -39,10 +39,12 @@ import numpy as np
 from signal_al.core.run_layout import ADAPTERS_DIR, METRICS_FILE, SERVER_LOG
 from signal_al.experiments.controls import REWARD_KINDS
 
-__all__ = ["KL_SAMPLES", "RLBench", "RLBenchConfig", "split_prompt_pools"]
+__all__ = ["KL_SAMPLES", "TRANSFER_FILE", "RLBench", "RLBenchConfig", "split_prompt_pools"]
 
 #: Held-out samples KL(adapter || base) is estimated on (two forward passes of the policy each).
 KL_SAMPLES = 128
+#: Rows of :meth:`RLBench.transfer` (base against a saved adapter on each prompt pool).
+TRANSFER_FILE = "transfer.jsonl"
 
 
 @dataclass
@@ -249,7 +251,6 @@ class RLBench:
     def run(self) -> dict[str, Any]:
         """The whole bench; returns the last evaluation row (with ``wall_s``)."""
         from signal_al.assets.registry import resolve_model
-        from signal_al.generation.config import GeneratorConfig
         from signal_al.generation.generator import create_generator
         from signal_al.generation.server.process import managed_server
         from signal_al.trainers.ppo_trainer import PPOTrainer
@@ -260,10 +261,7 @@ class RLBench:
             (self.out / name).unlink(missing_ok=True)
         (self.out / "config.json").write_text(json.dumps(dataclasses.asdict(c), indent=2) + "\n")
         self._setup()
-        gen_config = GeneratorConfig(model=c.generator, backend=c.backend, dtype=c.dtype, server_url=c.server_url,
-                                     start_server=c.start_server and c.backend == "vllm-server",
-                                     max_new_tokens=c.max_new_tokens, temperature=c.temperature, num_in_context=3,
-                                     hf_batch_size=64, logprobs=True, min_words=c.min_words)
+        gen_config = self._generator_config()
         ppo = c.ppo()
         base_model = resolve_model(c.generator)
         last: dict[str, Any] = {}
@@ -287,6 +285,67 @@ class RLBench:
         last = {**last, "wall_s": round(time.perf_counter() - start, 1)}
         (self.out / "summary.json").write_text(json.dumps(last, indent=2) + "\n")
         return last
+
+    def _generator_config(self) -> Any:
+        from signal_al.generation.config import GeneratorConfig
+
+        c = self.config
+        return GeneratorConfig(model=c.generator, backend=c.backend, dtype=c.dtype, server_url=c.server_url,
+                               start_server=c.start_server and c.backend == "vllm-server",
+                               max_new_tokens=c.max_new_tokens, temperature=c.temperature, num_in_context=3,
+                               hf_batch_size=64, logprobs=True, min_words=c.min_words)
+
+    def transfer(self, adapter: Path, pools: tuple[str, ...] = ("train", "heldout")) -> list[dict[str, Any]]:
+        """The base model against a saved adapter on fresh prompts of each prompt pool.
+
+        ``train``: new prompts (the held-out seeds) whose in-context examples come from the pool the
+        adapter was trained on; ``heldout``: the held-out prompts of the run (the same samples as its
+        evaluations, so it also checks that ``adapter`` is the one evaluated). A gain on the first
+        that is missing on the second is learned about the training pool's texts, not the task.
+        Rows (``kind: transfer``) go to ``OUT/transfer.jsonl``, samples to ``OUT/samples.jsonl``.
+        """
+        from signal_al.generation.generator import create_generator
+        from signal_al.generation.server.process import managed_server
+
+        unknown = sorted(set(pools) - {"train", "heldout"})
+        if unknown:
+            raise ValueError(f"pools: train and/or heldout, got {', '.join(unknown)}")
+        adapter = Path(adapter)
+        if not (adapter / "adapter_config.json").is_file():
+            raise FileNotFoundError(f"{adapter}: no adapter_config.json (not a saved adapter folder)")
+        if (self.out / METRICS_FILE).exists():
+            raise FileExistsError(f"{self.out}: holds a bench run ({METRICS_FILE}), whose samples.jsonl the transfer "
+                                  f"would replace; write it elsewhere")
+        self.out.mkdir(parents=True, exist_ok=True)
+        for name in (TRANSFER_FILE, "samples.jsonl"):
+            (self.out / name).unlink(missing_ok=True)
+        self._setup()
+        rows: list[dict[str, Any]] = []
+        with managed_server(self._generator_config(), log_file=self.out / SERVER_LOG, log=self.log):
+            generator = create_generator(self._generator_config(), self.data.spec, seed=self.config.seed, device="cpu",
+                                         log=self.log)
+            try:
+                generator.load_adapter(adapter, 1)
+                for pool in pools:
+                    t0 = time.perf_counter()
+                    source = self.train_pool if pool == "train" else self.heldout_pool
+                    base = self._heldout(generator, adapter=None, pool=source)
+                    base_rewards = self._heldout_rewards(base)
+                    self._samples(f"{pool}-base", base, base_rewards["reward"])
+                    trained = self._heldout(generator, adapter=True, pool=source)
+                    row = {"kind": "transfer", "pool": pool, "adapter": str(adapter), "reward": self.config.reward,
+                           **self._comparison(base, base_rewards, trained, phase=f"{pool}-adapter"),
+                           "eval_s": round(time.perf_counter() - t0, 1)}
+                    rows.append(row)
+                    with (self.out / TRANSFER_FILE).open("a", encoding="utf-8") as f:
+                        f.write(json.dumps(row) + "\n")
+                    self.log(f"{pool} prompts: base {_fmt(row['reward_base'])} -> adapter {_fmt(row['reward_adapter'])}, "
+                             f"gain {_fmt(row['gain'], '+.4f')} [{_fmt(row['gain_lo'], '+.4f')}, "
+                             f"{_fmt(row['gain_hi'], '+.4f')}], z {_fmt(row['paired_z'], '.2f')}, "
+                             f"words {_fmt(row['words_base'], '.1f')} -> {_fmt(row['words_trained'], '.1f')}")
+            finally:
+                generator.backend.close()
+        return rows
 
     def _iteration(self, generator: Any, trainer: Any, it: int, adapter: Path | None) -> Path:
         from signal_al.engine.generator.round import served_logprobs
@@ -329,13 +388,14 @@ class RLBench:
                  f"update {row['update_s']:.0f} s")
         return target
 
-    def _heldout(self, generator: Any, adapter: bool | None) -> list:
+    def _heldout(self, generator: Any, adapter: bool | None, pool: Any = None) -> list:
+        """``heldout`` samples on prompts of ``pool`` (default: the held-out pool), at the run's held-out seeds."""
         from signal_al.engine.generator.heldout import heldout_seed
 
         c = self.config
         prompts = math.ceil(c.heldout / c.heldout_per_prompt)
-        return generator.generate(self.heldout_pool, prompts, samples_per_prompt=c.heldout_per_prompt,
-                                  seed=heldout_seed(c.seed), adapter=adapter)
+        return generator.generate(self.heldout_pool if pool is None else pool, prompts,
+                                  samples_per_prompt=c.heldout_per_prompt, seed=heldout_seed(c.seed), adapter=adapter)
 
     def _heldout_rewards(self, candidates: list) -> dict[str, np.ndarray]:
         """The reward as trained (``shuffled``: the real SIGnAL reward), the paper's score and the length."""
@@ -357,35 +417,40 @@ class RLBench:
         return float(flags.mean())
 
     def _evaluate(self, generator: Any, trainer: Any, it: int) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        trained = self._heldout(generator, adapter=True)
+        row: dict[str, Any] = {"kind": "eval", "iteration": it, "reward": self.config.reward}
+        row.update(self._comparison(self._base, self._base_rewards, trained, phase=f"heldout-{it}"))
+        # KL on the first KL_SAMPLES held-out samples: its noise is small next to the gain's, its cost is not
+        sampled = [x for x in trained if x.prompt_token_ids and x.completion_token_ids][:KL_SAMPLES]
+        kl = trainer.policy_kl([x.prompt_token_ids for x in sampled], [x.completion_token_ids for x in sampled])
+        row.update({"kl": float(np.nanmean(kl)) if kl else None, "kl_samples": len(sampled),
+                    "eval_s": round(time.perf_counter() - t0, 1)})
+        self._write(row)
+        return row
+
+    def _comparison(self, base_candidates: list, base: dict[str, np.ndarray], trained: list,
+                    phase: str) -> dict[str, Any]:
+        """Base against adapter on the same prompts and seeds: paired gains, length, distinct-2, off-distribution."""
         from signal_al.classifier.metrics import distinct_n
         from signal_al.engine.generator.heldout import length_matched_gain, paired_gain
 
-        t0 = time.perf_counter()
-        trained = self._heldout(generator, adapter=True)
         now = self._heldout_rewards(trained)
-        self._samples(f"heldout-{it}", trained, now["reward"])
-        base = self._base_rewards
+        self._samples(phase, trained, now["reward"])
         groups = np.array([x.group for x in trained])
-        row: dict[str, Any] = {"kind": "eval", "iteration": it, "reward": self.config.reward}
-        row.update(paired_gain(base["reward"], now["reward"], groups, prefix=""))
+        row: dict[str, Any] = dict(paired_gain(base["reward"], now["reward"], groups, prefix=""))
         if "signal" in now and self.config.reward != "signal":  # the SIGnAL reward of the same texts
             row.update(paired_gain(base["signal"], now["signal"], groups, prefix="signal_"))
         if "paper" in now:
             row.update(paired_gain(base["paper"], now["paper"], groups, prefix="paper_"))
         row.update(length_matched_gain(base["reward"], now["reward"], base["words"], now["words"], groups,
                                        seed=self.config.seed))
-        # KL on the first KL_SAMPLES held-out samples: its noise is small next to the gain's, its cost is not
-        sampled = [x for x in trained if x.prompt_token_ids and x.completion_token_ids][:KL_SAMPLES]
-        kl = trainer.policy_kl([x.prompt_token_ids for x in sampled], [x.completion_token_ids for x in sampled])
         row.update({
-            "kl": float(np.nanmean(kl)) if kl else None,
             "words_base": _nanmean(base["words"]), "words_trained": _nanmean(now["words"]),
-            "distinct2_base": distinct_n([x.text for x in self._base if x.kept], 2),
+            "distinct2_base": distinct_n([x.text for x in base_candidates if x.kept], 2),
             "distinct2_trained": distinct_n([x.text for x in trained if x.kept], 2),
-            "offdist_base": self._offdist(self._base), "offdist_trained": self._offdist(trained),
-            "kl_samples": len(sampled), "eval_s": round(time.perf_counter() - t0, 1),
+            "offdist_base": self._offdist(base_candidates), "offdist_trained": self._offdist(trained),
         })
-        self._write(row)
         return row
 
     def summary_line(self, row: dict[str, Any], wall_s: float) -> str:
