@@ -208,12 +208,17 @@ def markdown(runs: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: Iterations the training-reward panel averages over (one iteration's mean is of ~45 samples).
+TRAIN_WINDOW = 5
+
+
 def _values(evals: list[dict], key: str) -> np.ndarray:
     return np.array([np.nan if row.get(key) is None else row[key] for row in evals], dtype=float)
 
 
 def plot(runs: list[dict], out: Path) -> Path | None:
-    """Held-out gain, length and KL of every ``signal`` run at each evaluation point, the null runs in grey."""
+    """Held-out gain, length and KL of every ``signal`` run at each evaluation point, and the reward of its training
+    samples; the null runs in grey."""
     signal = [r for r in runs if r["config"]["reward"] == "signal"]
     if not signal:
         return None
@@ -224,7 +229,7 @@ def plot(runs: list[dict], out: Path) -> Path | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (gain_ax, words_ax, kl_ax) = plt.subplots(1, 3, figsize=(15, 4.4))
+    fig, (gain_ax, train_ax, words_ax, kl_ax) = plt.subplots(1, 4, figsize=(20, 4.4))
     markers = ["o", "s", "^", "D", "v"]
     for k, run in enumerate(signal + null):
         is_null = k >= len(signal)
@@ -244,6 +249,13 @@ def plot(runs: list[dict], out: Path) -> Path | None:
                       linestyle="--" if is_null else "-", label=label)
         kl_ax.plot(x, _values(evals, "kl"), marker=markers[k % 5], color=color, linestyle="--" if is_null else "-",
                    label=label)
+        iterations_rows = [row for row in run["rows"] if row["kind"] == "iteration"]
+        means = _values(iterations_rows, "reward_mean")  # the null's mean is the real SIGnAL mean: shuffling keeps it
+        window = min(TRAIN_WINDOW, len(means))
+        if window:
+            rolling = np.convolve(np.nan_to_num(means), np.ones(window) / window, mode="valid")
+            train_ax.plot(_values(iterations_rows, "iteration")[window - 1:], rolling, color=color,
+                          linestyle="--" if is_null else "-", label=label)
     gain_ax.axhline(0, color="black", linewidth=0.8)
     gain_ax.axhline(25, color="grey", linestyle="--", linewidth=0.8, label="goal +25 %")
     gain_ax.set(xlabel="iteration", ylabel="held-out gain over the base model (%)",
@@ -251,7 +263,9 @@ def plot(runs: list[dict], out: Path) -> Path | None:
     words_ax.set(xlabel="iteration", ylabel="mean words of kept held-out text",
                  title="length (dashed lines: the base model)")
     kl_ax.set(xlabel="iteration", ylabel="KL(adapter || base), nats per text", title="how far the policy moved")
-    for ax in (gain_ax, words_ax, kl_ax):
+    train_ax.set(xlabel="iteration", ylabel=f"mean SIGnAL reward, {TRAIN_WINDOW}-iteration rolling mean",
+                 title="training prompts: the iterations' own samples")
+    for ax in (gain_ax, train_ax, words_ax, kl_ax):
         ax.legend(fontsize=7)
     fig.suptitle(f"{len(signal)} signal seed(s), {len(null)} null seed(s) (shuffled rewards, grey)", fontsize=10)
     fig.tight_layout()
