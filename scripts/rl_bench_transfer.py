@@ -12,6 +12,9 @@ fresh prompts of each pool (``--pools``), every prompt answered by both with the
   train    new prompts from the training pool (the held-out seeds, never used in training)
   heldout  the run's own held-out prompts (the same samples as its evaluations, so this also
            checks that the adapter is the one the run evaluated)
+  train-draws  the training pool drawn exactly as a training iteration draws it (--prompts per
+           call, the seeds of the iterations after the run's last): where the training reward
+           and these disagree, the difference is in the policies, not in how they are measured
 
 Each pool's paired gain comes with its 95 % interval, clustered z and the mean words on both
 sides, as in the bench. Rows go to ``OUT/transfer.jsonl``, samples to ``OUT/samples.jsonl``.
@@ -44,7 +47,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("run", type=Path, help="A bench run's folder (its config.json is read).")
     p.add_argument("--adapter", type=Path, default=None,
                    help="The saved adapter folder (default: the last one under RUN/adapters/).")
-    p.add_argument("--pools", default="train,heldout", help="Comma-separated: train, heldout (default both).")
+    p.add_argument("--pools", default="train,heldout",
+                   help="Comma-separated: train, heldout, train-draws (default train,heldout).")
     p.add_argument("--out", type=Path, default=None, help="Where the rows and samples go (default: RUN/transfer).")
     return p.parse_args(argv)
 
@@ -67,7 +71,7 @@ def fmt(value: float | None, spec: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from signal_al.experiments.rl_bench import RLBench, RLBenchConfig
+    from signal_al.experiments.rl_bench import TRANSFER_POOLS, RLBench, RLBenchConfig
 
     args = parse_args(argv)
     config_file = args.run / "config.json"
@@ -75,9 +79,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {config_file}: not found (RUN must be a bench run's folder)", file=sys.stderr)
         return 2
     pools = tuple(p.strip() for p in args.pools.split(",") if p.strip())
-    bad = [p for p in pools if p not in ("train", "heldout")]
+    bad = [p for p in pools if p not in TRANSFER_POOLS]
     if bad or not pools:
-        print(f"error: --pools: train and/or heldout, got {args.pools!r}", file=sys.stderr)
+        print(f"error: --pools: any of {', '.join(TRANSFER_POOLS)}, got {args.pools!r}", file=sys.stderr)
         return 2
     try:
         adapter = args.adapter or last_adapter(args.run)
@@ -97,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     fields = [f"run={args.run.name}", f"reward={config.reward}"]
     for row in rows:
-        p = row["pool"]
+        p = row["pool"].replace("-", "_")
         fields += [f"{p}_gain={fmt(row['gain'], '+.4f')}", f"{p}_lo={fmt(row['gain_lo'], '+.4f')}",
                    f"{p}_hi={fmt(row['gain_hi'], '+.4f')}", f"{p}_z={fmt(row['paired_z'], '.2f')}",
                    f"{p}_n={row['paired_n']}",

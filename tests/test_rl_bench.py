@@ -96,8 +96,8 @@ def test_transfer_reproduces_the_heldout_evaluation_and_compares_on_fresh_traini
         return candidates
 
     again._heldout = spy
-    rows = again.transfer(adapter)
-    assert [r["pool"] for r in rows] == ["train", "heldout"]
+    rows = again.transfer(adapter, ("train", "heldout", "train-draws"))
+    assert [r["pool"] for r in rows] == ["train", "heldout", "train-draws"]
     run_samples = _lines(tmp_path / "length" / "samples.jsonl")
     samples = _lines(tmp_path / "transfer" / "samples.jsonl")
 
@@ -124,7 +124,14 @@ def test_transfer_reproduces_the_heldout_evaluation_and_compares_on_fresh_traini
     if pairs:
         assert rows[0]["gain"] == pytest.approx(np.mean([t - b for b, t in pairs]))
     assert [json.loads(line)["pool"] for line in (tmp_path / "transfer" / "transfer.jsonl").read_text().splitlines()] \
-        == ["train", "heldout"]
+        == ["train", "heldout", "train-draws"]
+    # training-style draws: ceil(heldout / (prompts x samples)) calls of the training size, one cluster per prompt
+    config = bench.config
+    calls = -(-config.heldout // (config.prompts * config.samples))
+    draws = [s for s in samples if s["phase"] == "train-draws-adapter"]
+    assert len(draws) == calls * config.prompts * config.samples
+    assert sorted({s["group"] for s in draws}) == list(range(calls * config.prompts))
+    assert [s["group"] for s in draws] == [s["group"] for s in samples if s["phase"] == "train-draws-base"]
     with pytest.raises(ValueError, match="pools"):
         again.transfer(adapter, ("test",))
     with pytest.raises(FileNotFoundError, match="adapter_config.json"):
@@ -289,6 +296,6 @@ def test_transfer_script_refuses_bad_input_in_one_line(tmp_path: Path) -> None:
     not_adapter = run(str(run_dir), "--adapter", str(tmp_path))
     assert not_adapter.returncode == 2 and "not a saved adapter folder" in not_adapter.stderr
     pools = run(str(run_dir), "--pools", "train,test")
-    assert pools.returncode == 2 and "--pools" in pools.stderr
+    assert pools.returncode == 2 and "--pools" in pools.stderr and "train-draws" in pools.stderr
     for result in (missing, no_adapter, not_adapter, pools):
         assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1

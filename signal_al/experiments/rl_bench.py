@@ -39,12 +39,16 @@ import numpy as np
 from signal_al.core.run_layout import ADAPTERS_DIR, METRICS_FILE, SERVER_LOG
 from signal_al.experiments.controls import REWARD_KINDS
 
-__all__ = ["KL_SAMPLES", "TRANSFER_FILE", "RLBench", "RLBenchConfig", "split_prompt_pools"]
+__all__ = ["KL_SAMPLES", "TRANSFER_FILE", "TRANSFER_POOLS", "RLBench", "RLBenchConfig", "split_prompt_pools"]
 
 #: Held-out samples KL(adapter || base) is estimated on (two forward passes of the policy each).
 KL_SAMPLES = 128
 #: Rows of :meth:`RLBench.transfer` (base against a saved adapter on each prompt pool).
 TRANSFER_FILE = "transfer.jsonl"
+#: What :meth:`RLBench.transfer` can compare on: fresh prompts of the training pool (at the held-out seeds),
+#: the run's held-out prompts, and draws made exactly as a training iteration makes them (its prompt count,
+#: the seeds of the iterations after the run's last).
+TRANSFER_POOLS = ("train", "heldout", "train-draws")
 
 
 @dataclass
@@ -300,16 +304,18 @@ class RLBench:
 
         ``train``: new prompts (the held-out seeds) whose in-context examples come from the pool the
         adapter was trained on; ``heldout``: the held-out prompts of the run (the same samples as its
-        evaluations, so it also checks that ``adapter`` is the one evaluated). A gain on the first
-        that is missing on the second is learned about the training pool's texts, not the task.
+        evaluations, so it also checks that ``adapter`` is the one evaluated); ``train-draws``: the
+        training pool drawn as a training iteration draws it (``prompts`` per call, the seeds of the
+        iterations after the last). A gain on ``train`` that is missing on ``heldout`` is learned about
+        the training pool's texts, not the task; one on ``train-draws`` alone is about the draw.
         Rows (``kind: transfer``) go to ``OUT/transfer.jsonl``, samples to ``OUT/samples.jsonl``.
         """
         from signal_al.generation.generator import create_generator
         from signal_al.generation.server.process import managed_server
 
-        unknown = sorted(set(pools) - {"train", "heldout"})
+        unknown = sorted(set(pools) - set(TRANSFER_POOLS))
         if unknown:
-            raise ValueError(f"pools: train and/or heldout, got {', '.join(unknown)}")
+            raise ValueError(f"pools: any of {', '.join(TRANSFER_POOLS)}, got {', '.join(unknown)}")
         adapter = Path(adapter)
         if not (adapter / "adapter_config.json").is_file():
             raise FileNotFoundError(f"{adapter}: no adapter_config.json (not a saved adapter folder)")
@@ -328,11 +334,10 @@ class RLBench:
                 generator.load_adapter(adapter, 1)
                 for pool in pools:
                     t0 = time.perf_counter()
-                    source = self.train_pool if pool == "train" else self.heldout_pool
-                    base = self._heldout(generator, adapter=None, pool=source)
+                    base = self._transfer_draw(generator, pool, adapter=None)
                     base_rewards = self._heldout_rewards(base)
                     self._samples(f"{pool}-base", base, base_rewards["reward"])
-                    trained = self._heldout(generator, adapter=True, pool=source)
+                    trained = self._transfer_draw(generator, pool, adapter=True)
                     row = {"kind": "transfer", "pool": pool, "adapter": str(adapter), "reward": self.config.reward,
                            **self._comparison(base, base_rewards, trained, phase=f"{pool}-adapter"),
                            "eval_s": round(time.perf_counter() - t0, 1)}
@@ -346,6 +351,20 @@ class RLBench:
             finally:
                 generator.backend.close()
         return rows
+
+    def _transfer_draw(self, generator: Any, pool: str, adapter: bool | None) -> list:
+        """The samples of one transfer pool (same prompts and seeds for the base and the adapter)."""
+        if pool != "train-draws":
+            return self._heldout(generator, adapter, pool=self.train_pool if pool == "train" else self.heldout_pool)
+        c = self.config  # the training iterations' own call: prompts x samples, at the seeds of the next iterations
+        out: list = []
+        for call in range(math.ceil(c.heldout / (c.prompts * c.samples))):
+            batch = generator.generate(self.train_pool, c.prompts, samples_per_prompt=c.samples,
+                                       seed=c.seed * 1000 + c.iterations + 1 + call, adapter=adapter)
+            for x in batch:  # one cluster per prompt across the calls
+                x.group = call * c.prompts + (x.group or 0)
+            out.extend(batch)
+        return out
 
     def _iteration(self, generator: Any, trainer: Any, it: int, adapter: Path | None) -> Path:
         from signal_al.engine.generator.round import served_logprobs
