@@ -15,6 +15,8 @@ fresh prompts of each pool (``--pools``), every prompt answered by both with the
   train-draws  the training pool drawn exactly as a training iteration draws it (--prompts per
            call, the seeds of the iterations after the run's last): where the training reward
            and these disagree, the difference is in the policies, not in how they are measured
+  heldout-fresh  new prompts of the held-out pool at a seed the run never used: an evaluation
+           independent of all the run made, as large as --samples asks (fix it before looking)
 
 Each pool's paired gain comes with its 95 % interval, clustered z and the mean words on both
 sides, as in the bench. Rows go to ``OUT/transfer.jsonl``, samples to ``OUT/samples.jsonl``.
@@ -48,7 +50,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--adapter", type=Path, default=None,
                    help="The saved adapter folder (default: the last one under RUN/adapters/).")
     p.add_argument("--pools", default="train,heldout",
-                   help="Comma-separated: train, heldout, train-draws (default train,heldout).")
+                   help="Comma-separated: train, heldout, train-draws, heldout-fresh (default train,heldout).")
+    p.add_argument("--samples", type=int, default=None,
+                   help="Samples a side for the train and heldout-fresh pools (default: the run's held-out "
+                        "count; heldout always repeats the run's own).")
     p.add_argument("--out", type=Path, default=None, help="Where the rows and samples go (default: RUN/transfer).")
     return p.parse_args(argv)
 
@@ -83,6 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     if bad or not pools:
         print(f"error: --pools: any of {', '.join(TRANSFER_POOLS)}, got {args.pools!r}", file=sys.stderr)
         return 2
+    if args.samples is not None and args.samples < 1:
+        print(f"error: --samples: a positive whole number, got {args.samples}", file=sys.stderr)
+        return 2
     try:
         adapter = args.adapter or last_adapter(args.run)
     except FileNotFoundError as exc:
@@ -95,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or args.run / "transfer"
     start = time.perf_counter()
     try:
-        rows = RLBench(config, out, log=lambda msg: print(msg, flush=True)).transfer(adapter, pools)
+        rows = RLBench(config, out, log=lambda msg: print(msg, flush=True)).transfer(adapter, pools, samples=args.samples)
     except FileExistsError as exc:
         print(f"error: --out {exc}", file=sys.stderr)
         return 2

@@ -90,8 +90,8 @@ def test_transfer_reproduces_the_heldout_evaluation_and_compares_on_fresh_traini
     prompts: list[list[str]] = []  # the prompts of each generation call, in order
     generate = again._heldout
 
-    def spy(generator, adapter, pool=None):
-        candidates = generate(generator, adapter, pool)
+    def spy(generator, adapter, pool=None, **kwargs):
+        candidates = generate(generator, adapter, pool, **kwargs)
         prompts.append([c.prompt for c in candidates])
         return candidates
 
@@ -132,6 +132,26 @@ def test_transfer_reproduces_the_heldout_evaluation_and_compares_on_fresh_traini
     assert len(draws) == calls * config.prompts * config.samples
     assert sorted({s["group"] for s in draws}) == list(range(calls * config.prompts))
     assert [s["group"] for s in draws] == [s["group"] for s in samples if s["phase"] == "train-draws-base"]
+    # a fresh held-out evaluation of any size: held-out-pool prompts at a seed the run never used
+    prompts.clear()
+    fresh = RLBench(bench.config, tmp_path / "fresh", log=lambda _: None)
+    fresh._heldout = again._heldout
+    (row,) = fresh.transfer(adapter, ("heldout-fresh",), samples=3 * config.heldout)
+    fresh_samples = _lines(tmp_path / "fresh" / "samples.jsonl")
+    fresh_base, fresh_adapter = prompts
+    assert fresh_base == fresh_adapter and len(fresh_base) == 3 * config.heldout
+    assert texts(fresh_samples, "heldout-fresh-base") != texts(run_samples, "heldout-base")[:len(fresh_base)]
+    for prompt in fresh_base:
+        assert any(text in prompt for text in fresh.heldout_pool.texts)
+        assert not any(text in prompt for text in set(fresh.train_pool.texts) - set(fresh.heldout_pool.texts))
+    base = [s["reward"] for s in fresh_samples if s["phase"] == "heldout-fresh-base"]
+    trained = [s["reward"] for s in fresh_samples if s["phase"] == "heldout-fresh-adapter"]
+    pairs = [(b, t) for b, t in zip(base, trained) if b is not None and t is not None]
+    assert row["pool"] == "heldout-fresh" and row["paired_n"] == len(pairs)
+    if pairs:
+        assert row["gain"] == pytest.approx(np.mean([t - b for b, t in pairs]))
+    with pytest.raises(ValueError, match="samples"):
+        again.transfer(adapter, ("heldout-fresh",), samples=0)
     with pytest.raises(ValueError, match="pools"):
         again.transfer(adapter, ("test",))
     with pytest.raises(FileNotFoundError, match="adapter_config.json"):
@@ -295,7 +315,9 @@ def test_transfer_script_refuses_bad_input_in_one_line(tmp_path: Path) -> None:
     assert no_adapter.returncode == 2 and "pass --adapter" in no_adapter.stderr
     not_adapter = run(str(run_dir), "--adapter", str(tmp_path))
     assert not_adapter.returncode == 2 and "not a saved adapter folder" in not_adapter.stderr
+    samples = run(str(run_dir), "--samples", "0")
+    assert samples.returncode == 2 and "--samples" in samples.stderr
     pools = run(str(run_dir), "--pools", "train,test")
     assert pools.returncode == 2 and "--pools" in pools.stderr and "train-draws" in pools.stderr
-    for result in (missing, no_adapter, not_adapter, pools):
+    for result in (missing, no_adapter, not_adapter, samples, pools):
         assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1

@@ -47,8 +47,12 @@ KL_SAMPLES = 128
 TRANSFER_FILE = "transfer.jsonl"
 #: What :meth:`RLBench.transfer` can compare on: fresh prompts of the training pool (at the held-out seeds),
 #: the run's held-out prompts, and draws made exactly as a training iteration makes them (its prompt count,
-#: the seeds of the iterations after the run's last).
-TRANSFER_POOLS = ("train", "heldout", "train-draws")
+#: the seeds of the iterations after the run's last), and new prompts of the held-out pool at a seed the run
+#: never used (``heldout-fresh``: an evaluation independent of every one the run made, of any size).
+TRANSFER_POOLS = ("train", "heldout", "train-draws", "heldout-fresh")
+#: Added to a run's held-out seed for ``heldout-fresh``: far from the held-out seeds (7,770,001 + seed) and
+#: from the training seeds (seed x 1000 + iteration).
+FRESH_SEED_OFFSET = 2_000_000
 
 
 @dataclass
@@ -299,15 +303,20 @@ class RLBench:
                                max_new_tokens=c.max_new_tokens, temperature=c.temperature, num_in_context=3,
                                hf_batch_size=64, logprobs=True, min_words=c.min_words)
 
-    def transfer(self, adapter: Path, pools: tuple[str, ...] = ("train", "heldout")) -> list[dict[str, Any]]:
+    def transfer(self, adapter: Path, pools: tuple[str, ...] = ("train", "heldout"),
+                 samples: int | None = None) -> list[dict[str, Any]]:
         """The base model against a saved adapter on fresh prompts of each prompt pool.
 
         ``train``: new prompts (the held-out seeds) whose in-context examples come from the pool the
         adapter was trained on; ``heldout``: the held-out prompts of the run (the same samples as its
         evaluations, so it also checks that ``adapter`` is the one evaluated); ``train-draws``: the
         training pool drawn as a training iteration draws it (``prompts`` per call, the seeds of the
-        iterations after the last). A gain on ``train`` that is missing on ``heldout`` is learned about
-        the training pool's texts, not the task; one on ``train-draws`` alone is about the draw.
+        iterations after the last); ``heldout-fresh``: new prompts of the held-out pool at a seed the run
+        never used (``FRESH_SEED_OFFSET``), a confirmatory evaluation. A gain on ``train`` that is missing
+        on ``heldout`` is learned about the training pool's texts, not the task; one on ``train-draws``
+        alone is about the draw. ``samples`` (default: the run's ``heldout``) sets the size of the
+        ``train`` and ``heldout-fresh`` comparisons, ``heldout_per_prompt`` samples a prompt; ``heldout``
+        always repeats the run's own.
         Rows (``kind: transfer``) go to ``OUT/transfer.jsonl``, samples to ``OUT/samples.jsonl``.
         """
         from signal_al.generation.generator import create_generator
@@ -316,6 +325,8 @@ class RLBench:
         unknown = sorted(set(pools) - set(TRANSFER_POOLS))
         if unknown:
             raise ValueError(f"pools: any of {', '.join(TRANSFER_POOLS)}, got {', '.join(unknown)}")
+        if samples is not None and (isinstance(samples, bool) or not isinstance(samples, int) or samples < 1):
+            raise ValueError(f"samples: a positive whole number, got {samples!r}")
         adapter = Path(adapter)
         if not (adapter / "adapter_config.json").is_file():
             raise FileNotFoundError(f"{adapter}: no adapter_config.json (not a saved adapter folder)")
@@ -334,10 +345,10 @@ class RLBench:
                 generator.load_adapter(adapter, 1)
                 for pool in pools:
                     t0 = time.perf_counter()
-                    base = self._transfer_draw(generator, pool, adapter=None)
+                    base = self._transfer_draw(generator, pool, adapter=None, samples=samples)
                     base_rewards = self._heldout_rewards(base)
                     self._samples(f"{pool}-base", base, base_rewards["reward"])
-                    trained = self._transfer_draw(generator, pool, adapter=True)
+                    trained = self._transfer_draw(generator, pool, adapter=True, samples=samples)
                     row = {"kind": "transfer", "pool": pool, "adapter": str(adapter), "reward": self.config.reward,
                            **self._comparison(base, base_rewards, trained, phase=f"{pool}-adapter"),
                            "eval_s": round(time.perf_counter() - t0, 1)}
@@ -352,10 +363,17 @@ class RLBench:
                 generator.backend.close()
         return rows
 
-    def _transfer_draw(self, generator: Any, pool: str, adapter: bool | None) -> list:
+    def _transfer_draw(self, generator: Any, pool: str, adapter: bool | None, samples: int | None = None) -> list:
         """The samples of one transfer pool (same prompts and seeds for the base and the adapter)."""
-        if pool != "train-draws":
-            return self._heldout(generator, adapter, pool=self.train_pool if pool == "train" else self.heldout_pool)
+        from signal_al.engine.generator.heldout import heldout_seed
+
+        if pool == "heldout":
+            return self._heldout(generator, adapter)
+        if pool == "train":
+            return self._heldout(generator, adapter, pool=self.train_pool, samples=samples)
+        if pool == "heldout-fresh":
+            return self._heldout(generator, adapter, samples=samples,
+                                 seed=heldout_seed(self.config.seed) + FRESH_SEED_OFFSET)
         c = self.config  # the training iterations' own call: prompts x samples, at the seeds of the next iterations
         out: list = []
         for call in range(math.ceil(c.heldout / (c.prompts * c.samples))):
@@ -407,14 +425,17 @@ class RLBench:
                  f"update {row['update_s']:.0f} s")
         return target
 
-    def _heldout(self, generator: Any, adapter: bool | None, pool: Any = None) -> list:
-        """``heldout`` samples on prompts of ``pool`` (default: the held-out pool), at the run's held-out seeds."""
+    def _heldout(self, generator: Any, adapter: bool | None, pool: Any = None, samples: int | None = None,
+                 seed: int | None = None) -> list:
+        """``samples`` (default ``heldout``) samples on prompts of ``pool`` (default: the held-out pool), at
+        ``seed`` (default: the run's held-out seed)."""
         from signal_al.engine.generator.heldout import heldout_seed
 
         c = self.config
-        prompts = math.ceil(c.heldout / c.heldout_per_prompt)
+        prompts = math.ceil((c.heldout if samples is None else samples) / c.heldout_per_prompt)
         return generator.generate(self.heldout_pool if pool is None else pool, prompts,
-                                  samples_per_prompt=c.heldout_per_prompt, seed=heldout_seed(c.seed), adapter=adapter)
+                                  samples_per_prompt=c.heldout_per_prompt,
+                                  seed=heldout_seed(c.seed) if seed is None else seed, adapter=adapter)
 
     def _heldout_rewards(self, candidates: list) -> dict[str, np.ndarray]:
         """The reward as trained (``shuffled``: the real SIGnAL reward), the paper's score and the length."""
