@@ -64,7 +64,10 @@ def setting(config: dict) -> tuple:
 
 
 def fmt(value, spec: str = ".3f") -> str:
-    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, spec)
+    """A table cell: ``-`` where there was nothing to measure."""
+    from signal_al.experiments.rl_bench import format_stat
+
+    return format_stat(value, spec, missing="-")
 
 
 def t_interval(values: list[float]) -> tuple[float, float, float]:

@@ -66,17 +66,9 @@ def last_adapter(run: Path) -> Path:
     return found[-1]
 
 
-def fmt(value: float | None, spec: str) -> str:
-    """``value`` formatted, or ``nan`` when there was nothing to measure (no pair kept on both sides).
-
-    >>> fmt(0.0123, "+.3f"), fmt(None, ".2f")
-    ('+0.012', 'nan')
-    """
-    return "nan" if value is None else format(value, spec)
-
-
 def main(argv: list[str] | None = None) -> int:
     from signal_al.experiments.rl_bench import TRANSFER_POOLS, RLBench, RLBenchConfig
+    from signal_al.experiments.rl_bench import format_stat as fmt
 
     args = parse_args(argv)
     config_file = args.run / "config.json"

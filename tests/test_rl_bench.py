@@ -321,3 +321,12 @@ def test_transfer_script_refuses_bad_input_in_one_line(tmp_path: Path) -> None:
     assert pools.returncode == 2 and "--pools" in pools.stderr and "train-draws" in pools.stderr
     for result in (missing, no_adapter, not_adapter, samples, pools):
         assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_rl_bench_doctests() -> None:
+    import doctest
+
+    import signal_al.experiments.rl_bench as module
+
+    result = doctest.testmod(module)
+    assert result.attempted >= 1 and result.failed == 0

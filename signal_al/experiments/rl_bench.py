@@ -39,7 +39,8 @@ import numpy as np
 from signal_al.core.run_layout import ADAPTERS_DIR, METRICS_FILE, SERVER_LOG
 from signal_al.experiments.controls import REWARD_KINDS
 
-__all__ = ["KL_SAMPLES", "TRANSFER_FILE", "TRANSFER_POOLS", "RLBench", "RLBenchConfig", "split_prompt_pools"]
+__all__ = ["FRESH_SEED_OFFSET", "KL_SAMPLES", "TRANSFER_FILE", "TRANSFER_POOLS", "RLBench", "RLBenchConfig",
+           "format_stat", "split_prompt_pools"]
 
 #: Held-out samples KL(adapter || base) is estimated on (two forward passes of the policy each).
 KL_SAMPLES = 128
@@ -355,10 +356,10 @@ class RLBench:
                     rows.append(row)
                     with (self.out / TRANSFER_FILE).open("a", encoding="utf-8") as f:
                         f.write(json.dumps(row) + "\n")
-                    self.log(f"{pool} prompts: base {_fmt(row['reward_base'])} -> adapter {_fmt(row['reward_adapter'])}, "
-                             f"gain {_fmt(row['gain'], '+.4f')} [{_fmt(row['gain_lo'], '+.4f')}, "
-                             f"{_fmt(row['gain_hi'], '+.4f')}], z {_fmt(row['paired_z'], '.2f')}, "
-                             f"words {_fmt(row['words_base'], '.1f')} -> {_fmt(row['words_trained'], '.1f')}")
+                    self.log(f"{pool} prompts: base {format_stat(row['reward_base'])} -> adapter {format_stat(row['reward_adapter'])}, "
+                             f"gain {format_stat(row['gain'], '+.4f')} [{format_stat(row['gain_lo'], '+.4f')}, "
+                             f"{format_stat(row['gain_hi'], '+.4f')}], z {format_stat(row['paired_z'], '.2f')}, "
+                             f"words {format_stat(row['words_base'], '.1f')} -> {format_stat(row['words_trained'], '.1f')}")
             finally:
                 generator.backend.close()
         return rows
@@ -419,9 +420,9 @@ class RLBench:
                                                   "policy_loss", "entropy")})
         row["update_s"] = round(time.perf_counter() - t1, 1)
         self._write(row)
-        self.log(f"iter {it}: kept {row['n_kept']}/{len(candidates)}, reward {_fmt(row['reward_mean'])}, "
-                 f"words {_fmt(row['words_mean'], '.1f')}, served gap {_fmt(row['served_logprob_mae'], '.1e')}, "
-                 f"KL(served||base) {_fmt(row['kl_served_k3'])}, generate {row['generate_s']:.0f} s, "
+        self.log(f"iter {it}: kept {row['n_kept']}/{len(candidates)}, reward {format_stat(row['reward_mean'])}, "
+                 f"words {format_stat(row['words_mean'], '.1f')}, served gap {format_stat(row['served_logprob_mae'], '.1e')}, "
+                 f"KL(served||base) {format_stat(row['kl_served_k3'])}, generate {row['generate_s']:.0f} s, "
                  f"update {row['update_s']:.0f} s")
         return target
 
@@ -497,18 +498,18 @@ class RLBench:
         """The ``rl:`` line (one line, the bench's last)."""
         c = self.config
         fields = [("reward", c.reward), ("backend", c.backend), ("iterations", row.get("iteration")),
-                  ("reward_base", _fmt(row.get("reward_base"))), ("reward_trained", _fmt(row.get("reward_adapter"))),
-                  ("gain", _fmt(row.get("gain"))), ("gain_pct", _fmt(row.get("gain_pct"), ".1f")),
-                  ("gain_lo", _fmt(row.get("gain_lo_pct"), ".1f")), ("gain_hi", _fmt(row.get("gain_hi_pct"), ".1f")),
-                  ("paired_z", _fmt(row.get("paired_z"), ".2f")), ("paired_n", row.get("paired_n")),
-                  ("kl", _fmt(row.get("kl"))), ("words_base", _fmt(row.get("words_base"), ".1f")),
-                  ("words_trained", _fmt(row.get("words_trained"), ".1f")),
-                  ("length_matched_gain", _fmt(row.get("length_matched_gain"))),
-                  ("distinct2_base", _fmt(row.get("distinct2_base"), ".3f")),
-                  ("distinct2_trained", _fmt(row.get("distinct2_trained"), ".3f")),
-                  ("offdist_base", _fmt(row.get("offdist_base"), ".3f")),
-                  ("offdist_trained", _fmt(row.get("offdist_trained"), ".3f")),
-                  ("served_mae", _fmt(self._last_served(), ".1e")), ("wall_s", f"{wall_s:.0f}")]
+                  ("reward_base", format_stat(row.get("reward_base"))), ("reward_trained", format_stat(row.get("reward_adapter"))),
+                  ("gain", format_stat(row.get("gain"))), ("gain_pct", format_stat(row.get("gain_pct"), ".1f")),
+                  ("gain_lo", format_stat(row.get("gain_lo_pct"), ".1f")), ("gain_hi", format_stat(row.get("gain_hi_pct"), ".1f")),
+                  ("paired_z", format_stat(row.get("paired_z"), ".2f")), ("paired_n", row.get("paired_n")),
+                  ("kl", format_stat(row.get("kl"))), ("words_base", format_stat(row.get("words_base"), ".1f")),
+                  ("words_trained", format_stat(row.get("words_trained"), ".1f")),
+                  ("length_matched_gain", format_stat(row.get("length_matched_gain"))),
+                  ("distinct2_base", format_stat(row.get("distinct2_base"), ".3f")),
+                  ("distinct2_trained", format_stat(row.get("distinct2_trained"), ".3f")),
+                  ("offdist_base", format_stat(row.get("offdist_base"), ".3f")),
+                  ("offdist_trained", format_stat(row.get("offdist_trained"), ".3f")),
+                  ("served_mae", format_stat(self._last_served(), ".1e")), ("wall_s", f"{wall_s:.0f}")]
         return "rl: " + " ".join(f"{k}={v}" for k, v in fields)
 
     def _last_served(self) -> float | None:
@@ -520,7 +521,12 @@ def _nanmean(values: np.ndarray) -> float | None:
     return float(np.nanmean(values)) if (~np.isnan(values)).any() else None
 
 
-def _fmt(value: Any, spec: str = ".4f") -> str:
+def format_stat(value: Any, spec: str = ".4f", missing: str = "nan") -> str:
+    """``value`` formatted, or ``missing`` where there was nothing to measure (None or NaN: no pair kept).
+
+    >>> format_stat(0.0123, "+.3f"), format_stat(None), format_stat(float("nan"), ".2f", missing="-")
+    ('+0.012', 'nan', '-')
+    """
     if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "nan"
+        return missing
     return format(value, spec)
