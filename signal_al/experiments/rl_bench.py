@@ -339,16 +339,20 @@ class RLBench:
             (self.out / name).unlink(missing_ok=True)
         self._setup()
         rows: list[dict[str, Any]] = []
-        with managed_server(self._generator_config(), log_file=self.out / SERVER_LOG, log=self.log):
-            generator = create_generator(self._generator_config(), self.data.spec, seed=self.config.seed, device="cpu",
+        generator_config = self._generator_config()
+        with managed_server(generator_config, log_file=self.out / SERVER_LOG, log=self.log):
+            generator = create_generator(generator_config, self.data.spec, seed=self.config.seed, device="cpu",
                                          log=self.log)
             try:
                 generator.load_adapter(adapter, 1)
                 for pool in pools:
                     t0 = time.perf_counter()
+                    self.log(f"{pool} prompts: sampling the base model")
                     base = self._transfer_draw(generator, pool, adapter=None, samples=samples)
                     base_rewards = self._heldout_rewards(base)
                     self._samples(f"{pool}-base", base, base_rewards["reward"])
+                    self.log(f"{pool} prompts: {len(base)} base samples in {time.perf_counter() - t0:.0f} s; "
+                             f"sampling the adapter")
                     trained = self._transfer_draw(generator, pool, adapter=True, samples=samples)
                     row = {"kind": "transfer", "pool": pool, "adapter": str(adapter), "reward": self.config.reward,
                            **self._comparison(base, base_rewards, trained, phase=f"{pool}-adapter"),
