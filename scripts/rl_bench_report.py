@@ -6,7 +6,10 @@ evaluation point, the goal each reward kind is held to, and the mean over seeds 
 t interval) and ``ROOT/signal_curve.png`` (the SIGnAL reward's held-out gain every evaluation
 point, per seed, with its interval, beside the mean words on both sides), so the page
 regenerates from the repo. Runs are seeds of one experiment when every ``SETTING_KEYS`` value
-agrees; each experiment gets its own table and mean:
+agrees; each experiment gets its own table and mean. Folders under ``ROOT/confirm/`` are
+``rl_bench_transfer.py --pools heldout-fresh`` records of final adapters: they add the
+confirmatory endpoint (each adapter on fresh held-out prompts; the SIGnAL adapters' t interval
+over seeds and inverse-variance pooled gain, against the null adapters'):
 
     python scripts/rl_bench_report.py results/rl-bench
 """
@@ -157,7 +160,85 @@ def null_comparison(runs: list[dict]) -> list[str]:
     return lines
 
 
-def markdown(runs: list[dict]) -> str:
+#: Where the confirmatory evaluations live (``rl_bench_transfer.py --pools heldout-fresh``, one folder per adapter).
+CONFIRM_DIR = "confirm"
+
+
+def load_confirm(root: Path) -> list[dict]:
+    """The ``heldout-fresh`` rows under ``ROOT/confirm/*/transfer.jsonl``, each with its folder's name as ``run``."""
+    rows = []
+    folder = root / CONFIRM_DIR
+    for path in sorted(folder.glob("*/transfer.jsonl")) if folder.is_dir() else []:
+        for line in path.read_text().splitlines():
+            row = json.loads(line) if line.strip() else {}
+            if row.get("pool") == "heldout-fresh":
+                rows.append({**row, "run": path.parent.name})
+    return rows
+
+
+def pooled(rows: list[dict]) -> tuple[float, float, float, float] | None:
+    """Inverse-variance pooled gain of independent evaluations, its 95 % interval and z (fixed effect).
+
+    Each evaluation's standard error is its gain over its clustered z. This answers "did these
+    adapters gain?", not "does a new seed gain?" (that is the t interval over seeds).
+
+    >>> found = pooled([{"gain": 0.1, "paired_z": 2.0}, {"gain": 0.0, "paired_z": None}, {"gain": 0.3, "paired_z": 3.0}])
+    >>> [round(x, 4) for x in found]  # standard errors 0.05 and 0.1: weights 400 and 100
+    [0.14, 0.0523, 0.2277, 3.1305]
+    """
+    usable = [(r["gain"], r["gain"] / r["paired_z"]) for r in rows if r.get("paired_z") and r.get("gain") is not None]
+    if not usable:
+        return None
+    weights = np.array([1.0 / se ** 2 for _, se in usable])
+    gains = np.array([g for g, _ in usable])
+    mean, se = float(weights @ gains / weights.sum()), float(1.0 / math.sqrt(weights.sum()))
+    return mean, mean - 1.959964 * se, mean + 1.959964 * se, mean / se
+
+
+def confirm_table(rows: list[dict]) -> list[str]:
+    """The confirmatory endpoint: each adapter against the base on fresh held-out prompts, then over seeds."""
+    if not rows:
+        return []
+    lines = ["## Confirmatory endpoint: fresh held-out prompts (fixed before its runs; README.md)", "",
+             "Each adapter against the base model on new prompts of the held-out pool at a seed no run used "
+             "(`rl_bench_transfer.py --pools heldout-fresh`), scored by the SIGnAL reward (a null adapter: the real, "
+             "unpermuted one). Goal for a SIGnAL adapter: +25 % at z >= 3; for a null one: |z| < 2.", "",
+             "| adapter | trained on | base | adapter | gain [95 % CI] | gain % | z | pairs | words base -> adapter | "
+             "length-matched gain [95 % CI] | distinct-2 | off-dist. base -> adapter | goal |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        kind = r["reward"]
+        z, pct = r.get("paired_z"), r.get("gain_pct")
+        ok = None if z is None else (abs(z) < 2 if kind == "shuffled" else (pct or 0) >= 25 and z >= 3)
+        lines.append(f"| {r['run']} | {kind} | {fmt(r.get('reward_base'), '.4f')} | {fmt(r.get('reward_adapter'), '.4f')} | "
+                     f"{fmt(r.get('gain'), '+.4f')} [{fmt(r.get('gain_lo'), '+.4f')}, {fmt(r.get('gain_hi'), '+.4f')}] | "
+                     f"{fmt(pct, '+.1f')} | {fmt(z, '.2f')} | {r.get('paired_n')} | {fmt(r.get('words_base'), '.1f')} -> "
+                     f"{fmt(r.get('words_trained'), '.1f')} | {fmt(r.get('length_matched_gain'), '+.4f')} "
+                     f"[{fmt(r.get('length_matched_lo'), '+.4f')}, {fmt(r.get('length_matched_hi'), '+.4f')}] | "
+                     f"{fmt(r.get('distinct2_trained'))} | {fmt(r.get('offdist_base'))} -> {fmt(r.get('offdist_trained'))} | "
+                     f"{'' if ok is None else ('met' if ok else 'missed')} |")
+    lines.append("")
+    signal = [r for r in rows if r["reward"] == "signal" and r.get("gain") is not None]
+    null = [r for r in rows if r["reward"] == "shuffled" and r.get("gain") is not None]
+    if len(signal) > 1:
+        mean, lo, hi = t_interval([r["gain"] for r in signal])
+        lines.append(f"- SIGnAL adapters, mean over {len(signal)} seeds (does a new seed gain?): {mean:+.4f}, 95 % t "
+                     f"interval over seeds [{lo:+.4f}, {hi:+.4f}].")
+    for label, group in (("SIGnAL", signal), ("null", null)):
+        found = pooled(group)
+        if found and len(group) > 1:
+            lines.append(f"- {label} adapters, inverse-variance pooled (did these adapters gain?): {found[0]:+.4f} "
+                         f"[{found[1]:+.4f}, {found[2]:+.4f}], z {found[3]:.2f}.")
+    both = pooled(signal), pooled(null)
+    if both[0] and both[1]:
+        (a, a_lo, _, a_z), (b, b_lo, _, b_z) = both
+        se = math.sqrt(((a - a_lo) / 1.959964) ** 2 + ((b - b_lo) / 1.959964) ** 2)
+        lines.append(f"- SIGnAL pooled minus null pooled ({len(signal)} against {len(null)} adapter(s)): {a - b:+.4f} "
+                     f"[{a - b - 1.959964 * se:+.4f}, {a - b + 1.959964 * se:+.4f}], z {(a - b) / se:.2f}.")
+    return lines + [""]
+
+
+def markdown(runs: list[dict], confirm: list[dict] | None = None) -> str:
     lines = ["# RL bench results (regenerated by `python scripts/rl_bench_report.py results/rl-bench`)", ""]
     order = ["classprob", "shuffled", "length", "signal"]
     groups = sorted({setting(r["config"]) for r in runs}, key=lambda key: (order.index(key[0]), key[1:]))
@@ -208,6 +289,7 @@ def markdown(runs: list[dict]) -> str:
         lines += curve_table(mine)
         lines.append("")
     lines += null_comparison(runs)
+    lines += confirm_table(confirm or [])
     return "\n".join(lines) + "\n"
 
 
@@ -284,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.root / "runs").is_dir():
         parser.error(f"{args.root}: no runs/ folder of bench_rl.py records")
     runs = load(args.root)
-    (args.root / "results.md").write_text(markdown(runs))
+    (args.root / "results.md").write_text(markdown(runs, load_confirm(args.root)))
     picture = plot(runs, args.root / "signal_curve.png")
     print(f"wrote {args.root / 'results.md'}" + (f" and {picture}" if picture else ""))
     return 0

@@ -212,6 +212,8 @@ def test_the_committed_rl_bench_page_regenerates_from_its_raw_records(tmp_path: 
 
     committed = Path(__file__).resolve().parents[1] / "results" / "rl-bench"
     shutil.copytree(committed / "runs", tmp_path / "runs")
+    if (committed / "confirm").is_dir():
+        shutil.copytree(committed / "confirm", tmp_path / "confirm")
     script = committed.parents[1] / "scripts" / "rl_bench_report.py"
     subprocess.run([sys.executable, str(script), str(tmp_path)], check=True, capture_output=True)
     assert (tmp_path / "results.md").read_text() == (committed / "results.md").read_text()
@@ -262,6 +264,48 @@ def test_rl_bench_report_compares_signal_seeds_with_the_null_seeds_at_each_point
     half = t.ppf(0.975, 2) * np.std(g, ddof=1) / np.sqrt(3)
     assert f"| 20 | {np.mean(g):+.4f} [{np.mean(g) - half:+.4f}, {np.mean(g) + half:+.4f}] |" in text
     assert (tmp_path / "signal_curve.png").stat().st_size > 10_000
+
+
+def test_rl_bench_report_pools_the_confirmatory_evaluations_against_the_null(tmp_path: Path) -> None:
+    """confirm/*/transfer.jsonl: one row per adapter, the t interval over SIGnAL seeds, the inverse-variance
+    pooled gains and their difference, checked against a float64 recomputation."""
+    import subprocess
+    import sys
+
+    from scipy.stats import norm, t
+
+    _curve_record(tmp_path, "signal-s0", "signal", 0, {20: 0.1})  # the report needs one run
+    adapters = {"signal40-s0": ("signal", -0.02, -0.5), "signal40-s1": ("signal", 0.03, 1.5),
+                "signal40-s2": ("signal", 0.05, 2.5), "shuffled40-s0": ("shuffled", -0.01, -0.4)}
+    for name, (reward, gain, z) in adapters.items():
+        folder = tmp_path / "confirm" / name
+        folder.mkdir(parents=True)
+        rows = [{"kind": "transfer", "pool": "train", "reward": reward, "gain": 9.0, "paired_z": 9.0},
+                {"kind": "transfer", "pool": "heldout-fresh", "reward": reward, "reward_base": 0.2,
+                 "reward_adapter": 0.2 + gain, "gain": gain, "gain_pct": 100 * gain / 0.2, "gain_lo": gain - 0.03,
+                 "gain_hi": gain + 0.03, "paired_z": z, "paired_n": 700, "words_base": 16.0, "words_trained": 16.5}]
+        (folder / "transfer.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    script = Path(__file__).resolve().parents[1] / "scripts" / "rl_bench_report.py"
+    subprocess.run([sys.executable, str(script), str(tmp_path)], check=True, capture_output=True)
+    text = (tmp_path / "results.md").read_text()
+    assert "## Confirmatory endpoint" in text and "+9.0000" not in text  # only the heldout-fresh rows
+    assert "| signal40-s2 | signal | 0.2000 | 0.2500 | +0.0500 [+0.0200, +0.0800] | +25.0 | 2.50 | 700 |" in text
+    section = text[text.index("## Confirmatory endpoint"):]
+    assert section.count("| missed |") == 3 and section.count("| met |") == 1  # the null within |z| < 2
+    gains = np.array([-0.02, 0.03, 0.05])
+    half = t.ppf(0.975, 2) * gains.std(ddof=1) / np.sqrt(3)
+    assert (f"mean over 3 seeds (does a new seed gain?): {gains.mean():+.4f}, 95 % t interval over seeds "
+            f"[{gains.mean() - half:+.4f}, {gains.mean() + half:+.4f}]") in text
+    se = gains / np.array([-0.5, 1.5, 2.5])
+    w = 1 / se ** 2
+    mean, se_pooled = (w @ gains) / w.sum(), 1 / np.sqrt(w.sum())
+    q = norm.ppf(0.975)
+    assert (f"inverse-variance pooled (did these adapters gain?): {mean:+.4f} [{mean - q * se_pooled:+.4f}, "
+            f"{mean + q * se_pooled:+.4f}], z {mean / se_pooled:.2f}") in text
+    se_diff = np.hypot(se_pooled, 0.01 / 0.4)
+    diff = mean + 0.01
+    assert (f"SIGnAL pooled minus null pooled (3 against 1 adapter(s)): {diff:+.4f} [{diff - q * se_diff:+.4f}, "
+            f"{diff + q * se_diff:+.4f}], z {diff / se_diff:.2f}") in text
 
 
 def test_reward_anatomy_reads_a_packed_record_and_splits_the_variance_exactly(
