@@ -160,6 +160,8 @@ def null_comparison(runs: list[dict]) -> list[str]:
     return lines
 
 
+#: The two-sided 95 % normal quantile (the pooled intervals).
+Z95 = 1.959964
 #: Where the confirmatory evaluations live (``rl_bench_transfer.py --pools heldout-fresh``, one folder per adapter).
 CONFIRM_DIR = "confirm"
 
@@ -192,7 +194,7 @@ def pooled(rows: list[dict]) -> tuple[float, float, float, float] | None:
     weights = np.array([1.0 / se ** 2 for _, se in usable])
     gains = np.array([g for g, _ in usable])
     mean, se = float(weights @ gains / weights.sum()), float(1.0 / math.sqrt(weights.sum()))
-    return mean, mean - 1.959964 * se, mean + 1.959964 * se, mean / se
+    return mean, mean - Z95 * se, mean + Z95 * se, mean / se
 
 
 def confirm_table(rows: list[dict]) -> list[str]:
@@ -231,10 +233,10 @@ def confirm_table(rows: list[dict]) -> list[str]:
                          f"[{found[1]:+.4f}, {found[2]:+.4f}], z {found[3]:.2f}.")
     both = pooled(signal), pooled(null)
     if both[0] and both[1]:
-        (a, a_lo, _, a_z), (b, b_lo, _, b_z) = both
-        se = math.sqrt(((a - a_lo) / 1.959964) ** 2 + ((b - b_lo) / 1.959964) ** 2)
+        (a, a_lo, _, _), (b, b_lo, _, _) = both
+        se = math.hypot((a - a_lo) / Z95, (b - b_lo) / Z95)  # each pooled half-width is Z95 x its se
         lines.append(f"- SIGnAL pooled minus null pooled ({len(signal)} against {len(null)} adapter(s)): {a - b:+.4f} "
-                     f"[{a - b - 1.959964 * se:+.4f}, {a - b + 1.959964 * se:+.4f}], z {(a - b) / se:.2f}.")
+                     f"[{a - b - Z95 * se:+.4f}, {a - b + Z95 * se:+.4f}], z {(a - b) / se:.2f}.")
     return lines + [""]
 
 

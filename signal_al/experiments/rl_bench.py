@@ -360,10 +360,11 @@ class RLBench:
                     rows.append(row)
                     with (self.out / TRANSFER_FILE).open("a", encoding="utf-8") as f:
                         f.write(json.dumps(row) + "\n")
-                    self.log(f"{pool} prompts: base {format_stat(row['reward_base'])} -> adapter {format_stat(row['reward_adapter'])}, "
-                             f"gain {format_stat(row['gain'], '+.4f')} [{format_stat(row['gain_lo'], '+.4f')}, "
-                             f"{format_stat(row['gain_hi'], '+.4f')}], z {format_stat(row['paired_z'], '.2f')}, "
-                             f"words {format_stat(row['words_base'], '.1f')} -> {format_stat(row['words_trained'], '.1f')}")
+                    fs = format_stat
+                    self.log(f"{pool} prompts: base {fs(row['reward_base'])} -> adapter {fs(row['reward_adapter'])}, "
+                             f"gain {fs(row['gain'], '+.4f')} [{fs(row['gain_lo'], '+.4f')}, "
+                             f"{fs(row['gain_hi'], '+.4f')}], z {fs(row['paired_z'], '.2f')}, "
+                             f"words {fs(row['words_base'], '.1f')} -> {fs(row['words_trained'], '.1f')}")
             finally:
                 generator.backend.close()
         return rows
@@ -424,9 +425,10 @@ class RLBench:
                                                   "policy_loss", "entropy")})
         row["update_s"] = round(time.perf_counter() - t1, 1)
         self._write(row)
-        self.log(f"iter {it}: kept {row['n_kept']}/{len(candidates)}, reward {format_stat(row['reward_mean'])}, "
-                 f"words {format_stat(row['words_mean'], '.1f')}, served gap {format_stat(row['served_logprob_mae'], '.1e')}, "
-                 f"KL(served||base) {format_stat(row['kl_served_k3'])}, generate {row['generate_s']:.0f} s, "
+        fs = format_stat
+        self.log(f"iter {it}: kept {row['n_kept']}/{len(candidates)}, reward {fs(row['reward_mean'])}, "
+                 f"words {fs(row['words_mean'], '.1f')}, served gap {fs(row['served_logprob_mae'], '.1e')}, "
+                 f"KL(served||base) {fs(row['kl_served_k3'])}, generate {row['generate_s']:.0f} s, "
                  f"update {row['update_s']:.0f} s")
         return target
 
@@ -501,19 +503,20 @@ class RLBench:
     def summary_line(self, row: dict[str, Any], wall_s: float) -> str:
         """The ``rl:`` line (one line, the bench's last)."""
         c = self.config
+        fs = format_stat
         fields = [("reward", c.reward), ("backend", c.backend), ("iterations", row.get("iteration")),
-                  ("reward_base", format_stat(row.get("reward_base"))), ("reward_trained", format_stat(row.get("reward_adapter"))),
-                  ("gain", format_stat(row.get("gain"))), ("gain_pct", format_stat(row.get("gain_pct"), ".1f")),
-                  ("gain_lo", format_stat(row.get("gain_lo_pct"), ".1f")), ("gain_hi", format_stat(row.get("gain_hi_pct"), ".1f")),
-                  ("paired_z", format_stat(row.get("paired_z"), ".2f")), ("paired_n", row.get("paired_n")),
-                  ("kl", format_stat(row.get("kl"))), ("words_base", format_stat(row.get("words_base"), ".1f")),
-                  ("words_trained", format_stat(row.get("words_trained"), ".1f")),
-                  ("length_matched_gain", format_stat(row.get("length_matched_gain"))),
-                  ("distinct2_base", format_stat(row.get("distinct2_base"), ".3f")),
-                  ("distinct2_trained", format_stat(row.get("distinct2_trained"), ".3f")),
-                  ("offdist_base", format_stat(row.get("offdist_base"), ".3f")),
-                  ("offdist_trained", format_stat(row.get("offdist_trained"), ".3f")),
-                  ("served_mae", format_stat(self._last_served(), ".1e")), ("wall_s", f"{wall_s:.0f}")]
+                  ("reward_base", fs(row.get("reward_base"))), ("reward_trained", fs(row.get("reward_adapter"))),
+                  ("gain", fs(row.get("gain"))), ("gain_pct", fs(row.get("gain_pct"), ".1f")),
+                  ("gain_lo", fs(row.get("gain_lo_pct"), ".1f")), ("gain_hi", fs(row.get("gain_hi_pct"), ".1f")),
+                  ("paired_z", fs(row.get("paired_z"), ".2f")), ("paired_n", row.get("paired_n")),
+                  ("kl", fs(row.get("kl"))), ("words_base", fs(row.get("words_base"), ".1f")),
+                  ("words_trained", fs(row.get("words_trained"), ".1f")),
+                  ("length_matched_gain", fs(row.get("length_matched_gain"))),
+                  ("distinct2_base", fs(row.get("distinct2_base"), ".3f")),
+                  ("distinct2_trained", fs(row.get("distinct2_trained"), ".3f")),
+                  ("offdist_base", fs(row.get("offdist_base"), ".3f")),
+                  ("offdist_trained", fs(row.get("offdist_trained"), ".3f")),
+                  ("served_mae", fs(self._last_served(), ".1e")), ("wall_s", f"{wall_s:.0f}")]
         return "rl: " + " ".join(f"{k}={v}" for k, v in fields)
 
     def _last_served(self) -> float | None:
