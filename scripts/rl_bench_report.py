@@ -160,6 +160,56 @@ def null_comparison(runs: list[dict]) -> list[str]:
     return lines
 
 
+def controls_table(runs: list[dict]) -> list[str]:
+    """The positive and the null control side by side at the positive control's last evaluation point.
+
+    For every ``classprob`` experiment with several seeds: those seeds' last evaluation, and every
+    ``shuffled`` run of the same settings but at least as many iterations, at that same iteration
+    (a longer null run is the same run up to there). The size goal is judged without the time
+    limit here; the time is the table's own column.
+    """
+    lines: list[str] = []
+    others = [i for i, key in enumerate(SETTING_KEYS) if key not in ("reward", "iterations")]
+    for group in sorted({setting(r["config"]) for r in runs if r["config"]["reward"] == "classprob"}):
+        positive = [r for r in runs if setting(r["config"]) == group]
+        point = int(positive[0]["config"]["iterations"])
+
+        def at_point(run: dict) -> dict | None:
+            return next((row for row in run["rows"] if row["kind"] == "eval" and row["iteration"] == point), None)
+
+        null = [r for r in runs if r["config"]["reward"] == "shuffled" and int(r["config"]["iterations"]) >= point
+                and all(setting(r["config"])[i] == group[i] for i in others) and at_point(r) is not None]
+        if len(positive) < 2 or not null:
+            continue
+        c = positive[0]["config"]
+        lines += [f"## The two controls at iteration {point}, lr {c['learning_rate']:g}, beta {c['kl_coef']:g}, "
+                  f"{c['epochs']} epoch(s)", "",
+                  f"Each run's held-out evaluation at iteration {point} (a longer null run: its evaluation there). "
+                  f"Positive control (`classprob`): {GOALS['classprob'].replace(', <= 15 min a seed', '')} "
+                  f"(the time is the last column); null (`shuffled`, scored by the real SIGnAL reward): "
+                  f"{GOALS['shuffled']}.", "",
+                  "| run | control | gain [95 % CI] | z | pairs | KL | words base -> trained | wall s (whole run) | goal |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        verdicts: dict[str, list[bool]] = {"classprob": [], "shuffled": []}
+        for run in positive + null:
+            kind, row = run["config"]["reward"], at_point(run)
+            if row is None:
+                continue
+            ok = passed(kind, row, None)
+            if ok is not None:
+                verdicts[kind].append(ok)
+            lines.append(f"| {run['name']} | {'positive' if kind == 'classprob' else 'null'} | "
+                         f"{fmt(row.get('gain'), '+.4f')} [{fmt(row.get('gain_lo'), '+.4f')}, "
+                         f"{fmt(row.get('gain_hi'), '+.4f')}] | {fmt(row.get('paired_z'), '.2f')} | "
+                         f"{row.get('paired_n')} | {fmt(row.get('kl'))} | {fmt(row.get('words_base'), '.1f')} -> "
+                         f"{fmt(row.get('words_trained'), '.1f')} | {fmt(run['wall_s'], '.0f')} | "
+                         f"{'' if ok is None else ('met' if ok else 'missed')} |")
+        lines += ["", f"Positive control: size goal met in {sum(verdicts['classprob'])} of "
+                  f"{len(verdicts['classprob'])} seeds; null: |z| < 2 in {sum(verdicts['shuffled'])} of "
+                  f"{len(verdicts['shuffled'])} seeds.", ""]
+    return lines
+
+
 #: The two-sided 95 % normal quantile (the pooled intervals).
 Z95 = 1.959964
 #: Where the confirmatory evaluations live (``rl_bench_transfer.py --pools heldout-fresh``, one folder per adapter).
@@ -290,6 +340,7 @@ def markdown(runs: list[dict], confirm: list[dict] | None = None) -> str:
                                  f"[{lo:+.4f}, {hi:+.4f}].")
         lines += curve_table(mine)
         lines.append("")
+    lines += controls_table(runs)
     lines += null_comparison(runs)
     lines += confirm_table(confirm or [])
     return "\n".join(lines) + "\n"

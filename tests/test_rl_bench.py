@@ -266,6 +266,42 @@ def test_rl_bench_report_compares_signal_seeds_with_the_null_seeds_at_each_point
     assert (tmp_path / "signal_curve.png").stat().st_size > 10_000
 
 
+def _control_record(root: Path, name: str, reward: str, iterations: int, lr: float, evals: dict[int, tuple]) -> None:
+    """A bench record whose evaluations are ``{iteration: (gain, z)}``."""
+    folder = root / "runs" / name
+    folder.mkdir(parents=True)
+    config = {"reward": reward, "seed": 0, "iterations": iterations, "prompts": 16, "samples": 4, "heldout": 400,
+              "heldout_per_prompt": 4, "learning_rate": lr, "kl_coef": 0.1, "advantage": "rloo", "epochs": 1,
+              "minibatches": 2, "backend": "vllm-server", "lora_layers": None, "reset_optimizer": False}
+    (folder / "config.json").write_text(json.dumps(config))
+    rows = [{"kind": "eval", "iteration": it, "gain": g, "gain_lo": g - 0.05, "gain_hi": g + 0.05, "paired_z": z,
+             "paired_n": 200, "reward_base": 0.5} for it, (g, z) in evals.items()]
+    (folder / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    (folder / "summary.json").write_text(json.dumps({"wall_s": 1000 + iterations}))
+
+
+def test_rl_bench_report_sets_the_null_beside_the_positive_control_at_its_last_point(tmp_path: Path) -> None:
+    """A longer null run counts at the positive control's last iteration; other settings and shorter runs do not."""
+    import subprocess
+    import sys
+
+    _control_record(tmp_path, "pos-s0", "classprob", 20, 1e-3, {10: (0.10, 3.0), 20: (0.20, 6.0)})
+    _control_record(tmp_path, "pos-s1", "classprob", 20, 1e-3, {10: (0.05, 2.0), 20: (0.14, 5.0)})  # too small
+    _control_record(tmp_path, "null40", "shuffled", 40, 1e-3, {20: (-0.03, -1.5), 40: (0.07, 2.5)})
+    _control_record(tmp_path, "null10", "shuffled", 10, 1e-3, {10: (0.01, 0.3)})  # never reached 20
+    _control_record(tmp_path, "null-lr", "shuffled", 20, 2e-3, {20: (0.09, 3.1)})  # another setting
+    script = Path(__file__).resolve().parents[1] / "scripts" / "rl_bench_report.py"
+    subprocess.run([sys.executable, str(script), str(tmp_path)], check=True, capture_output=True)
+    text = (tmp_path / "results.md").read_text()
+    section = text.split("## The two controls at iteration 20, lr 0.001")[1].split("\n## ")[0]
+    assert "| pos-s0 | positive | +0.2000 [+0.1500, +0.2500] | 6.00 | 200 |" in section
+    assert "| pos-s1 | positive | +0.1400 [+0.0900, +0.1900] | 5.00 | 200 |" in section
+    assert "| null40 | null | -0.0300 [-0.0800, +0.0200] | -1.50 | 200 |" in section  # its iteration 20, not 40
+    assert "| 1040 | met |" in section  # the null run's whole wall time, labelled as such
+    assert "null10" not in section and "null-lr" not in section
+    assert "size goal met in 1 of 2 seeds; null: |z| < 2 in 1 of 1 seeds." in section
+
+
 def test_rl_bench_report_pools_the_confirmatory_evaluations_against_the_null(tmp_path: Path) -> None:
     """confirm/*/transfer.jsonl: one row per adapter, the t interval over SIGnAL seeds, the inverse-variance
     pooled gains and their difference, checked against a float64 recomputation."""
