@@ -228,23 +228,22 @@ def load_confirm(root: Path) -> list[dict]:
     return rows
 
 
-def pooled(rows: list[dict]) -> tuple[float, float, float, float] | None:
-    """Inverse-variance pooled gain of independent evaluations, its 95 % interval and z (fixed effect).
+def pooled(rows: list[dict]) -> tuple[float, float] | None:
+    """Inverse-variance pooled gain of independent evaluations and its standard error (fixed effect).
 
     Each evaluation's standard error is its gain over its clustered z. This answers "did these
     adapters gain?", not "does a new seed gain?" (that is the t interval over seeds).
 
-    >>> found = pooled([{"gain": 0.1, "paired_z": 2.0}, {"gain": 0.0, "paired_z": None}, {"gain": 0.3, "paired_z": 3.0}])
-    >>> [round(x, 4) for x in found]  # standard errors 0.05 and 0.1: weights 400 and 100
-    [0.14, 0.0523, 0.2277, 3.1305]
+    >>> mean, se = pooled([{"gain": 0.1, "paired_z": 2.0}, {"gain": 0.0, "paired_z": None}, {"gain": 0.3, "paired_z": 3.0}])
+    >>> round(mean, 4), round(se, 4)  # standard errors 0.05 and 0.1: weights 400 and 100
+    (0.14, 0.0447)
     """
     usable = [(r["gain"], r["gain"] / r["paired_z"]) for r in rows if r.get("paired_z") and r.get("gain") is not None]
     if not usable:
         return None
     weights = np.array([1.0 / se ** 2 for _, se in usable])
     gains = np.array([g for g, _ in usable])
-    mean, se = float(weights @ gains / weights.sum()), float(1.0 / math.sqrt(weights.sum()))
-    return mean, mean - Z95 * se, mean + Z95 * se, mean / se
+    return float(weights @ gains / weights.sum()), float(1.0 / math.sqrt(weights.sum()))
 
 
 def confirm_table(rows: list[dict]) -> list[str]:
@@ -279,12 +278,13 @@ def confirm_table(rows: list[dict]) -> list[str]:
     for label, group in (("SIGnAL", signal), ("null", null)):
         found = pooled(group)
         if found and len(group) > 1:
-            lines.append(f"- {label} adapters, inverse-variance pooled (did these adapters gain?): {found[0]:+.4f} "
-                         f"[{found[1]:+.4f}, {found[2]:+.4f}], z {found[3]:.2f}.")
+            mean, se = found
+            lines.append(f"- {label} adapters, inverse-variance pooled (did these adapters gain?): {mean:+.4f} "
+                         f"[{mean - Z95 * se:+.4f}, {mean + Z95 * se:+.4f}], z {mean / se:.2f}.")
     both = pooled(signal), pooled(null)
     if both[0] and both[1]:
-        (a, a_lo, _, _), (b, b_lo, _, _) = both
-        se = math.hypot((a - a_lo) / Z95, (b - b_lo) / Z95)  # each pooled half-width is Z95 x its se
+        (a, a_se), (b, b_se) = both
+        se = math.hypot(a_se, b_se)
         lines.append(f"- SIGnAL pooled minus null pooled ({len(signal)} against {len(null)} adapter(s)): {a - b:+.4f} "
                      f"[{a - b - Z95 * se:+.4f}, {a - b + Z95 * se:+.4f}], z {(a - b) / se:.2f}.")
     return lines + [""]

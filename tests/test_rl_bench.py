@@ -410,3 +410,16 @@ def test_rl_bench_doctests() -> None:
 
     result = doctest.testmod(module)
     assert result.attempted >= 1 and result.failed == 0
+
+
+def test_rl_bench_report_doctests() -> None:
+    """The report's worked examples (the inverse-variance pooling) hold."""
+    import doctest
+    import importlib.util
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "rl_bench_report.py"
+    spec = importlib.util.spec_from_file_location("rl_bench_report", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    result = doctest.testmod(module)
+    assert result.attempted >= 2 and result.failed == 0
