@@ -14,7 +14,7 @@ from signal_al.generation import cleaning
 from signal_al.generation.backends.base import Completion, GenerationBackend, SamplingParams
 from signal_al.generation.cleaning import Deduplicator, clean_output, dedup_key, normalize
 from signal_al.generation.generator import CandidateGenerator, generate_kept, pool_keys
-from signal_al.generation.prompts import build_prompt, cluster_assignments, make_prompts
+from signal_al.generation.prompts import Prompt, build_prompt, cap_examples, cluster_assignments, make_prompts
 from signal_al.generation.records import Candidate, read_jsonl, write_jsonl
 
 MOVIES = TaskSpec("rt-movies", ("negative", "positive"), "movie reviews")
@@ -469,7 +469,8 @@ def long_pool() -> TextDataset:
 def test_long_in_context_examples_are_cut_to_fit_the_context() -> None:
     pool = long_pool()
     tokenizer = WordTokenizer()
-    config = GeneratorConfig(num_in_context=3, max_model_len=200, max_new_tokens=50, response_prefix="New Example:")
+    config = GeneratorConfig(num_in_context=3, max_model_len=200, max_new_tokens=50, response_prefix="New Example:",
+                             max_example_tokens=None)  # the context fit alone
     logged: list[str] = []
     words = "alpha bravo charlie delta echo foxtrot golf hotel".split()
     backend = ScriptedBackend([f"A fine {word} review is here." for word in words])
@@ -488,6 +489,48 @@ def test_long_in_context_examples_are_cut_to_fit_the_context() -> None:
     short = CandidateGenerator(config, MOVIES, ScriptedBackend(["A fine film."]), tokenizer, log=logged.append)
     short.generate(movie_pool(), 1)
     assert len(logged) == 1  # prompts that fit are neither cut nor logged
+
+
+def test_cap_examples_keeps_the_first_tokens_of_each_long_example() -> None:
+    tokenizer, pool = WordTokenizer(), long_pool()
+    prompt = make_prompts(MOVIES, pool, 1, 4, np.random.default_rng(0))[0]
+    capped = cap_examples(MOVIES, prompt, tokenizer, 20)
+    by_id = dict(zip(pool.ids, pool.texts))
+    expected = [" ".join(by_id[i].split()[:20]) for i in prompt.example_ids]  # 400 and 900 words cut, 30 cut, 5 whole
+    assert capped.examples == expected and capped.example_ids == prompt.example_ids
+    assert capped.text == build_prompt(MOVIES, expected)
+    assert cap_examples(MOVIES, capped, tokenizer, 20) is capped  # nothing over the cap: the same prompt
+    pair = Prompt(build_prompt(PAIRS, [("q " * 3, "a " * 50)]), ["p0"], None, [("q " * 3, "a " * 50)])
+    assert cap_examples(PAIRS, pair, tokenizer, 10).examples == [("q " * 3, " ".join(["a"] * 10))]  # each field
+    with pytest.raises(ValueError, match="positive"):
+        cap_examples(MOVIES, prompt, tokenizer, 0)
+
+
+def test_generator_cuts_long_examples_to_max_example_tokens_by_default() -> None:
+    pool = long_pool()  # examples of 400, 30, 900 and 5 words
+    tokenizer = WordTokenizer()
+    words = "alpha bravo charlie delta echo foxtrot golf hotel".split()
+    sent_lengths = {}
+    for cap in (128, 16, None):
+        logged: list[str] = []
+        config = GeneratorConfig(num_in_context=4, max_model_len=4096, max_new_tokens=50,
+                                 **({} if cap == 128 else {"max_example_tokens": cap}))
+        backend = ScriptedBackend([f"A fine {word} review is here." for word in words])
+        generator = CandidateGenerator(config, MOVIES, backend, tokenizer, seed=0, log=logged.append)
+        candidates = generator.generate(pool, 2) + generator.generate(pool, 2, round_index=1)
+        limit = 10**6 if cap is None else cap
+        for candidate in candidates:
+            shown = [line.split(": ", 1)[1] for line in candidate.prompt.splitlines() if line.startswith("Example ")]
+            full = [pool.texts[pool.ids.index(i)] for i in candidate.example_ids]
+            assert shown == [" ".join(text.split()[:limit]) for text in full]
+        sent_lengths[cap] = sum(len(tokenizer(t)["input_ids"]) for t in backend.calls[0][0])
+        if cap is None:
+            assert logged == []
+        else:  # every prompt holds the 400- or 900-word text: cut, and said once per generator
+            assert len(logged) == 1 and f"max_example_tokens ({cap} tokens)" in logged[0]
+    assert sent_lengths[16] < sent_lengths[128] < sent_lengths[None]
+    with pytest.raises(Exception, match="generator.max_example_tokens"):
+        GeneratorConfig(max_example_tokens=0)
 
 
 def test_a_prompt_that_cannot_fit_or_is_refused_is_dropped_not_fatal() -> None:
@@ -512,3 +555,23 @@ def test_a_prompt_that_cannot_fit_or_is_refused_is_dropped_not_fatal() -> None:
     assert all(pool.texts[0] in c.prompt and not c.generated and c.completion_token_ids == [] for c in refused)
     assert all(c.kept and c.generated for c in candidates if c not in refused)
     assert "refused" in logged[-1] and "maximum context length" in logged[-1]
+
+
+def test_cap_examples_with_the_real_tokenizer_keeps_a_prefix_within_the_cap() -> None:
+    """Decoding the first N tokens and encoding again must not grow past N (byte-level BPE merges)."""
+    from transformers import AutoTokenizer
+
+    from helpers import ready_asset
+
+    tokenizer = AutoTokenizer.from_pretrained(ready_asset("smollm2-135m-instruct"))
+    long = ("An overlong, meandering three-hour epic -- with café scenes, naïve heroes and 1,000 extras -- "
+            "that never earns its ending! ") * 12
+    pool = TextDataset([long, "Short and sweet.", long[::-1]], np.array([1, 1, 0]), ids=["a", "b", "c"])
+    prompt = make_prompts(MOVIES, pool, 1, 3, np.random.default_rng(1))[0]
+    for cap in (1, 7, 50, 128):
+        capped = cap_examples(MOVIES, prompt, tokenizer, cap)
+        for original, shown in zip(prompt.examples, capped.examples):
+            assert original.lstrip().startswith(shown)  # the cut text is stripped of edge spaces
+            assert len(tokenizer(shown, add_special_tokens=False)["input_ids"]) <= cap
+            if len(tokenizer(original, add_special_tokens=False)["input_ids"]) <= cap:
+                assert shown == original

@@ -19,8 +19,8 @@ from signal_al.generation.backends.base import GenerationBackend, SamplingParams
 from signal_al.generation.cleaning import (PROMPT_TOO_LONG, REQUEST_REJECTED, CleaningRules, Deduplicator, clean_output,
                                            dedup_key)
 from signal_al.generation.config import GeneratorConfig
-from signal_al.generation.prompts import (Prompt, apply_chat_template, cluster_assignments, count_tokens, fit_prompt,
-                                          make_prompts)
+from signal_al.generation.prompts import (Prompt, apply_chat_template, cap_examples, cluster_assignments, count_tokens,
+                                          fit_prompt, make_prompts)
 from signal_al.generation.records import Candidate
 
 
@@ -69,6 +69,7 @@ class CandidateGenerator:
         self.seed = seed
         self.log = log
         self.adapter: str | None = None
+        self._logged_example_cap = False
         self.rules = CleaningRules(min_words=config.min_words, max_words=config.max_words,
                                    drop_meta_commentary=config.drop_meta_commentary)
 
@@ -95,12 +96,22 @@ class CandidateGenerator:
         return self.config.max_model_len - self.config.max_new_tokens
 
     def fit_prompts(self, prompts: list[Prompt]) -> list[Prompt | None]:
-        """Each prompt cut to :attr:`max_prompt_tokens` (None: cannot fit); logs how many were cut.
+        """Each prompt's examples cut to ``max_example_tokens``, then the prompt to :attr:`max_prompt_tokens`
+        (None: cannot fit); logs how many were cut.
 
         A tokenizer that cannot count tokens (a test double) leaves the prompts as they are.
         """
         if not callable(self.tokenizer) or not prompts:
             return list(prompts)
+        cap = self.config.max_example_tokens
+        if cap is not None:
+            capped = [cap_examples(self.spec, p, self.tokenizer, cap) for p in prompts]
+            shortened = sum(c is not p for c, p in zip(capped, prompts))
+            if shortened and not self._logged_example_cap:
+                self.log(f"generator: {shortened} of {len(prompts)} prompts had in-context examples over "
+                         f"generator.max_example_tokens ({cap} tokens), cut to it (logged once)")
+                self._logged_example_cap = True
+            prompts = capped
         limit = self.max_prompt_tokens
         lengths = count_tokens(self.tokenizer, [self.render(p.text) for p in prompts])
         fitted: list[Prompt | None] = [

@@ -143,6 +143,42 @@ def _cap_for(lengths: Sequence[int], room: int) -> int:
     return low
 
 
+def _pieces(prompt: Prompt) -> list[str]:
+    """The texts of a prompt's in-context examples, each field of a pair on its own, in order."""
+    return [field_text for example in prompt.examples
+            for field_text in (example if isinstance(example, tuple) else (example,))]
+
+
+def _rebuild(spec: TaskSpec, prompt: Prompt, pieces: Sequence[str]) -> Prompt:
+    """``prompt`` with its example texts replaced by ``pieces`` (the order of :func:`_pieces`)."""
+    cut = list(pieces)
+    examples: list[Example] = []
+    for example in prompt.examples:
+        if isinstance(example, tuple):
+            examples.append((cut.pop(0), cut.pop(0)))
+        else:
+            examples.append(cut.pop(0))
+    text = build_prompt(spec, examples, instruction=prompt.instruction)
+    return Prompt(text, list(prompt.example_ids), prompt.label, examples, prompt.instruction)
+
+
+def cap_examples(spec: TaskSpec, prompt: Prompt, tokenizer: Any, max_tokens: int) -> Prompt:
+    """``prompt`` with each in-context example (each field of a pair) cut to its first ``max_tokens`` tokens.
+
+    Prompt tokens drive a generating round's cost (generation, the update's forward and
+    backward passes), and a corpus of long texts makes every prompt long. Shorter examples
+    stay whole, so on a corpus of short texts the prompt is unchanged (the same object).
+    """
+    if max_tokens < 1:
+        raise ValueError(f"max_tokens must be positive, got {max_tokens}")
+    pieces = _pieces(prompt)
+    lengths = count_tokens(tokenizer, pieces) if pieces else []
+    if all(length <= max_tokens for length in lengths):
+        return prompt
+    return _rebuild(spec, prompt, [_truncate(tokenizer, piece, max_tokens) if length > max_tokens else piece
+                                   for piece, length in zip(pieces, lengths)])
+
+
 def fit_prompt(spec: TaskSpec, prompt: Prompt, tokenizer: Any, render: Callable[[str], str],
                max_tokens: int) -> Prompt | None:
     """``prompt`` with its in-context examples cut so that ``render(text)`` has at most ``max_tokens`` tokens.
@@ -156,20 +192,8 @@ def fit_prompt(spec: TaskSpec, prompt: Prompt, tokenizer: Any, render: Callable[
     """
     if count_tokens(tokenizer, [render(prompt.text)])[0] <= max_tokens:
         return prompt
-    pieces = [field_text for example in prompt.examples
-              for field_text in (example if isinstance(example, tuple) else (example,))]
-
-    def rebuild(cut: list[str]) -> Prompt:
-        examples: list[Example] = []
-        for example in prompt.examples:
-            if isinstance(example, tuple):
-                examples.append((cut.pop(0), cut.pop(0)))
-            else:
-                examples.append(cut.pop(0))
-        text = build_prompt(spec, examples, instruction=prompt.instruction)
-        return Prompt(text, list(prompt.example_ids), prompt.label, examples, prompt.instruction)
-
-    empty = rebuild([""] * len(pieces))
+    pieces = _pieces(prompt)
+    empty = _rebuild(spec, prompt, [""] * len(pieces))
     overhead = count_tokens(tokenizer, [render(empty.text)])[0]
     if overhead > max_tokens:
         return None
@@ -177,7 +201,7 @@ def fit_prompt(spec: TaskSpec, prompt: Prompt, tokenizer: Any, render: Callable[
     room = max_tokens - overhead
     while room > 0:
         cap = _cap_for(lengths, room)
-        fitted = rebuild([_truncate(tokenizer, piece, cap) for piece in pieces])
+        fitted = _rebuild(spec, prompt, [_truncate(tokenizer, piece, cap) for piece in pieces])
         excess = count_tokens(tokenizer, [render(fitted.text)])[0] - max_tokens
         if excess <= 0:
             return fitted
