@@ -92,11 +92,12 @@ def test_n_seeded_samples_differ_and_reproduce_and_long_prompts_fit(server: VLLM
     assert len(first) == 8 and len({tuple(c.token_ids) for c in first}) == 8
     assert [c.token_ids for c in again] == [c.token_ids for c in first]
     assert len({tuple(c.prompt_token_ids) for c in first}) == 1
-    # Through the generator, with in-context texts far longer than the server's context:
+    # Through the generator, with in-context texts far longer than the server's context and no per-example cap:
     # every prompt is cut to fit, none is refused.
     long_pool = TextDataset([" ".join([text] * 200) for text in pool.texts[:4]], pool.labels[:4], ids=pool.ids[:4])
     logged: list[str] = []
-    config = GeneratorConfig(server_url=server.url, max_new_tokens=16, samples_per_prompt=2, max_model_len=1024)
+    config = GeneratorConfig(server_url=server.url, max_new_tokens=16, samples_per_prompt=2, max_model_len=1024,
+                             max_example_tokens=None)
     generator = create_generator(config, spec, seed=0, log=logged.append)
     candidates = generator.generate(long_pool, 3, seed=11)
     assert len(candidates) == 6 and all(c.generated for c in candidates), [c.drop_reason for c in candidates]
@@ -104,6 +105,14 @@ def test_n_seeded_samples_differ_and_reproduce_and_long_prompts_fit(server: VLLM
     assert any("truncated" in line for line in logged)
     assert [c.group for c in candidates] == [0, 0, 1, 1, 2, 2]
     assert candidates[0].prompt_token_ids == candidates[1].prompt_token_ids
+    # With the default per-example cap (128 tokens) the same prompts are short enough that nothing is cut to fit.
+    logged.clear()
+    capped = create_generator(GeneratorConfig(server_url=server.url, max_new_tokens=16, samples_per_prompt=2,
+                                              max_model_len=1024), spec, seed=0, log=logged.append)
+    short = capped.generate(long_pool, 3, seed=11)
+    assert all(c.generated for c in short) and not any("truncated" in line for line in logged)
+    assert any("max_example_tokens (128 tokens)" in line for line in logged)
+    assert max(len(c.prompt_token_ids) for c in short) < min(len(c.prompt_token_ids) for c in candidates)
 
 
 def test_hot_loaded_lora_adapter_changes_the_outputs(server: VLLMServer, adapter: Path, rt_pool) -> None:
