@@ -18,6 +18,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from signal_al.assets.registry import asset_path, cache_dir
+from signal_al.data.offline import read_ground_truth
 
 SOURCES = ("amazonReviewSnippets_GroundTruth.txt", "nytEditorialSnippets_GroundTruth.txt")
 
@@ -26,12 +27,10 @@ def documents(folder: Path) -> list[tuple[str, str, str]]:
     """``(id, text, label)`` per document of the amazon and NYT snippet files, sentences in file order."""
     rows = []
     for name in SOURCES:
+        ids, texts, scores = read_ground_truth(folder / name)
         sentences: dict[str, list[tuple[float, str]]] = defaultdict(list)
-        for line in (folder / name).read_text(encoding="utf-8", errors="replace").splitlines():
-            parts = line.split("\t")
-            if len(parts) < 3:
-                continue
-            sentences[parts[0].split("_")[0]].append((float(parts[1]), parts[2].strip()))
+        for snippet, text, score in zip(ids, texts, scores):
+            sentences[snippet.split("_")[0]].append((float(score), text))
         for doc, items in sentences.items():
             mean = sum(score for score, _ in items) / len(items)
             rows.append((f"{name.split('Snippets')[0]}:{doc}", " ".join(text for _, text in items),
