@@ -126,7 +126,11 @@ MAX_SEED = 2**31 - 1
 class GridConfig:
     methods: list[str] = field(default_factory=pool_based_names,
                                help="Strategies to compare (each runs with every seed; default: every pool-based one).")
-    seeds: int = field(3, help="Number of seeds (0 .. seeds-1); a seed fixes the pool and seed set for every method.")
+    seeds: int = field(3, help="Number of seeds (first_seed .. first_seed+seeds-1); a seed fixes the pool and seed set "
+                       "for every method.")
+    first_seed: int = field(0, help="The grid's first seed. Splits one grid's seeds across machines or sessions: "
+                            "seeds=3 on one and first_seed=3 seeds=2 on another write the cells <method>-seed0..4 "
+                            "that one seeds=5 grid writes, so their folders merge into one grid and one report.")
     pool_based_stop_fraction: float = field(1.0, help="Stop fraction for pool-based methods (paper: 1.0).")
     tasks: list[str] = field(default_factory=list, help="Run the grid on each of these tasks "
                              "(default: data.task), into RUN_DIR/<task>-pool<pct>pct/.")
@@ -143,6 +147,9 @@ class GridConfig:
     def __post_init__(self) -> None:
         check(self.seeds > 0, "experiment.seeds", f"must be positive, got {self.seeds}")
         check(self.seeds <= 10_000, "experiment.seeds", f"must be at most 10000, got {self.seeds}")
+        check(0 <= self.first_seed <= MAX_SEED - self.seeds + 1, "experiment.first_seed",
+              f"must be in [0, {MAX_SEED - self.seeds + 1}] (its last seed is a run's seed, at most {MAX_SEED}), "
+              f"got {self.first_seed}")
         check(0.0 < self.pool_based_stop_fraction <= MAX_STOP_FRACTION, "experiment.pool_based_stop_fraction",
               f"must be in (0, {MAX_STOP_FRACTION:g}], got {self.pool_based_stop_fraction}")
         for task in self.tasks:

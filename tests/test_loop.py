@@ -430,6 +430,33 @@ def test_experiment_grid_in_parallel_processes_matches_the_sequential_grid(tmp_p
     assert (parallel / "results.md").is_file() and (parallel / "accuracy.png").is_file()
 
 
+def test_a_grid_run_in_parts_by_first_seed_writes_the_whole_grids_cells(tmp_path: Path,
+                                                                         tiny_classifier_dir: Path) -> None:
+    from signal_al.core.io_utils import read_jsonl
+    from signal_al.experiments.grid import run_experiment
+
+    def grid(output: str, first_seed: int, seeds: int) -> Path:
+        path = _config_file(tmp_path, tiny_classifier_dir, "grid", data={"pool_size": 20},
+                            active_learning={"stop_fraction": 0.3},
+                            experiment={"methods": ["random"], "seeds": seeds, "first_seed": first_seed})
+        config = load_config(ExperimentConfig, path, [f"output_dir={tmp_path / output}"])
+        run_experiment(config, progress=False, log=lambda _: None)
+        return config.run_dir
+
+    whole = grid("whole", 0, 3)
+    part = grid("parts", 2, 1)
+    assert sorted(p.name for p in part.iterdir() if p.is_dir()) == ["random-seed2"]
+    assert grid("parts", 0, 2) == part  # the second part lands beside the first
+    cells = ["random-seed0", "random-seed1", "random-seed2"]
+    assert sorted(p.name for p in part.iterdir() if p.is_dir()) == cells
+    for cell in cells:
+        ours, reference = read_jsonl(part / cell / "metrics.jsonl"), read_jsonl(whole / cell / "metrics.jsonl")
+        assert [row["seed"] for row in ours] == [int(cell[-1])] * 3
+        assert all(same_run(a, b) for a, b in zip(ours, reference, strict=True)), cell
+        assert _final_state(part / cell)["annotations"] == _final_state(whole / cell)["annotations"], cell
+    assert (part / "results.csv").read_text() == (whole / "results.csv").read_text()  # one report over the parts
+
+
 def test_run_with_a_same_seed_baseline_prints_the_comparison_and_writes_the_plot(tmp_path: Path,
                                                                                    tiny_classifier_dir: Path) -> None:
     from signal_al.core.io_utils import read_jsonl

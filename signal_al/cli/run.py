@@ -143,11 +143,15 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "experiment", help="Run methods x seeds and write the results table and plot.", formatter_class=formatter,
         description="Run every method with every seed (the same seed gives every method the same pool and seed "
         "set), resuming runs that exist with their saved config (as run --resume does), then write results.md/.csv and accuracy.png in output_dir/name.",
-        epilog="example:\n  signal-al experiment -c configs/pool_rt_movies.yaml --methods random,entropy --seeds 2",
+        epilog="examples:\n  signal-al experiment -c configs/pool_rt_movies.yaml --methods random,entropy --seeds 2\n"
+        "  # one 5-seed grid in two parts (two machines, or two sessions); copy the folders together for the report\n"
+        "  signal-al experiment -c configs/grid_endpoints.yaml --seeds 3\n"
+        "  signal-al experiment -c configs/grid_endpoints.yaml --first-seed 3 --seeds 2",
     )
     add_config_args(experiment)
     add_config_flag(experiment, "experiment.methods", "--methods", metavar="METHODS")
     add_config_flag(experiment, "experiment.seeds", "--seeds")
+    add_config_flag(experiment, "experiment.first_seed", "--first-seed")
     add_config_flag(experiment, "output_dir", "--output-dir")
     add_cache_arg(experiment)
     experiment.set_defaults(handler=cmd_experiment)

@@ -36,6 +36,11 @@ def check_run_folders(configs: list[ExperimentConfig]) -> None:
             store.saved_config()  # a started cell continues with it
 
 
+def grid_seeds(base: ExperimentConfig) -> range:
+    """The seeds this grid command runs: ``experiment.seeds`` of them from ``experiment.first_seed``."""
+    return range(base.experiment.first_seed, base.experiment.first_seed + base.experiment.seeds)
+
+
 def run_config(base: ExperimentConfig, method: str, seed: int) -> ExperimentConfig:
     """The config of one grid cell: same data and budget, this method and seed."""
     config = copy.deepcopy(base)
@@ -199,7 +204,7 @@ def run_experiment(
     for group in groups:
         check_task(group.data.task)  # so do unknown tasks and missing data files
     cells = [run_config(group, method, seed) for group in groups
-             for seed in range(base.experiment.seeds) for method in base.experiment.methods]
+             for seed in grid_seeds(base) for method in base.experiment.methods]
     RunStore(base.run_dir).check_folder()
     check_run_folders(cells)
     parallel = [cell for cell in cells if not uses_generator(cell.active_learning.strategy)]
